@@ -1,0 +1,22 @@
+# cytotrial: clinical-trial flow cytometry, from FCS files to immune-change tables.
+# Run from the repository root:  snakemake --cores 8   (see README.md)
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+rule all:
+    input:
+        "results/tables/populations.tsv",
+        "results/tables/immune_changes.tsv",
+        "results/report/summary.html",
+    default_target: True
+
+
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/gating.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/report.smk"

@@ -1,0 +1,18 @@
+"""Rule gate_sample: apply the gating template to one sample; write its populations and realised gates."""
+
+import anndata as ad
+
+from cytotrial.gating.engine import apply_template
+from cytotrial.gating.template import load_template
+from cytotrial.io.tables import write_tsv
+from cytotrial.quantify import population_table, realised_gates, write_json
+from cytotrial.runlog import rule_logging
+
+with rule_logging(snakemake) as log:
+    adata = ad.read_h5ad(snakemake.input.events)
+    result = apply_template(adata, load_template(snakemake.input.template))
+    table = population_table(result, snakemake.wildcards.sample)
+    log.info("%s: %d populations, %d missing", snakemake.wildcards.sample, len(table),
+             int((table.status != "ok").sum()))
+    write_tsv(table, snakemake.output.populations)
+    write_json(realised_gates(result, adata), snakemake.output.gates)

@@ -1,0 +1,11 @@
+"""Rule render_summary: the one-page HTML summary of the run."""
+
+from cytotrial.io.tables import read_tsv
+from cytotrial.report.summary import render_summary
+from cytotrial.runlog import rule_logging
+
+with rule_logging(snakemake) as log:
+    populations = read_tsv(snakemake.input.populations, "population table")
+    changes = read_tsv(snakemake.input.changes, "immune-change table")
+    render_summary(populations, changes, snakemake.params.visits, snakemake.params.focus, snakemake.output.html)
+    log.info("wrote %s", snakemake.output.html)

@@ -1,0 +1,134 @@
+"""Data-driven 1-D cut points (openCyto-style): density valley, tail, quantile, fixed value.
+
+Every method takes the values of one dimension within the parent population, in gating (transformed) units,
+and returns one cut point. All are deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+GRID_POINTS = 512
+
+
+@dataclass(frozen=True)
+class Density:
+    """A kernel density estimate on an even grid."""
+
+    grid: np.ndarray
+    density: np.ndarray
+
+    def peaks(self, min_relative_height: float, within: tuple[float, float] | None = None) -> np.ndarray:
+        """Grid indices of local maxima, tallest first.
+
+        Only maxima inside ``within`` (if given) count, and of those only the ones at least
+        ``min_relative_height`` x the tallest.
+        """
+        d = self.density
+        is_peak = np.r_[False, (d[1:-1] > d[:-2]) & (d[1:-1] >= d[2:]), False]
+        if within is not None:
+            is_peak &= (self.grid >= within[0]) & (self.grid <= within[1])
+        if not is_peak.any():
+            return np.flatnonzero(is_peak)
+        idx = np.flatnonzero(is_peak & (d >= min_relative_height * d[is_peak].max()))
+        return idx[np.argsort(-d[idx], kind="stable")]
+
+
+def kernel_density(values: np.ndarray, adjust: float = 1.0) -> Density:
+    """Gaussian KDE by binning and convolution, bandwidth = ``adjust`` x Silverman's rule (as R's bw.nrd0)."""
+    x = values[np.isfinite(values)]
+    if x.size < 2:
+        raise ValueError("too few events to estimate a density")
+    sd = x.std()
+    q75, q25 = np.percentile(x, [75, 25])
+    spread = min(sd, (q75 - q25) / 1.34) or sd or 1e-3
+    bw = adjust * 0.9 * spread * x.size ** -0.2
+    lo, hi = x.min() - 3 * bw, x.max() + 3 * bw
+    counts, edges = np.histogram(x, bins=GRID_POINTS, range=(lo, hi))
+    step = edges[1] - edges[0]
+    half = int(np.ceil(4 * bw / step))
+    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) * step / bw) ** 2)
+    density = np.convolve(counts, kernel / (kernel.sum() * step * x.size), mode="same")
+    return Density(grid=(edges[:-1] + edges[1:]) / 2, density=density)
+
+
+def valley_cut(values: np.ndarray, range: tuple[float, float] | None = None, adjust: float = 1.0,
+               min_peak_height: float = 0.05, single_peak: str = "upper_tail", sd_multiple: float = 3.0,
+               max_valley_ratio: float = 0.8) -> float:
+    """openCyto's mindensity: the deepest point of the density between its two tallest peaks.
+
+    Parameters
+    ----------
+    range
+        Only peaks within [lo, hi] count (openCyto's ``gate_range``); the density is estimated on all values so
+        that it is not distorted at the edges of the range.
+    adjust
+        Bandwidth multiplier.
+    min_peak_height
+        Peaks lower than this fraction of the tallest are ignored.
+    max_valley_ratio
+        A valley whose density exceeds this fraction of the lower of its two peaks is noise (typical of small
+        populations), and the data are treated as having one peak.
+    single_peak
+        What to do when there is only one peak: 'upper_tail' or 'lower_tail' cut at ``sd_multiple`` robust SDs
+        from it (see :func:`tail_cut`).
+    """
+    kde = kernel_density(values, adjust)
+    peaks = kde.peaks(min_peak_height, within=range)
+    if peaks.size >= 2:
+        left, right = sorted(peaks[:2])
+        valley = left + int(np.argmin(kde.density[left:right + 1]))
+        if kde.density[valley] <= max_valley_ratio * min(kde.density[left], kde.density[right]):
+            return float(kde.grid[valley])
+    mode = float(kde.grid[peaks[0]]) if peaks.size else None
+    return tail_cut(values, side=single_peak.removesuffix("_tail"), sd_multiple=sd_multiple, adjust=adjust, mode=mode)
+
+
+def tail_cut(values: np.ndarray, side: str = "upper", sd_multiple: float = 3.0, adjust: float = 1.0,
+             range: tuple[float, float] | None = None, mode: float | None = None) -> float:
+    """A cut on the shoulder of the dominant peak, for markers whose positives form no peak of their own.
+
+    The peak's spread is measured on the side away from the tail (so the tail does not inflate it):
+    cut = mode + ``sd_multiple`` x SD for ``side='upper'``, mode - ``sd_multiple`` x SD for 'lower'.
+    ``mode`` defaults to the tallest point of the density (within ``range`` if given).
+    """
+    if mode is None:
+        kde = kernel_density(values, adjust)
+        inside = np.ones(kde.grid.size, bool) if range is None else (kde.grid >= range[0]) & (kde.grid <= range[1])
+        mode = float(kde.grid[inside][int(np.argmax(kde.density[inside]))])
+    x = values[np.isfinite(values)]
+    if side == "upper":
+        inner = x[x <= mode]
+        sd = np.sqrt(np.mean((inner - mode) ** 2)) if inner.size else 0.0
+        return mode + sd_multiple * sd
+    if side == "lower":
+        inner = x[x >= mode]
+        sd = np.sqrt(np.mean((inner - mode) ** 2)) if inner.size else 0.0
+        return mode - sd_multiple * sd
+    raise ValueError(f"tail side must be 'upper' or 'lower', not {side!r}")
+
+
+def quantile_cut(values: np.ndarray, q: float) -> float:
+    """The ``q`` quantile of the values."""
+    return float(np.quantile(values[np.isfinite(values)], q))
+
+
+CUT_METHODS = {
+    "valley": valley_cut,
+    "tail": tail_cut,
+    "quantile": quantile_cut,
+}
+
+
+def find_cut(values: np.ndarray, method: str, args: dict) -> float:
+    """Dispatch to a cut method by name; ``fixed`` returns ``args['value']``."""
+    if method == "fixed":
+        return float(args["value"])
+    if method not in CUT_METHODS:
+        raise ValueError(f"unknown cut method {method!r}; use one of {sorted([*CUT_METHODS, 'fixed'])}")
+    kwargs = dict(args)
+    if "range" in kwargs and kwargs["range"] is not None:
+        kwargs["range"] = tuple(kwargs["range"])
+    return CUT_METHODS[method](values, **kwargs)

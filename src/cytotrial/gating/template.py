@@ -1,0 +1,117 @@
+"""Gating templates: a YAML list of named populations, each with a parent, dimensions and a method.
+
+A template reads like openCyto's CSV (alias, parent, dims, method, args), one population per entry::
+
+    - name: T
+      parent: lymphocytes
+      method: cuts
+      cuts:
+        CD3: {keep: above, method: valley}
+
+Methods: ``boundary`` (drop saturated or non-positive scatter), ``singlets`` (pulse height/area ratio band) and
+``cuts`` (one data-driven 1-D cut per dimension, combined with AND; see :mod:`cytotrial.gating.cuts`).
+Cut points found for the same parent, dimension and settings are computed once and shared, so "CD4+ CD8-" and
+"CD4- CD8+" use the same two cuts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "gating_template.schema.yaml"
+
+
+class TemplateError(ValueError):
+    """A gating template is malformed or names unknown populations or markers."""
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Keep events above or below a cut point found in one dimension by a named method."""
+
+    dim: str
+    keep: str  # "above" or "below"
+    method: str
+    args: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def key(self) -> tuple:
+        return (self.dim, self.method, self.args)
+
+
+@dataclass(frozen=True)
+class PopulationGate:
+    name: str
+    parent: str
+    method: str
+    dims: tuple[str, ...] = ()
+    cuts: tuple[Cut, ...] = ()
+    args: dict = field(default_factory=dict, hash=False, compare=False)
+    percent_of: str = ""  # named ancestor the population is reported against (default: its parent)
+
+
+@dataclass(frozen=True)
+class GatingTemplate:
+    populations: tuple[PopulationGate, ...]
+    min_parent_events: int = 20
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.populations]
+
+    def dims(self) -> set[str]:
+        """Every marker or channel name the template uses."""
+        used = set()
+        for population in self.populations:
+            used.update(population.dims)
+            used.update(c.dim for c in population.cuts)
+        return used
+
+
+def _freeze(args: dict | None) -> tuple[tuple[str, object], ...]:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in (args or {}).items()))
+
+
+def _ancestors(parent: str, parents: dict[str, str]) -> list[str]:
+    chain = [parent]
+    while chain[-1] in parents:
+        chain.append(parents[chain[-1]])
+    return chain
+
+
+def load_template(path: str | os.PathLike) -> GatingTemplate:
+    """Read and validate a gating template (schema, unique names, parents defined before children)."""
+    with open(path) as handle:
+        raw = yaml.safe_load(handle)
+    with open(SCHEMA_PATH) as handle:
+        schema = yaml.safe_load(handle)
+    try:
+        jsonschema.validate(raw, schema)
+    except jsonschema.ValidationError as err:
+        where = "/".join(str(p) for p in err.absolute_path) or "top level"
+        raise TemplateError(f"{path}: invalid gating template at {where}: {err.message}") from None
+    populations = []
+    seen = {"root"}
+    for index, entry in enumerate(raw["populations"], start=1):
+        name = entry["name"]
+        if name in seen:
+            raise TemplateError(f"{path}: population '{name}' (entry {index}) is defined twice (or is 'root').")
+        if entry["parent"] not in seen:
+            raise TemplateError(f"{path}: population '{name}' (entry {index}) has parent '{entry['parent']}', "
+                                "which is not defined above it. Define parents before their children.")
+        cuts = tuple(Cut(dim, spec["keep"], spec.get("method", "valley"), _freeze(spec.get("args")))
+                     for dim, spec in (entry.get("cuts") or {}).items())
+        percent_of = entry.get("percent_of", entry["parent"])
+        ancestors = _ancestors(entry["parent"], {p.name: p.parent for p in populations})
+        if percent_of not in ancestors:
+            raise TemplateError(f"{path}: population '{name}' (entry {index}) has percent_of '{percent_of}', which is "
+                                f"not one of its ancestors {ancestors}.")
+        populations.append(PopulationGate(name, entry["parent"], entry["method"], tuple(entry.get("dims", [])), cuts,
+                                          dict(entry.get("args") or {}), percent_of))
+        seen.add(name)
+    return GatingTemplate(tuple(populations), int(raw.get("min_parent_events", 20)))

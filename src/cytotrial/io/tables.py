@@ -1,0 +1,27 @@
+"""Tables on disk: TSV written atomically with fixed formatting, so reruns give byte-identical files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+
+def write_tsv(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write ``table`` as TSV: to a temporary name, then renamed, floats with 6 significant digits."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    table.to_csv(tmp, sep="\t", index=False, float_format="%.6g", lineterminator="\n")
+    os.replace(tmp, path)
+
+
+def read_tsv(path: str | os.PathLike, what: str) -> pd.DataFrame:
+    """Read a TSV table, with an error that names the file and what it should hold."""
+    try:
+        return pd.read_csv(path, sep="\t", dtype={"sample_id": str, "patient_id": str})
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} not found: {path}. Check the path in config/config.yaml.") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ValueError(f"{what} {path} is not a readable tab-separated table: {err}") from None

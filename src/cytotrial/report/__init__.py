@@ -1,0 +1,1 @@
+"""Figures and the HTML summary that translational researchers review."""

@@ -1,0 +1,73 @@
+"""A one-page HTML summary of a run: cohort, samples, a trajectory figure and the immune-change table."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+COHORT_COLOURS = {"A": "#1b9e77", "B": "#d95f02", "C": "#7570b3", "E": "#e7298a"}
+
+
+def trajectory_figure(populations: pd.DataFrame, population: str, visits: list[str]) -> bytes:
+    """PNG of one population's % of its denominator per patient over visits, one line per patient, by cohort."""
+    data = populations[populations.population == population].dropna(subset=["percent_of"])
+    denominator = data["denominator"].iloc[0] if len(data) else ""
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    positions = {v: i for i, v in enumerate(visits)}
+    for (patient, cohort), rows in data.groupby(["patient_id", "cohort"], sort=True):
+        rows = rows.assign(x=rows.visit.map(positions)).sort_values("x")
+        ax.plot(rows.x, rows.percent_of, marker="o", ms=3, lw=1, alpha=0.8,
+                color=COHORT_COLOURS.get(str(cohort), "grey"))
+    medians = data.groupby("visit")["percent_of"].median().reindex(visits)
+    ax.plot(range(len(visits)), medians.values, color="black", lw=2.5, label="median, all patients")
+    for cohort, colour in COHORT_COLOURS.items():
+        if (data["cohort"] == cohort).any():
+            ax.plot([], [], color=colour, label=f"cohort {cohort}")
+    ax.set_xticks(range(len(visits)), visits)
+    ax.set_xlabel("visit (D0 = day before first infusion, Wn = week n)")
+    ax.set_ylabel(f"{population} (% of {denominator})")
+    ax.set_title(f"{population} per patient over the trial")
+    ax.legend(fontsize=8, frameon=False, loc="best")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def render_summary(populations: pd.DataFrame, changes: pd.DataFrame, visits: list[str],
+                   focus_populations: list[str], path: str | os.PathLike) -> None:
+    """Write the HTML summary: counts, trajectory figures of ``focus_populations``, immune-change table."""
+    n_samples = populations["sample_id"].nunique()
+    n_patients = populations["patient_id"].nunique()
+    cohorts = populations.drop_duplicates("patient_id").groupby("cohort")["patient_id"].count()
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>cytotrial summary</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"
+        "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>",
+        "<h1>cytotrial run summary</h1>",
+        f"<p>{n_samples} samples from {n_patients} patients; cohorts: "
+        + ", ".join(f"{html.escape(str(c))} ({n})" for c, n in cohorts.items()) + ".</p>",
+    ]
+    for population in focus_populations:
+        if (populations.population == population).any():
+            png = base64.b64encode(trajectory_figure(populations, population, visits)).decode()
+            parts.append(f"<h2>{html.escape(population)}</h2><img alt='{html.escape(population)} trajectories' "
+                         f"src='data:image/png;base64,{png}'>")
+    parts.append("<h2>Immune changes by visit (% of the reporting denominator)</h2>")
+    parts.append(changes.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="NA", border=0))
+    parts.append("</body></html>")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text("\n".join(parts) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,57 @@
+"""Sample sheet and patient table: loading and checks with errors that name the file, row and fix."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from .io.tables import read_tsv
+
+
+class SheetError(ValueError):
+    """A sample sheet or patient table is inconsistent."""
+
+
+def _require_columns(table: pd.DataFrame, columns: list[str], path: str | os.PathLike, what: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise SheetError(f"{what} {path} lacks column(s) {missing}; it has {list(table.columns)}. "
+                         f"Add them (tab-separated, header in the first line).")
+
+
+def load_patients(path: str | os.PathLike) -> pd.DataFrame:
+    """Patient table with patient_id, cohort and dose_1e6_per_kg; ids must be unique."""
+    patients = read_tsv(path, "patient table")
+    _require_columns(patients, ["patient_id", "cohort", "dose_1e6_per_kg"], path, "patient table")
+    duplicated = patients[patients.patient_id.duplicated(keep=False)]
+    if len(duplicated):
+        rows = ", ".join(str(i + 2) for i in duplicated.index)
+        raise SheetError(f"patient table {path}: patient_id {sorted(set(duplicated.patient_id))} appears more than "
+                         f"once (lines {rows}). Keep one line per patient.")
+    return patients
+
+
+def load_samples(path: str | os.PathLike, visits: list[str], patients: pd.DataFrame) -> pd.DataFrame:
+    """Sample sheet with unique sample ids, known visits and known patients.
+
+    Line numbers in errors count the header as line 1.
+    """
+    samples = read_tsv(path, "sample sheet")
+    _require_columns(samples, ["sample_id", "patient_id", "visit", "fcs"], path, "sample sheet")
+    problems = []
+    for i, row in samples.iterrows():
+        line = i + 2
+        if samples.sample_id.duplicated(keep=False)[i]:
+            problems.append(f"line {line}: sample_id '{row.sample_id}' is used more than once; ids must be unique")
+        if row.visit not in visits:
+            problems.append(f"line {line}: visit '{row.visit}' is not one of the config's visits {visits}")
+        if row.patient_id not in set(patients.patient_id):
+            problems.append(f"line {line}: patient_id '{row.patient_id}' is not in the patient table")
+        duplicate_visit = samples[(samples.patient_id == row.patient_id) & (samples.visit == row.visit)]
+        if len(duplicate_visit) > 1 and duplicate_visit.index[0] == i:
+            problems.append(f"line {line}: patient '{row.patient_id}' has {len(duplicate_visit)} samples at visit "
+                            f"'{row.visit}'; keep one per visit")
+    if problems:
+        raise SheetError(f"sample sheet {path} has {len(problems)} problem(s):\n  " + "\n  ".join(problems))
+    return samples

@@ -1,0 +1,196 @@
+"""Generate the demo trial: one FCS file per sample, its ground truth, and the clinical tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io.fcs_writer import write_fcs
+from ..io.tables import write_tsv
+from . import cells, instrument
+from .trial import (VISIT_DAYS, SimulationSettings, assign_responses, blood_count, leaf_fractions, patient_number,
+                    platelet_counts, rng_for)
+from .truth import true_frequencies
+
+log = logging.getLogger(__name__)
+
+TRIAL_START = dt.date(2025, 3, 3)
+EVENT_RATE_PER_S = 2500.0
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """Everything needed to generate one sample, picklable for worker processes."""
+
+    sample_id: str
+    patient_id: str
+    visit: str
+    batch: str
+    enrolment_day: int
+    dose: float
+    responder: bool
+    fcs: str
+    truth_dir: str
+
+
+def _artefact_counts(n_total: int, rng: np.random.Generator) -> tuple[int, int, int, int, int]:
+    """Events of each kind: debris, doublets, dead cells, non-leukocytes and live leukocytes."""
+    shares = [rng.uniform(0.05, 0.12), rng.uniform(0.03, 0.06), rng.uniform(0.02, 0.05), rng.uniform(0.01, 0.03)]
+    n = rng.multinomial(n_total, [*shares, 1 - sum(shares)])
+    return tuple(int(v) for v in n)
+
+
+def _heights(area: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Pulse heights of single events: a fixed fraction of the area, as for a fixed pulse width."""
+    ratio = np.array([0.82, 0.86]) * (1 + 0.025 * rng.standard_normal(area.shape))
+    return area * ratio
+
+
+def simulate_events(spec: SampleSpec, settings: SimulationSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Raw events of one sample, in :data:`instrument.CHANNELS` order, and their label codes.
+
+    Returns
+    -------
+    events : ndarray, shape (n_events, 22), float32
+    labels : ndarray, shape (n_events,), uint8
+        Codes into :data:`cells.ALL_LABELS`.
+    """
+    number = patient_number(spec.patient_id)
+    rng = rng_for(settings.seed, 7, number, list(VISIT_DAYS).index(spec.visit))
+    fractions = leaf_fractions(spec.patient_id, spec.visit, spec.responder, spec.dose, settings)
+    p = np.array([fractions[name] for name in cells.LEAF_NAMES])
+    n_total = int(round(settings.events_per_sample * rng.uniform(0.95, 1.05)))
+    n_debris, n_doublets, n_dead, n_nonleukocytes, n_cells = _artefact_counts(n_total, rng)
+
+    live_codes = rng.choice(len(p), size=n_cells, p=p)
+    live_signal, live_area = cells.draw_cells(live_codes, rng)
+    dead_signal, dead_area = cells.kill_cells(*cells.draw_cells(rng.choice(len(p), size=n_dead, p=p), rng), rng)
+    first = cells.draw_cells(rng.choice(len(p), size=n_doublets, p=p), rng)
+    second = cells.draw_cells(rng.choice(len(p), size=n_doublets, p=p), rng)
+    debris_signal, debris_area = cells.draw_debris(n_debris, rng)
+    other_signal, other_area = cells.draw_nonleukocytes(n_nonleukocytes, rng)
+
+    single_area = np.vstack([live_area, dead_area, debris_area, other_area])
+    doublet_area = first[1] + second[1]
+    doublet_height = np.maximum(_heights(first[1], rng), _heights(second[1], rng)) * rng.uniform(1.0, 1.2, (n_doublets, 1))
+    area = np.vstack([single_area, doublet_area])
+    height = np.vstack([_heights(single_area, rng), doublet_height])
+    signal = np.vstack([live_signal, dead_signal, debris_signal, other_signal, first[0] + second[0]])
+    labels = np.concatenate([live_codes,
+                             np.full(n_dead, cells.LABEL_CODE["dead"]),
+                             np.full(n_debris, cells.LABEL_CODE["debris"]),
+                             np.full(n_nonleukocytes, cells.LABEL_CODE["nonleukocyte"]),
+                             np.full(n_doublets, cells.LABEL_CODE["doublet"])]).astype(np.uint8)
+
+    order = rng.permutation(labels.size)
+    fluorescence_gains, scatter_gains = batch_gains(spec.batch, settings)
+    fluorescence = instrument.detect_fluorescence(signal[order], instrument.spillover_matrix(), rng,
+                                                  instrument.NoiseModel(), fluorescence_gains)
+    scatter = np.column_stack([area[order, 0], height[order, 0], area[order, 1], height[order, 1]])
+    scatter = scatter * np.repeat(scatter_gains, 2) * (1 + 0.01 * rng.standard_normal(scatter.shape))
+    np.clip(scatter, 0, instrument.DETECTOR_RANGE - 1, out=scatter)
+    seconds = np.cumsum(rng.exponential(1 / EVENT_RATE_PER_S, labels.size))
+    time = np.floor(seconds / instrument.TIMESTEP_S)
+    events = np.column_stack([scatter, fluorescence, time]).astype(np.float32)
+    return events, labels[order]
+
+
+def batch_gains(batch: str, settings: SimulationSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Detector gains of one acquisition run: 1.0 unless instrument drift between days is simulated."""
+    n = len(instrument.DETECTORS)
+    if settings.drift_sd <= 0:
+        return np.ones(n), np.ones(2)
+    digest = int(hashlib.sha256(batch.encode()).hexdigest()[:8], 16)
+    rng = rng_for(settings.seed, 8, digest)
+    return np.exp(settings.drift_sd * rng.standard_normal(n)), np.exp(settings.drift_sd / 2 * rng.standard_normal(2))
+
+
+def fcs_keywords(spec: SampleSpec, n_events: int, duration_s: float, seed: int) -> dict[str, str]:
+    """TEXT keywords as BD FACSDiva writes them, including the identifying ones a de-identifier must remove."""
+    acquired = TRIAL_START + dt.timedelta(days=spec.enrolment_day + VISIT_DAYS[spec.visit])
+    rng = rng_for(seed, 9, patient_number(spec.patient_id))
+    mrn = f"MRN{rng.integers(10**6, 10**7)}"
+    initials = "".join(chr(ord("A") + int(i)) for i in rng.integers(0, 26, 2))
+    begin = dt.datetime.combine(acquired, dt.time(9, 30)) + dt.timedelta(minutes=7 * patient_number(spec.patient_id))
+    end = begin + dt.timedelta(seconds=int(duration_s) + 1)
+    keywords = {
+        "$CYT": "LSRFortessa X-20", "$CYTSN": "R66020000017", "$DATE": acquired.strftime("%d-%b-%Y").upper(),
+        "$BTIM": begin.strftime("%H:%M:%S"), "$ETIM": end.strftime("%H:%M:%S"),
+        "$SRC": f"{initials} {mrn}", "$FIL": f"{acquired:%Y%m%d}_{initials}_{spec.visit}.fcs",
+        "$OP": "Synthetic Operator", "$INST": "Synthetic University Hospital Flow Core",
+        "$EXP": "Dr Synthetic Investigator", "$PROJ": "UC-MSC ITP phase I", "$SMNO": f"{mrn}-{spec.visit}",
+        "$COM": "synthetic data written by the cytotrial simulator", "$TIMESTEP": f"{instrument.TIMESTEP_S}",
+        "$SPILLOVER": instrument.spillover_keyword(instrument.spillover_matrix()),
+        "CREATOR": "cytotrial simulator (FACSDiva-like)", "PATIENT ID": mrn, "SAMPLE ID": f"{initials}-{spec.visit}",
+        "EXPERIMENT NAME": "ITP UC-MSC immune monitoring", "TUBE NAME": "Treg-B-NK 17c",
+        "CASE NUMBER": f"{rng.integers(1000, 9999)}",
+    }
+    for i, channel in enumerate(instrument.CHANNELS, start=1):
+        keywords[f"$P{i}R"] = f"{int(instrument.DETECTOR_RANGE)}"
+        keywords[f"$P{i}V"] = "350" if channel.startswith(("FSC", "SSC")) else "510"
+    return keywords
+
+
+def simulate_sample(spec: SampleSpec, settings: SimulationSettings) -> pd.DataFrame:
+    """Write one sample's FCS file and per-event labels; return its true population frequencies."""
+    events, labels = simulate_events(spec, settings)
+    duration = float(events[-1, -1]) * instrument.TIMESTEP_S
+    markers = [None] * 4 + [d.marker for d in instrument.DETECTORS] + [None]
+    write_fcs(spec.fcs, events, list(instrument.CHANNELS), markers,
+              fcs_keywords(spec, len(events), duration, settings.seed))
+    truth_dir = Path(spec.truth_dir)
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    tmp = truth_dir / f"{spec.sample_id}.labels.part.npy"
+    np.save(tmp, labels)
+    os.replace(tmp, truth_dir / f"{spec.sample_id}.labels.npy")
+    return true_frequencies(labels, spec.sample_id)
+
+
+def _simulate_sample_args(args: tuple[SampleSpec, SimulationSettings]) -> pd.DataFrame:
+    return simulate_sample(*args)
+
+
+def simulate_trial(patients: pd.DataFrame, samples: pd.DataFrame, out_dir: str | os.PathLike,
+                   settings: SimulationSettings, workers: int = 1) -> None:
+    """Generate every sample of the sample sheet plus truth and clinical tables under ``out_dir``.
+
+    Writes ``fcs`` paths from the sample sheet, and under ``out_dir``: truth/{sample}.labels.npy,
+    truth/labels.tsv, truth/frequencies.tsv, truth/patients.tsv, clinical/platelets.tsv and
+    clinical/blood_counts.tsv. The result does not depend on ``workers``.
+    """
+    out = Path(out_dir)
+    responses = assign_responses(patients, settings.seed)
+    merged = samples.merge(patients, on="patient_id", validate="many_to_one").merge(
+        responses[["patient_id", "responder"]], on="patient_id", validate="many_to_one")
+    specs = [SampleSpec(r.sample_id, r.patient_id, r.visit, r.batch, int(r.enrolment_day), float(r.dose_1e6_per_kg),
+                        bool(r.responder), r.fcs, str(out / "truth")) for r in merged.itertuples()]
+    jobs = [(spec, settings) for spec in specs]
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            frequencies = list(pool.map(_simulate_sample_args, jobs, chunksize=1))
+    else:
+        frequencies = [_simulate_sample_args(job) for job in jobs]
+    log.info("wrote %d FCS files", len(specs))
+
+    (out / "truth").mkdir(parents=True, exist_ok=True)
+    (out / "clinical").mkdir(parents=True, exist_ok=True)
+    write_tsv(pd.DataFrame({"code": range(len(cells.ALL_LABELS)), "label": cells.ALL_LABELS}),
+              out / "truth" / "labels.tsv")
+    truth = pd.concat(frequencies, ignore_index=True)
+    write_tsv(truth, out / "truth" / "frequencies.tsv")
+    write_tsv(responses, out / "truth" / "patients.tsv")
+    write_tsv(platelet_counts(responses, settings.seed, settings.missing_platelet_fraction),
+              out / "clinical" / "platelets.tsv")
+    lymphocyte_fraction = truth[truth.population == "lymphocytes"].set_index("sample_id")["percent_of_parent"] / 100
+    counts = [{"sample_id": s.sample_id, **blood_count(s.patient_id, s.visit, settings.seed,
+                                                        float(lymphocyte_fraction[s.sample_id]))} for s in specs]
+    write_tsv(pd.DataFrame(counts), out / "clinical" / "blood_counts.tsv")
+

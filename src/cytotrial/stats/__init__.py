@@ -1,0 +1,1 @@
+"""Statistics of immune changes over the trial's visits."""

@@ -1,0 +1,168 @@
+"""The demo-trial simulator: design, truth, FCS files and clinical tables."""
+
+from __future__ import annotations
+
+import filecmp
+
+import flowkit as fk
+import numpy as np
+import pandas as pd
+import pytest
+
+from cytotrial.compensation import parse_spill_text
+from cytotrial.io.tables import read_tsv
+from cytotrial.simulate import cells, instrument
+from cytotrial.simulate.run import SampleSpec, simulate_events, simulate_trial
+from cytotrial.simulate.trial import (COHORTS, SimulationSettings, assign_responses, leaf_fractions,
+                                      platelet_counts, trial_design)
+from cytotrial.simulate.truth import TRUTH_POPULATIONS, population_mask, true_frequencies
+
+from .conftest import REPO
+
+
+def test_design_matches_the_seed_trial():
+    patients, samples = trial_design()
+    assert len(patients) == 18 and len(samples) == 126
+    assert patients.groupby("cohort").size().to_dict() == {"A": 3, "B": 3, "C": 6, "E": 6}
+    assert dict(zip(patients.cohort, patients.dose_1e6_per_kg)) == {"A": 0.5, "B": 1.0, "C": 2.0, "E": 2.0}
+    assert list(samples.visit.unique()) == ["D0", "W2", "W4", "W8", "W12", "W16", "W28"]
+    assert samples.sample_id.is_unique
+
+
+def test_committed_demo_sheets_equal_the_design():
+    patients, samples = trial_design()
+    committed_samples = read_tsv(REPO / "config" / "samples.tsv", "sample sheet")
+    committed_patients = read_tsv(REPO / "config" / "patients.tsv", "patient table")
+    pd.testing.assert_frame_equal(committed_samples, samples, check_dtype=False)
+    pd.testing.assert_frame_equal(committed_patients, patients, check_dtype=False)
+
+
+def test_eight_of_eighteen_respond_more_at_higher_dose():
+    patients, _ = trial_design()
+    responses = assign_responses(patients, seed=SimulationSettings.seed)
+    assert responses.responder.sum() == sum(c[3] for c in COHORTS) == 8
+    rate = responses.merge(patients).groupby("dose_1e6_per_kg").responder.mean()
+    assert rate[2.0] > rate[0.5]
+
+
+def test_platelet_counts_follow_the_intended_response():
+    patients, _ = trial_design()
+    responses = assign_responses(patients, seed=1)
+    counts = platelet_counts(responses, seed=1, missing_fraction=0.0)
+    assert counts.week.max() == 28 and counts.groupby("patient_id").size().eq(29).all()
+    baseline = counts[counts.week == 0].set_index("patient_id").platelets_1e9_per_L
+    assert (baseline < 30).all()
+    peak = counts.groupby("patient_id").platelets_1e9_per_L.max()
+    for r in responses.itertuples():
+        threshold = max(30, 2 * baseline[r.patient_id])
+        if r.intended_response == "CR":
+            assert peak[r.patient_id] >= 100
+        if r.responder:
+            weeks = counts[(counts.patient_id == r.patient_id) & (counts.platelets_1e9_per_L >= threshold)].week
+            assert len(weeks) >= 2  # at least two qualifying counts, as IWG confirmation needs
+    assert counts.rescue_therapy.sum() == responses.rescue_week.notna().sum() > 0
+
+
+def test_missing_platelet_weeks_are_dropped_but_never_baseline():
+    patients, _ = trial_design()
+    counts = platelet_counts(assign_responses(patients, seed=3), seed=3, missing_fraction=0.2)
+    assert counts[counts.week == 0].patient_id.nunique() == 18
+    assert len(counts) < 18 * 29
+
+
+def test_treg_rise_in_responders_after_dosing():
+    settings = SimulationSettings()
+    def treg_share(responder, visit):
+        f = leaf_fractions("P07", visit, responder, 2.0, settings)
+        treg = sum(f[n] for n in ("Treg_naive", "Treg_CM", "Treg_EM"))
+        cd4 = sum(v for k, v in f.items() if k.startswith(("CD4_", "Treg_")))
+        return treg / cd4
+    responder_rise = treg_share(True, "W8") / treg_share(True, "D0")
+    non_responder_rise = treg_share(False, "W8") / treg_share(False, "D0")
+    assert responder_rise > 1.3
+    assert responder_rise > non_responder_rise
+
+
+def test_truth_frequencies_match_the_labels(small_trial):
+    truth = read_tsv(small_trial["dir"] / "truth" / "frequencies.tsv", "truth")
+    for sample_id in small_trial["samples"].sample_id:
+        labels = np.load(small_trial["dir"] / "truth" / f"{sample_id}.labels.npy")
+        rows = truth[truth.sample_id == sample_id].set_index("population")
+        assert set(rows.index) == set(TRUTH_POPULATIONS)
+        for population, (parent, _) in TRUTH_POPULATIONS.items():
+            count = int(population_mask(labels, population).sum())
+            parent_count = labels.size if parent is None else int(population_mask(labels, parent).sum())
+            assert rows.loc[population, "count"] == count
+            assert rows.loc[population, "parent_count"] == parent_count
+            assert rows.loc[population, "percent_of_parent"] == pytest.approx(100 * count / parent_count, rel=1e-5)
+
+
+def test_truth_hierarchy_is_consistent():
+    labels = np.repeat(np.arange(len(cells.ALL_LABELS)), 3)
+    table = true_frequencies(labels, "x").set_index("population")
+    for population, (parent, _) in TRUTH_POPULATIONS.items():
+        if parent is not None:  # every population is a subset of its parent
+            assert (population_mask(labels, population) <= population_mask(labels, parent)).all()
+    assert table.loc["cells", "parent_count"] == labels.size
+
+
+def test_fcs_files_reread_with_flowkit_give_the_written_values(small_trial):
+    settings = small_trial["settings"]
+    row = small_trial["samples"].iloc[1]
+    patient = small_trial["patients"].set_index("patient_id").loc[row.patient_id]
+    responses = assign_responses(small_trial["patients"], settings.seed).set_index("patient_id")
+    spec = SampleSpec(row.sample_id, row.patient_id, row.visit, row.batch, int(patient.enrolment_day),
+                      float(patient.dose_1e6_per_kg), bool(responses.loc[row.patient_id, "responder"]), row.fcs, "")
+    events, labels = simulate_events(spec, settings)
+    sample = fk.Sample(row.fcs, subsample=0)
+    assert sample.version == "3.1"
+    assert list(sample.pnn_labels) == list(instrument.CHANNELS)
+    assert [s for s in sample.pns_labels if s] == list(instrument.MARKERS)
+    raw = sample.get_events(source="raw")
+    np.testing.assert_array_equal(raw[:, :-1].astype(np.float32), events[:, :-1])
+    # flowkit scales Time by $TIMESTEP into seconds
+    np.testing.assert_allclose(raw[:, -1], events[:, -1] * instrument.TIMESTEP_S, rtol=1e-6)
+    np.testing.assert_array_equal(np.load(small_trial["dir"] / "truth" / f"{row.sample_id}.labels.npy"), labels)
+
+
+def test_fcs_files_look_like_a_real_instrument_wrote_them(small_trial):
+    sample = fk.Sample(small_trial["samples"].fcs.iloc[0], subsample=0)
+    meta = sample.metadata
+    detectors, matrix = parse_spill_text(meta["spillover"], "$SPILLOVER", "test")
+    assert detectors == [d.channel for d in instrument.DETECTORS]
+    np.testing.assert_allclose(matrix, instrument.spillover_matrix(), atol=1e-4)
+    off_diagonal = matrix[~np.eye(len(matrix), dtype=bool)]
+    assert np.allclose(np.diag(matrix), 1) and off_diagonal.max() < 1
+    assert (off_diagonal > 0.2).sum() >= 3, "tandem dyes spill heavily into their neighbours"
+    raw = sample.get_events(source="raw")
+    assert raw[:, :-1].max() <= instrument.DETECTOR_RANGE - 1
+    assert (raw[:, 4:-1] < 0).any(), "noise must produce negative values, as in real data"
+    assert np.all(np.diff(raw[:, -1]) >= 0), "Time must not decrease"
+    for identifying in ("src", "fil", "op", "date", "patient id"):
+        assert identifying in meta  # the de-identifier has something to remove
+
+
+def test_simulation_is_deterministic_whatever_the_workers(small_trial, tmp_path):
+    patients = small_trial["patients"].iloc[:1]
+    samples = small_trial["samples"][small_trial["samples"].patient_id.isin(patients.patient_id)].copy()
+    samples["fcs"] = [str(tmp_path / "fcs" / f"{s}.fcs") for s in samples.sample_id]
+    simulate_trial(patients, samples, tmp_path, small_trial["settings"], workers=1)
+    for sample_id, fcs in zip(samples.sample_id, samples.fcs):
+        assert filecmp.cmp(fcs, small_trial["dir"] / "fcs" / f"{sample_id}.fcs", shallow=False)
+    # each patient's platelet counts do not depend on which other patients are simulated
+    one = read_tsv(tmp_path / "clinical" / "platelets.tsv", "platelets")
+    all_ = read_tsv(small_trial["dir"] / "clinical" / "platelets.tsv", "platelets")
+    pd.testing.assert_frame_equal(one, all_[all_.patient_id.isin(patients.patient_id)].reset_index(drop=True))
+    a = read_tsv(tmp_path / "truth" / "frequencies.tsv", "truth")
+    b = read_tsv(small_trial["dir"] / "truth" / "frequencies.tsv", "truth")
+    pd.testing.assert_frame_equal(a, b[b.sample_id.isin(samples.sample_id)].reset_index(drop=True))
+
+
+def test_drift_changes_gains_between_runs_only():
+    from cytotrial.simulate.run import batch_gains
+    flat = SimulationSettings()
+    drift = SimulationSettings(drift_sd=0.15)
+    assert np.all(batch_gains("run001", flat)[0] == 1)
+    g1, g2 = batch_gains("run001", drift)[0], batch_gains("run002", drift)[0]
+    assert not np.allclose(g1, g2)
+    np.testing.assert_array_equal(g1, batch_gains("run001", drift)[0])

@@ -1,0 +1,115 @@
+"""The whole workflow on a tiny demo trial, run with Snakemake as a user would."""
+
+from __future__ import annotations
+
+import filecmp
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from cytotrial.io.tables import write_tsv
+from cytotrial.simulate.trial import trial_design
+
+from .conftest import REPO
+
+TINY_VISITS = ["D0", "W4", "W12"]
+
+
+def make_tiny_demo(workdir, events=10_000, patients_per_cohort=1, **overrides):
+    """A work folder with a config for the first patient of each cohort at three visits."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    patients, samples = trial_design("resources/demo/fcs", patients_per_cohort=patients_per_cohort,
+                                      visits=TINY_VISITS)
+    write_tsv(patients, workdir / "patients.tsv")
+    write_tsv(samples, workdir / "samples.tsv")
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config.update({"samples": "samples.tsv", "patients": "patients.tsv",
+                   "panel": str(REPO / "config" / "panel.yaml"),
+                   "gating_template": str(REPO / "config" / "gating" / "default.yaml")})
+    config["demo"]["events_per_sample"] = events
+    config.update(overrides)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return samples
+
+
+def snakemake(workdir, *args, check=True):
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+               "--configfile", str(workdir / "config.yaml"), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny")
+    samples = make_tiny_demo(workdir)
+    snakemake(workdir, "--cores", "2")
+    return workdir, samples
+
+
+def test_tiny_demo_produces_the_tables_and_report(tiny_run):
+    workdir, samples = tiny_run
+    populations = pd.read_csv(workdir / "results/tables/populations.tsv", sep="\t")
+    assert set(populations.sample_id) == set(samples.sample_id)
+    n_populations = populations.population.nunique()
+    assert n_populations == 25 and len(populations) == len(samples) * n_populations
+    assert {"patient_id", "visit", "cohort", "dose_1e6_per_kg", "percent_of", "denominator"} <= set(populations)
+    treg = populations[populations.population == "Treg"]
+    assert (treg.denominator == "CD4").all() and treg.percent_of.between(0.5, 20).all()
+
+    changes = pd.read_csv(workdir / "results/tables/immune_changes.tsv", sep="\t")
+    assert len(changes) == n_populations * len(TINY_VISITS)
+    treg_w4 = changes[(changes.population == "Treg") & (changes.visit == "W4")].iloc[0]
+    assert treg_w4["n"] == 4 and treg_w4["n_paired"] == 4
+
+    html = (workdir / "results/report/summary.html").read_text()
+    assert "12 samples from 4 patients" in html and html.count("<img") == 6
+    for sample_id in samples.sample_id:
+        assert (workdir / "results/gates" / f"{sample_id}.json").exists()
+        assert (workdir / "logs/gate_sample" / f"{sample_id}.log").read_text().strip()
+    assert not (workdir / "results/events").exists() or not any((workdir / "results/events").iterdir())
+
+
+def test_rerun_has_nothing_to_do(tiny_run):
+    workdir, _ = tiny_run
+    result = snakemake(workdir, "-n", "--cores", "1")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_invalid_config_is_reported_with_the_offending_key(tmp_path):
+    make_tiny_demo(tmp_path, transform={"fluorescence": "log10"})
+    result = snakemake(tmp_path, "-n", "--cores", "1", check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "'log10' is not one of ['logicle', 'asinh']" in output
+
+
+def test_bad_sample_sheet_stops_before_any_job(tmp_path):
+    make_tiny_demo(tmp_path)
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(sheet.read_text().replace("\tW4\t", "\tWeek4\t", 1))
+    result = snakemake(tmp_path, "-n", "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert "visit 'Week4' is not one of the config's visits" in result.stdout + result.stderr
+
+
+def test_workflow_passes_lint():
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_tables_identical_with_one_or_two_cores(tiny_run, tmp_path):
+    workdir, _ = tiny_run
+    other = tmp_path / "one_core"
+    make_tiny_demo(other)
+    snakemake(other, "--cores", "1")
+    for table in ("results/tables/populations.tsv", "results/tables/immune_changes.tsv"):
+        assert filecmp.cmp(workdir / table, other / table, shallow=False), table

@@ -1,0 +1,28 @@
+# The built-in demo trial: FCS files, ground truth and clinical tables written by the simulator.
+
+if DEMO["enabled"]:
+
+    rule simulate_demo_trial:
+        input:
+            samples=config["samples"],
+            patients=config["patients"],
+        output:
+            fcs=demo_fcs_files(),
+            truth=f"{DEMO['output_dir']}/truth/frequencies.tsv",
+            responses=f"{DEMO['output_dir']}/truth/patients.tsv",
+            platelets=config["clinical"]["platelets"],
+            blood_counts=config["clinical"].get(
+                "blood_counts", f"{DEMO['output_dir']}/clinical/blood_counts.tsv"
+            ),
+        params:
+            settings={k: v for k, v in DEMO.items() if k not in ("enabled", "output_dir")},
+            out_dir=lambda wildcards, output: str(Path(output.truth).parent.parent),
+        threads: 8
+        conda:
+            "../envs/cytotrial.yaml"
+        log:
+            "logs/simulate_demo_trial.log",
+        benchmark:
+            "results/benchmarks/simulate_demo_trial.tsv"
+        script:
+            "../../scripts/simulate_demo_trial.py"

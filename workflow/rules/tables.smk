@@ -1,0 +1,38 @@
+# Merge per-sample population tables and summarise immune changes by visit.
+
+
+rule merge_populations:
+    input:
+        populations=expand("results/populations/{sample}.tsv", sample=SAMPLES.index),
+        samples=config["samples"],
+        patients=config["patients"],
+    output:
+        table="results/tables/populations.tsv",
+    params:
+        visits=config["visits"],
+    conda:
+        "../envs/cytotrial.yaml"
+    log:
+        "logs/merge_populations.log",
+    benchmark:
+        "results/benchmarks/merge_populations.tsv"
+    script:
+        "../../scripts/merge_populations.py"
+
+
+rule summarise_immune_changes:
+    input:
+        populations="results/tables/populations.tsv",
+    output:
+        table="results/tables/immune_changes.tsv",
+    params:
+        visits=config["visits"],
+        baseline=config["baseline_visit"],
+    conda:
+        "../envs/cytotrial.yaml"
+    log:
+        "logs/summarise_immune_changes.log",
+    benchmark:
+        "results/benchmarks/summarise_immune_changes.tsv"
+    script:
+        "../../scripts/summarise_immune_changes.py"
