@@ -60,7 +60,11 @@ def test_tiny_demo_produces_the_tables_and_report(tiny_run):
     assert n_populations == 25 and len(populations) == len(samples) * n_populations
     assert {"patient_id", "visit", "cohort", "dose_1e6_per_kg", "percent_of", "denominator"} <= set(populations)
     treg = populations[populations.population == "Treg"]
-    assert (treg.denominator == "CD4").all() and treg.percent_of.between(0.5, 20).all()
+    assert (treg.denominator == "CD4").all()
+    truth = pd.read_csv(workdir / "resources/demo/truth/frequencies.tsv", sep="\t")
+    true_treg = truth[truth.population == "Treg"].set_index("sample_id").percent_of_parent
+    error = (treg.set_index("sample_id").percent_of - true_treg).abs()
+    assert error.max() < 1.5, error  # percentage points of CD4, at only 10,000 events per file
 
     changes = pd.read_csv(workdir / "results/tables/immune_changes.tsv", sep="\t")
     assert len(changes) == n_populations * len(TINY_VISITS)
