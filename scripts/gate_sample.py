@@ -4,8 +4,8 @@ import anndata as ad
 
 from cytotrial.gating.engine import apply_template
 from cytotrial.gating.template import load_template
-from cytotrial.io.tables import write_tsv
-from cytotrial.quantify import population_table, realised_gates, write_json
+from cytotrial.io.tables import write_json, write_tsv
+from cytotrial.quantify import population_table, realised_gates
 from cytotrial.runlog import rule_logging
 
 with rule_logging(snakemake) as log:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 
 from .compensation import spillover_from_keywords
+from .io.atomic import atomic_path
 from .io.fcs import read_fcs, sha256_of
 from .io.panel import Panel
 from .transforms import fluorescence_transform, scatter_transform
@@ -78,8 +78,5 @@ def preprocess_fcs(path: str | os.PathLike, sample_id: str, panel: Panel, transf
 
 def write_h5ad(adata: ad.AnnData, path: str | os.PathLike) -> None:
     """Write an AnnData atomically (temporary name, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part.h5ad")
-    adata.write_h5ad(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".h5ad") as tmp:
+        adata.write_h5ad(tmp)

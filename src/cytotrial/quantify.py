@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -62,15 +60,6 @@ def realised_gates(result: GatingResult, adata: ad.AnnData) -> dict:
             cut["cut_linear"] = float(inverse_transform(adata.var.iloc[j].to_dict(), np.array([cut["cut"]]))[0])
         gates.append(record)
     return {"sample_id": adata.uns["sample_id"], "source_sha256": adata.uns["source_sha256"], "gates": gates}
-
-
-def write_json(data: dict, path: str | os.PathLike) -> None:
-    """Write JSON atomically with sorted keys, so reruns give identical bytes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def _column(adata: ad.AnnData, name: str) -> int:

@@ -9,6 +9,8 @@ from pathlib import Path
 import flowio
 import numpy as np
 
+from .atomic import atomic_path
+
 
 def write_fcs(path: str | os.PathLike, events: np.ndarray, channels: list[str], markers: list[str | None],
               keywords: dict[str, str]) -> None:
@@ -31,9 +33,6 @@ def write_fcs(path: str | os.PathLike, events: np.ndarray, channels: list[str], 
         raise ValueError(f"{path}: events have shape {events.shape} but {len(channels)} channels were named")
     data = array("f")
     data.frombytes(events.tobytes())
-    tmp = path.with_name(path.name + ".part")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(tmp, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         flowio.create_fcs(handle, data, channels, opt_channel_names=[m or "" for m in markers],
                           metadata_dict=keywords)
-    os.replace(tmp, path)

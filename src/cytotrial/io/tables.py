@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
-from pathlib import Path
 
 import pandas as pd
+
+from .atomic import atomic_path
 
 
 def write_tsv(table: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``table`` as TSV: to a temporary name, then renamed, floats with 6 significant digits."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    table.to_csv(tmp, sep="\t", index=False, float_format="%.6g", lineterminator="\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.6g", lineterminator="\n")
+
+
+def write_json(data: dict, path: str | os.PathLike) -> None:
+    """Write JSON atomically with sorted keys, so reruns give identical bytes."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def read_tsv(path: str | os.PathLike, what: str) -> pd.DataFrame:

@@ -6,13 +6,14 @@ import base64
 import html
 import io
 import os
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from ..io.atomic import atomic_path  # noqa: E402
 
 COHORT_COLOURS = {"A": "#1b9e77", "B": "#d95f02", "C": "#7570b3", "E": "#e7298a"}
 
@@ -66,8 +67,5 @@ def render_summary(populations: pd.DataFrame, changes: pd.DataFrame, visits: lis
     parts.append("<h2>Immune changes by visit (% of the reporting denominator)</h2>")
     parts.append(changes.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="NA", border=0))
     parts.append("</body></html>")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text("\n".join(parts) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(parts) + "\n")

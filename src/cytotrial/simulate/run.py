@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..io.atomic import atomic_path
 from ..io.fcs_writer import write_fcs
 from ..io.tables import write_tsv
 from . import cells, instrument
@@ -146,11 +147,8 @@ def simulate_sample(spec: SampleSpec, settings: SimulationSettings) -> pd.DataFr
     markers = [None] * 4 + [d.marker for d in instrument.DETECTORS] + [None]
     write_fcs(spec.fcs, events, list(instrument.CHANNELS), markers,
               fcs_keywords(spec, len(events), duration, settings.seed))
-    truth_dir = Path(spec.truth_dir)
-    truth_dir.mkdir(parents=True, exist_ok=True)
-    tmp = truth_dir / f"{spec.sample_id}.labels.part.npy"
-    np.save(tmp, labels)
-    os.replace(tmp, truth_dir / f"{spec.sample_id}.labels.npy")
+    with atomic_path(Path(spec.truth_dir) / f"{spec.sample_id}.labels.npy", suffix=".npy") as tmp:
+        np.save(tmp, labels)
     return true_frequencies(labels, spec.sample_id)
 
 
