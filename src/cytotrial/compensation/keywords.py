@@ -1,4 +1,4 @@
-"""Compensation: undo fluorescence spillover with the matrix the instrument wrote, or one supplied."""
+"""The spillover matrix an instrument wrote into the FCS file ($SPILLOVER, FCS 3.1; $SPILL, BD FCS 3.0)."""
 
 from __future__ import annotations
 
