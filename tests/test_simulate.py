@@ -113,7 +113,7 @@ def test_fcs_files_reread_with_flowkit_give_the_written_values(small_trial):
     responses = assign_responses(small_trial["patients"], settings.seed).set_index("patient_id")
     spec = SampleSpec(row.sample_id, row.patient_id, row.visit, row.batch, int(patient.enrolment_day),
                       float(patient.dose_1e6_per_kg), bool(responses.loc[row.patient_id, "responder"]), row.fcs, "")
-    events, labels = simulate_events(spec, settings)
+    events, labels, in_anomaly = simulate_events(spec, settings)
     sample = fk.Sample(row.fcs, subsample=0)
     assert sample.version == "3.1"
     assert list(sample.pnn_labels) == list(instrument.CHANNELS)
@@ -123,6 +123,7 @@ def test_fcs_files_reread_with_flowkit_give_the_written_values(small_trial):
     # flowkit scales Time by $TIMESTEP into seconds
     np.testing.assert_allclose(raw[:, -1], events[:, -1] * instrument.TIMESTEP_S, rtol=1e-6)
     np.testing.assert_array_equal(np.load(small_trial["dir"] / "truth" / f"{row.sample_id}.labels.npy"), labels)
+    np.testing.assert_array_equal(np.load(small_trial["dir"] / "truth" / f"{row.sample_id}.anomaly.npy"), in_anomaly)
 
 
 def test_fcs_files_look_like_a_real_instrument_wrote_them(small_trial):
@@ -166,3 +167,26 @@ def test_drift_changes_gains_between_runs_only():
     g1, g2 = batch_gains("run001", drift)[0], batch_gains("run002", drift)[0]
     assert not np.allclose(g1, g2)
     np.testing.assert_array_equal(g1, batch_gains("run001", drift)[0])
+
+
+def test_acquisition_anomalies_are_recorded_as_truth():
+    from cytotrial.simulate.acquisition import apply_anomaly, arrival_times, draw_anomaly
+    rng = np.random.default_rng(5)
+    seconds = arrival_times(100_000, rng)
+    clog = next(a for a in (draw_anomaly(rng, 1.0) for _ in range(20)) if a.kind == "clog")
+    result = apply_anomaly(seconds, clog, rng)
+    inside = result["in_anomaly"]
+    rate_inside = inside.sum() / (np.ptp(result["seconds"][inside]))
+    rate_outside = (~inside).sum() / (np.ptp(result["seconds"]) - np.ptp(result["seconds"][inside]))
+    assert 0.08 < rate_inside / rate_outside < 0.25  # a clog: the event rate drops to ~15 %
+    assert np.all(result["fluorescence_factor"][inside] < 1) and np.all(result["fluorescence_factor"][~inside] == 1)
+    assert apply_anomaly(seconds, None, rng)["in_anomaly"].sum() == 0
+
+
+def test_demo_trial_has_some_disturbed_acquisitions(small_trial, tmp_path):
+    anomalies = read_tsv(small_trial["dir"] / "truth" / "anomalies.tsv", "anomaly truth")
+    assert set(anomalies.sample_id) == set(small_trial["samples"].sample_id)
+    settings = SimulationSettings(anomaly_probability=1.0, events_per_sample=20_000)
+    spec = SampleSpec("P01_D0", "P01", "D0", "run000", 0, 0.5, False, str(tmp_path / "x.fcs"), str(tmp_path))
+    _, _, in_anomaly = simulate_events(spec, settings)
+    assert 0 < in_anomaly.sum() < 0.15 * in_anomaly.size

@@ -11,6 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 
 GRID_POINTS = 512
+MIN_EVENTS = 10
+
+
+class TooFewEventsError(ValueError):
+    """Too few events to find a data-driven cut point."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,8 @@ class Density:
 def kernel_density(values: np.ndarray, adjust: float = 1.0) -> Density:
     """Gaussian KDE by binning and convolution, bandwidth = ``adjust`` x Silverman's rule (as R's bw.nrd0)."""
     x = values[np.isfinite(values)]
-    if x.size < 2:
-        raise ValueError("too few events to estimate a density")
+    if x.size < MIN_EVENTS:
+        raise TooFewEventsError(f"{x.size} events, fewer than the {MIN_EVENTS} needed to estimate a density")
     sd = x.std()
     q75, q25 = np.percentile(x, [75, 25])
     spread = min(sd, (q75 - q25) / 1.34) or sd or 1e-3

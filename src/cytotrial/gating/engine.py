@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import anndata as ad
 import numpy as np
 
-from .cuts import find_cut
+from .cuts import TooFewEventsError, find_cut
 from .template import GatingTemplate, PopulationGate, TemplateError
 
 
@@ -103,12 +103,18 @@ def apply_template(adata: ad.AnnData, template: GatingTemplate) -> GatingResult:
                       else f"parent '{gate.parent}' has {parent_count} events (< {template.min_parent_events})")
             gates.append({**record, "count": None, "status": "missing", "reason": reason})
             continue
-        if gate.method == "boundary":
-            mask, realised = _boundary(adata, parent, gate)
-        elif gate.method == "singlets":
-            mask, realised = _singlets(adata, parent, gate)
-        else:
-            mask, realised = _cuts(adata, parent, gate, cache)
+        try:
+            if gate.method == "boundary":
+                mask, realised = _boundary(adata, parent, gate)
+            elif gate.method == "singlets":
+                mask, realised = _singlets(adata, parent, gate)
+            else:
+                mask, realised = _cuts(adata, parent, gate, cache)
+        except TooFewEventsError as err:
+            masks[gate.name] = np.zeros(adata.n_obs, dtype=bool)
+            missing.add(gate.name)
+            gates.append({**record, "count": None, "status": "missing", "reason": f"cannot place the gate: {err}"})
+            continue
         masks[gate.name] = mask
         gates.append({**record, **realised, "count": int(mask.sum()), "status": "ok", "reason": ""})
     return GatingResult(masks, gates)

@@ -17,6 +17,7 @@ from ..io.atomic import atomic_path
 from ..io.fcs_writer import write_fcs
 from ..io.tables import write_tsv
 from . import cells, instrument
+from .acquisition import apply_anomaly, arrival_times, draw_anomaly
 from .trial import (VISIT_DAYS, SimulationSettings, assign_responses, blood_count, leaf_fractions, patient_number,
                     platelet_counts, rng_for)
 from .truth import true_frequencies
@@ -24,7 +25,6 @@ from .truth import true_frequencies
 log = logging.getLogger(__name__)
 
 TRIAL_START = dt.date(2025, 3, 3)
-EVENT_RATE_PER_S = 2500.0
 
 
 @dataclass(frozen=True)
@@ -55,14 +55,16 @@ def _heights(area: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return area * ratio
 
 
-def simulate_events(spec: SampleSpec, settings: SimulationSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Raw events of one sample, in :data:`instrument.CHANNELS` order, and their label codes.
+def simulate_events(spec: SampleSpec, settings: SimulationSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw events of one sample, in :data:`instrument.CHANNELS` order, their label codes and anomaly truth.
 
     Returns
     -------
     events : ndarray, shape (n_events, 22), float32
     labels : ndarray, shape (n_events,), uint8
         Codes into :data:`cells.ALL_LABELS`.
+    in_anomaly : ndarray, shape (n_events,), bool
+        Events acquired during a disturbance (clog, signal shift), see :mod:`.acquisition`.
     """
     number = patient_number(spec.patient_id)
     rng = rng_for(settings.seed, 7, number, list(VISIT_DAYS).index(spec.visit))
@@ -92,16 +94,21 @@ def simulate_events(spec: SampleSpec, settings: SimulationSettings) -> tuple[np.
                              np.full(n_doublets, cells.LABEL_CODE["doublet"])]).astype(np.uint8)
 
     order = rng.permutation(labels.size)
+    anomaly_rng = rng_for(settings.seed, 10, number, list(VISIT_DAYS).index(spec.visit))
+    acquisition = apply_anomaly(arrival_times(labels.size, rng),
+                                draw_anomaly(anomaly_rng, settings.anomaly_probability), anomaly_rng)
+    order = order[acquisition["keep"]]
     fluorescence_gains, scatter_gains = batch_gains(spec.batch, settings)
-    fluorescence = instrument.detect_fluorescence(signal[order], instrument.spillover_matrix(), rng,
-                                                  instrument.NoiseModel(), fluorescence_gains)
+    fluorescence = instrument.detect_fluorescence(signal[order] * acquisition["fluorescence_factor"][:, None],
+                                                  instrument.spillover_matrix(), rng, instrument.NoiseModel(),
+                                                  fluorescence_gains)
     scatter = np.column_stack([area[order, 0], height[order, 0], area[order, 1], height[order, 1]])
-    scatter = scatter * np.repeat(scatter_gains, 2) * (1 + 0.01 * rng.standard_normal(scatter.shape))
+    scatter = scatter * acquisition["scatter_factor"][:, None] * np.repeat(scatter_gains, 2)
+    scatter = scatter * (1 + 0.01 * rng.standard_normal(scatter.shape))
     np.clip(scatter, 0, instrument.DETECTOR_RANGE - 1, out=scatter)
-    seconds = np.cumsum(rng.exponential(1 / EVENT_RATE_PER_S, labels.size))
-    time = np.floor(seconds / instrument.TIMESTEP_S)
+    time = np.floor(acquisition["seconds"] / instrument.TIMESTEP_S)
     events = np.column_stack([scatter, fluorescence, time]).astype(np.float32)
-    return events, labels[order]
+    return events, labels[order], acquisition["in_anomaly"]
 
 
 def batch_gains(batch: str, settings: SimulationSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -140,19 +147,29 @@ def fcs_keywords(spec: SampleSpec, n_events: int, duration_s: float, seed: int) 
     return keywords
 
 
-def simulate_sample(spec: SampleSpec, settings: SimulationSettings) -> pd.DataFrame:
-    """Write one sample's FCS file and per-event labels; return its true population frequencies."""
-    events, labels = simulate_events(spec, settings)
+def simulate_sample(spec: SampleSpec, settings: SimulationSettings) -> tuple[pd.DataFrame, dict]:
+    """Write one sample's FCS file, per-event labels and anomaly truth.
+
+    Returns the sample's true population frequencies and a row for the anomaly truth table.
+    """
+    events, labels, in_anomaly = simulate_events(spec, settings)
     duration = float(events[-1, -1]) * instrument.TIMESTEP_S
     markers = [None] * 4 + [d.marker for d in instrument.DETECTORS] + [None]
     write_fcs(spec.fcs, events, list(instrument.CHANNELS), markers,
               fcs_keywords(spec, len(events), duration, settings.seed))
-    with atomic_path(Path(spec.truth_dir) / f"{spec.sample_id}.labels.npy", suffix=".npy") as tmp:
+    truth_dir = Path(spec.truth_dir)
+    with atomic_path(truth_dir / f"{spec.sample_id}.labels.npy", suffix=".npy") as tmp:
         np.save(tmp, labels)
-    return true_frequencies(labels, spec.sample_id)
+    with atomic_path(truth_dir / f"{spec.sample_id}.anomaly.npy", suffix=".npy") as tmp:
+        np.save(tmp, in_anomaly)
+    time_s = events[:, -1].astype(float) * instrument.TIMESTEP_S
+    anomaly = {"sample_id": spec.sample_id, "events": int(labels.size), "events_in_anomaly": int(in_anomaly.sum()),
+               "start_s": float(time_s[in_anomaly].min()) if in_anomaly.any() else None,
+               "end_s": float(time_s[in_anomaly].max()) if in_anomaly.any() else None}
+    return true_frequencies(labels, spec.sample_id), anomaly
 
 
-def _simulate_sample_args(args: tuple[SampleSpec, SimulationSettings]) -> pd.DataFrame:
+def _simulate_sample_args(args: tuple[SampleSpec, SimulationSettings]) -> tuple[pd.DataFrame, dict]:
     return simulate_sample(*args)
 
 
@@ -161,7 +178,8 @@ def simulate_trial(patients: pd.DataFrame, samples: pd.DataFrame, out_dir: str |
     """Generate every sample of the sample sheet plus truth and clinical tables under ``out_dir``.
 
     Writes ``fcs`` paths from the sample sheet, and under ``out_dir``: truth/{sample}.labels.npy,
-    truth/labels.tsv, truth/frequencies.tsv, truth/patients.tsv, clinical/platelets.tsv and
+    truth/{sample}.anomaly.npy, truth/labels.tsv, truth/frequencies.tsv, truth/anomalies.tsv (acquisition
+    disturbances), truth/patients.tsv, clinical/platelets.tsv and
     clinical/blood_counts.tsv. The result does not depend on ``workers``.
     """
     out = Path(out_dir)
@@ -173,17 +191,18 @@ def simulate_trial(patients: pd.DataFrame, samples: pd.DataFrame, out_dir: str |
     jobs = [(spec, settings) for spec in specs]
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            frequencies = list(pool.map(_simulate_sample_args, jobs, chunksize=1))
+            results = list(pool.map(_simulate_sample_args, jobs, chunksize=1))
     else:
-        frequencies = [_simulate_sample_args(job) for job in jobs]
+        results = [_simulate_sample_args(job) for job in jobs]
     log.info("wrote %d FCS files", len(specs))
 
     (out / "truth").mkdir(parents=True, exist_ok=True)
     (out / "clinical").mkdir(parents=True, exist_ok=True)
     write_tsv(pd.DataFrame({"code": range(len(cells.ALL_LABELS)), "label": cells.ALL_LABELS}),
               out / "truth" / "labels.tsv")
-    truth = pd.concat(frequencies, ignore_index=True)
+    truth = pd.concat([frequencies for frequencies, _ in results], ignore_index=True)
     write_tsv(truth, out / "truth" / "frequencies.tsv")
+    write_tsv(pd.DataFrame([anomaly for _, anomaly in results]), out / "truth" / "anomalies.tsv")
     write_tsv(responses, out / "truth" / "patients.tsv")
     write_tsv(platelet_counts(responses, settings.seed, settings.missing_platelet_fraction),
               out / "clinical" / "platelets.tsv")

@@ -41,6 +41,7 @@ class SimulationSettings:
     treg_rise_nonresponders: float = 0.1
     drift_sd: float = 0.0
     missing_platelet_fraction: float = 0.04
+    anomaly_probability: float = 0.1
 
 
 def trial_design(fcs_dir: str = "resources/demo/fcs", patients_per_cohort: int | None = None,
