@@ -74,3 +74,23 @@ def transform_from_params(params: dict) -> fk.transforms.Transform:
 def inverse_transform(params: dict, values: np.ndarray) -> np.ndarray:
     """Values in gating units back to original (linear) units."""
     return transform_from_params(params).inverse(np.asarray(values, dtype=float).reshape(-1, 1)).ravel()
+
+
+def pooled_transform_parameters(values_by_marker: dict[str, np.ndarray], ranges: dict[str, float],
+                                settings: dict) -> dict[str, dict]:
+    """Transform parameters of every fluorescence marker, fitted on events pooled over a batch of files.
+
+    Parameters
+    ----------
+    values_by_marker
+        marker -> (n_events,) compensated values pooled over the batch.
+    ranges
+        marker -> top of scale ($PnR).
+
+    Returns
+    -------
+    dict
+        marker -> transform parameters (as recorded in the events' var table).
+    """
+    return {marker: fluorescence_transform(values, ranges[marker], settings)[1]
+            for marker, values in values_by_marker.items()}

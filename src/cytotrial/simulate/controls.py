@@ -23,6 +23,7 @@ import pandas as pd
 from ..io.fcs_writer import write_fcs
 from ..io.tables import write_tsv
 from . import instrument
+from .acquisition import arrival_times
 from .cells import AUTOFLUORESCENCE_SPECTRUM
 from .trial import rng_for
 
@@ -30,7 +31,6 @@ KINDS = ("beads", "cells")
 MANIFEST_NAME = "controls.tsv"
 UNSTAINED_NAME = "unstained.fcs"
 _AF_SPECTRUM = np.array([AUTOFLUORESCENCE_SPECTRUM[d.marker] for d in instrument.DETECTORS])
-_EVENT_RATE_PER_S = 2500.0
 
 
 def simulate_single_stain_controls(out_dir: str | os.PathLike, events_per_control: int = 20000, seed: int = 20250303,
@@ -87,7 +87,7 @@ def control_events(n_events: int, stained: int | None, kind: str, rng: np.random
     scatter = np.column_stack([area[:, 0], height[:, 0], area[:, 1], height[:, 1]])
     scatter *= 1 + instrument.NoiseModel().scatter_cv * rng.standard_normal(scatter.shape)
     np.clip(scatter, 0, instrument.DETECTOR_RANGE - 1, out=scatter)
-    time = np.floor(np.cumsum(rng.exponential(1 / _EVENT_RATE_PER_S, n_events)) / instrument.TIMESTEP_S)
+    time = np.floor(arrival_times(n_events, rng) / instrument.TIMESTEP_S)
     return np.column_stack([scatter, fluorescence, time]).astype(np.float32)
 
 
