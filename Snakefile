@@ -11,6 +11,8 @@ rule all:
     input:
         "results/tables/populations.tsv",
         "results/tables/immune_changes.tsv",
+        "results/tables/qc.tsv",
+        "results/tables/input_files.tsv",
         "results/report/summary.html",
     default_target: True
 

@@ -9,7 +9,9 @@ from cytotrial.quantify import population_table, realised_gates
 from cytotrial.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
-    adata = ad.read_h5ad(snakemake.input.events)
+    events = ad.read_h5ad(snakemake.input.events)
+    adata = events[events.obs["qc_keep"].to_numpy()].copy()  # gate only the events that passed the event QC
+    log.info("%s: gating %d of %d events (event QC)", snakemake.wildcards.sample, adata.n_obs, events.n_obs)
     result = apply_template(adata, load_template(snakemake.input.template))
     table = population_table(result, snakemake.wildcards.sample)
     log.info("%s: %d populations, %d missing", snakemake.wildcards.sample, len(table),

@@ -7,5 +7,6 @@ from cytotrial.runlog import rule_logging
 with rule_logging(snakemake) as log:
     populations = read_tsv(snakemake.input.populations, "population table")
     changes = read_tsv(snakemake.input.changes, "immune-change table")
-    render_summary(populations, changes, snakemake.params.visits, snakemake.params.focus, snakemake.output.html)
+    qc = read_tsv(snakemake.input.qc, "QC table")
+    render_summary(populations, changes, qc, snakemake.params.visits, snakemake.params.focus, snakemake.output.html)
     log.info("wrote %s", snakemake.output.html)

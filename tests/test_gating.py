@@ -93,8 +93,8 @@ def gated(small_trial):
     template = load_template(REPO / "config" / "gating" / "default.yaml")
     out = {}
     for sample_id in small_trial["samples"].sample_id:
-        adata = preprocess_fcs(small_trial["dir"] / "fcs" / f"{sample_id}.fcs", sample_id, panel,
-                               {"fluorescence": "logicle"})
+        adata, _ = preprocess_fcs(small_trial["dir"] / "fcs" / f"{sample_id}.fcs", sample_id, panel,
+                                  {"transform": {"fluorescence": "logicle"}})
         labels = np.load(small_trial["dir"] / "truth" / f"{sample_id}.labels.npy")
         out[sample_id] = (adata, apply_template(adata, template), labels)
     return out

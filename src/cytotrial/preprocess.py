@@ -1,79 +1,153 @@
-"""From one FCS file to compensated, transformed events in an AnnData (events x channels)."""
+"""From one FCS file to compensated, transformed, quality-checked events in an AnnData (events x channels).
+
+Steps: read (flowkit) -> find the panel's channels -> compensate (the configured matrix source) -> transform
+(parameters fitted per acquisition batch, or per file) -> event QC (margins, flow rate, signal) -> de-identified
+metadata.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass
 
 import anndata as ad
+import flowkit as fk
 import numpy as np
 import pandas as pd
 
-from .compensation import spillover_from_keywords
+from .compensation import compensation_matrix
 from .io.atomic import atomic_path
+from .io.deid import deidentify_keywords
 from .io.fcs import read_fcs, sha256_of
 from .io.panel import Panel
-from .transforms import fluorescence_transform, scatter_transform
-
-# FCS keywords kept in outputs: technical ones only (identifying ones such as $SRC, $FIL, $OP, $DATE never are).
-TECHNICAL_KEYWORDS = ("$CYT", "$TOT", "$PAR", "$MODE", "$DATATYPE", "$BYTEORD", "$TIMESTEP", "$SPILLOVER")
+from .qc import QcResult, QcSettings, run_event_qc
+from .transforms import fluorescence_transform, pooled_transform_parameters, scatter_transform, transform_from_params
 
 
-def preprocess_fcs(path: str | os.PathLike, sample_id: str, panel: Panel, transform_settings: dict,
-                   compensation_source: str = "file") -> ad.AnnData:
-    """Read, compensate and transform one FCS file.
+@dataclass(frozen=True)
+class CompensatedEvents:
+    """The panel's channels of one file, compensated (linear units)."""
+
+    sample: fk.Sample
+    names: list[str]  # panel names: scatter channels, then markers
+    channels: list[str]  # $PnN of each name
+    values: np.ndarray  # (n_events, n_names) float64
+    ranges: list[float]  # $PnR of each channel
+    time_s: np.ndarray  # (n_events,)
+    spillover: dict  # the matrix used: detectors and values ({} without compensation)
+
+
+def read_compensated(path: str | os.PathLike, panel: Panel, compensation: dict,
+                     matrix_path: str | None = None) -> CompensatedEvents:
+    """Read a file, find the panel's channels and compensate them with the configured matrix."""
+    source = str(path)
+    sample = read_fcs(path)
+    by_name = panel.resolve(list(sample.pnn_labels), list(sample.pns_labels), source)
+    matrix = compensation_matrix(sample, compensation, source, matrix_path)
+    events = matrix.apply(sample) if matrix is not None else sample.get_events(source="raw")
+    names = [*panel.scatter, *panel.markers]
+    channels = [by_name[n] for n in names]
+    columns = [sample.get_channel_index(c) for c in channels]
+    ranges = [float(sample.channels.loc[i, "pnr"]) for i in columns]
+    time_s = sample.get_events(source="raw")[:, sample.get_channel_index(by_name[panel.time])]
+    spill = {} if matrix is None else {"detectors": list(matrix.detectors), "matrix": matrix.matrix.tolist()}
+    return CompensatedEvents(sample, names, channels, events[:, columns], ranges, time_s, spill)
+
+
+def fit_batch_transforms(paths: list[str], panel: Panel, compensation: dict, transform: dict,
+                         matrix_path: str | None = None, max_events_per_file: int = 50_000) -> dict:
+    """Transform parameters for a batch (acquisition run), fitted on the files' pooled events.
+
+    Each file contributes at most ``max_events_per_file`` events (every k-th event, so the result is
+    deterministic). Returns a JSON-ready record: files, events used and, per marker, the parameters.
+    """
+    pooled: dict[str, list[np.ndarray]] = {m: [] for m in panel.markers}
+    ranges: dict[str, float] = {}
+    used = 0
+    for path in sorted(paths):
+        events = read_compensated(path, panel, compensation, matrix_path)
+        step = max(1, events.values.shape[0] // max_events_per_file)
+        subset = events.values[::step][:max_events_per_file]
+        used += subset.shape[0]
+        for j, name in enumerate(events.names):
+            if name in pooled:
+                pooled[name].append(subset[:, j])
+                ranges[name] = events.ranges[j]
+    values = {m: np.concatenate(v) for m, v in pooled.items()}
+    return {"files": len(paths), "events_used": used,
+            "markers": pooled_transform_parameters(values, ranges, transform)}
+
+
+def _transform_columns(events: CompensatedEvents, panel: Panel, transform: dict,
+                       batch_parameters: dict | None) -> tuple[np.ndarray, list[dict]]:
+    transformed = np.empty(events.values.shape, dtype=np.float32)
+    records = []
+    for j, (name, channel) in enumerate(zip(events.names, events.channels, strict=True)):
+        values = events.values[:, j]
+        if name in panel.scatter:
+            xform, params = scatter_transform(events.ranges[j])
+        elif batch_parameters is not None:
+            params = batch_parameters[name]
+            xform = transform_from_params(params)
+        else:
+            xform, params = fluorescence_transform(values, events.ranges[j], transform)
+        transformed[:, j] = xform.apply(values.reshape(-1, 1)).ravel()
+        records.append({"channel": channel, "marker": "" if name in panel.scatter else name,
+                        "kind": "scatter" if name in panel.scatter else "fluorescence",
+                        "range": events.ranges[j], **params})
+    return transformed, records
+
+
+def preprocess_fcs(path: str | os.PathLike, sample_id: str, panel: Panel, settings: dict,
+                   study_day: int | None = None, batch_transforms: dict | None = None,
+                   matrix_path: str | None = None) -> tuple[ad.AnnData, QcResult]:
+    """Read, compensate, transform and quality-check one FCS file.
+
+    Parameters
+    ----------
+    settings
+        The config sections ``compensation``, ``transform``, ``qc`` and ``deidentification``.
+    study_day
+        Day of the blood draw relative to the first infusion; replaces the calendar date of the file.
+    batch_transforms
+        Transform parameters of the file's batch (from :func:`fit_batch_transforms`); None fits them on this
+        file alone.
 
     Returns
     -------
     AnnData
         n_events x n_channels (scatter and panel fluorescence channels). ``X``: transformed values (float32,
-        logicle/asinh for fluorescence, linear /$PnR for scatter); ``layers['compensated']``: linear
-        compensated values; ``obs['time_s']``: acquisition time; ``var``: channel, marker, kind and transform
-        parameters; ``uns``: sample id, source SHA-256, FCS version, technical keywords, spillover used.
+        logicle/asinh for fluorescence, linear / $PnR for scatter); ``layers['compensated']``: linear compensated
+        values; ``obs``: ``time_s`` and ``qc_keep`` (passed the event QC); ``var``: channel, marker, kind and
+        transform parameters; ``uns``: sample id, source SHA-256, ``metadata_json`` (de-identified: technical keywords,
+        study day, acquisition duration, names of the dropped keywords), FCS version, spillover used, transform
+        scope.
+    QcResult
+        The event QC of the file.
     """
-    source = str(path)
-    sample = read_fcs(path)
-    channels_by_name = panel.resolve(list(sample.pnn_labels), list(sample.pns_labels), source)
-    if compensation_source == "file":
-        matrix = spillover_from_keywords(sample, source)
-        sample.apply_compensation(matrix)
-        compensated = sample.get_events(source="comp")
-        spill = {"detectors": list(matrix.detectors), "matrix": matrix.matrix.tolist()}
-    elif compensation_source == "none":
-        compensated = sample.get_events(source="raw")
-        spill = {}
-    else:
-        raise ValueError(f"compensation.source must be 'file' or 'none', not {compensation_source!r}")
-
-    names = [*panel.scatter, *panel.markers]
-    channels = [channels_by_name[n] for n in names]
-    columns = [sample.get_channel_index(c) for c in channels]
-    ranges = {c: float(sample.channels.loc[sample.get_channel_index(c), "pnr"]) for c in channels}
-    transforms, records = {}, []
-    for name, channel, column in zip(names, channels, columns, strict=True):
-        t = ranges[channel]
-        if name in panel.scatter:
-            xform, params = scatter_transform(t)
-        else:
-            xform, params = fluorescence_transform(compensated[:, column], t, transform_settings)
-        transforms[channel] = xform
-        records.append({"channel": channel, "marker": "" if name in panel.scatter else name,
-                        "kind": "scatter" if name in panel.scatter else "fluorescence", "range": t, **params})
-    sample.apply_transform(transforms)
-    transformed = sample.get_events(source="xform")
-
+    events = read_compensated(path, panel, settings.get("compensation", {"source": "file"}), matrix_path)
+    batch_parameters = None if batch_transforms is None else batch_transforms["markers"]
+    transformed, records = _transform_columns(events, panel, settings.get("transform", {}), batch_parameters)
     var = pd.DataFrame(records).set_index("channel", drop=False)
     var.index.name = None
-    obs = pd.DataFrame({"time_s": sample.get_events(source="raw")[:, sample.get_channel_index(channels_by_name[panel.time])]},
-                       index=pd.RangeIndex(sample.event_count).astype(str))
-    adata = ad.AnnData(X=transformed[:, columns].astype(np.float32), obs=obs, var=var,
-                       layers={"compensated": compensated[:, columns].astype(np.float32)})
+    qc = run_event_qc(events.time_s, transformed, events.channels, np.array(events.ranges),
+                      var["kind"].to_numpy() == "fluorescence", QcSettings.from_dict(settings.get("qc", {})),
+                      linear=events.values)
+    obs = pd.DataFrame({"time_s": events.time_s, "qc_keep": qc.keep},
+                       index=pd.RangeIndex(events.values.shape[0]).astype(str))
+    adata = ad.AnnData(X=transformed, obs=obs, var=var, layers={"compensated": events.values.astype(np.float32)})
+    deid_settings = settings.get("deidentification", {})
+    metadata = deidentify_keywords(events.sample.metadata, study_day, sha256_of(path),
+                                   keep_instrument_serial=deid_settings.get("keep_instrument_serial", False),
+                                   extra_whitelist=deid_settings.get("extra_whitelist"))
     adata.uns["sample_id"] = sample_id
-    adata.uns["source_sha256"] = sha256_of(path)
-    adata.uns["fcs_version"] = str(sample.version)
-    adata.uns["keywords"] = {k: str(sample.metadata[k.lstrip("$").lower()]) for k in TECHNICAL_KEYWORDS
-                             if k.lstrip("$").lower() in sample.metadata}
-    adata.uns["spillover"] = spill
-    return adata
+    adata.uns["source_sha256"] = metadata.source_sha256
+    adata.uns["metadata_json"] = json.dumps(metadata.as_record(), sort_keys=True)
+    adata.uns["fcs_version"] = str(events.sample.version)
+    adata.uns["spillover"] = events.spillover
+    adata.uns["transform_scope"] = "sample" if batch_transforms is None else "batch"
+    return adata, qc
 
 
 def write_h5ad(adata: ad.AnnData, path: str | os.PathLike) -> None:

@@ -4,6 +4,8 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
+from cytotrial.io.deid import check_extra_whitelist
+from cytotrial.qc import QcSettings
 from cytotrial.sheets import load_patients, load_samples
 
 min_version("9.0")
@@ -15,7 +17,13 @@ PATIENTS = load_patients(config["patients"])
 validate(PATIENTS, schema="../schemas/patients.schema.yaml")
 SAMPLES = load_samples(config["samples"], config["visits"], PATIENTS).set_index("sample_id", drop=False)
 validate(SAMPLES, schema="../schemas/samples.schema.yaml")
+if "batch" not in SAMPLES.columns:
+    SAMPLES["batch"] = SAMPLES["sample_id"]
 DEMO = config.get("demo", {"enabled": False})
+COMPENSATION = config["compensation"]
+TRANSFORM_SCOPE = config["transform"].get("scope", "batch")
+QcSettings.from_dict(config.get("qc", {}))  # refuses unknown or invalid QC settings before any job runs
+check_extra_whitelist(config.get("deidentification", {}).get("extra_whitelist", []))
 
 if config["baseline_visit"] not in config["visits"]:
     raise ValueError(
@@ -29,6 +37,38 @@ wildcard_constraints:
 
 def fcs_of(wildcards):
     return SAMPLES.loc[wildcards.sample, "fcs"]
+
+
+def preprocess_settings():
+    """The config sections the preprocessing of every file needs."""
+    return {
+        key: config.get(key, {})
+        for key in ("compensation", "transform", "qc", "deidentification")
+    }
+
+
+def batch_of(wildcards):
+    return SAMPLES.loc[wildcards.sample, "batch"]
+
+
+def fcs_of_batch(wildcards):
+    return sorted(SAMPLES.loc[SAMPLES.batch == wildcards.batch, "fcs"])
+
+
+def batch_transforms_of(wildcards):
+    """The file's batch transform parameters, when transforms are fitted per batch."""
+    if TRANSFORM_SCOPE == "batch":
+        return f"results/transforms/{batch_of(wildcards)}.json"
+    return []
+
+
+def compensation_matrix_file(wildcards=None):
+    """The external or control-estimated spillover matrix, when compensation uses one."""
+    if COMPENSATION["source"] == "matrix":
+        return COMPENSATION["matrix"]
+    if COMPENSATION["source"] == "controls":
+        return "results/compensation/spillover.tsv"
+    return []
 
 
 def demo_fcs_files():

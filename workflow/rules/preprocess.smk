@@ -1,15 +1,60 @@
-# Read each FCS file, check its panel, compensate and transform it.
+# Read each FCS file, check its panel, compensate, transform and quality-check its events.
+
+
+if COMPENSATION["source"] == "controls":
+
+    rule estimate_spillover:
+        input:
+            manifest=COMPENSATION["controls"],
+        output:
+            matrix="results/compensation/spillover.tsv",
+            slopes="results/compensation/residual_slopes.tsv",
+        conda:
+            "../envs/cytotrial.yaml"
+        log:
+            "logs/estimate_spillover.log",
+        benchmark:
+            "results/benchmarks/estimate_spillover.tsv"
+        script:
+            "../../scripts/estimate_spillover.py"
+
+
+rule fit_batch_transforms:
+    input:
+        fcs=fcs_of_batch,
+        panel=config["panel"],
+        matrix=compensation_matrix_file,
+    output:
+        parameters="results/transforms/{batch}.json",
+    params:
+        settings=preprocess_settings(),
+    conda:
+        "../envs/cytotrial.yaml"
+    log:
+        "logs/fit_batch_transforms/{batch}.log",
+    benchmark:
+        "results/benchmarks/fit_batch_transforms/{batch}.tsv"
+    script:
+        "../../scripts/fit_batch_transforms.py"
 
 
 rule preprocess_sample:
     input:
         fcs=fcs_of,
         panel=config["panel"],
+        transforms=batch_transforms_of,
+        matrix=compensation_matrix_file,
     output:
         events=temp("results/events/{sample}.h5ad"),
+        qc_row="results/qc/{sample}.tsv",
+        qc_details="results/qc/{sample}.json",
+        qc_plot="results/qc/{sample}.png",
+        metadata="results/metadata/{sample}.json",
     params:
-        transform=config["transform"],
-        compensation=config["compensation"]["source"],
+        settings=preprocess_settings(),
+        study_day=lambda wildcards: int(SAMPLES.loc[wildcards.sample, "study_day"])
+        if "study_day" in SAMPLES.columns
+        else None,
     conda:
         "../envs/cytotrial.yaml"
     log:

@@ -5,6 +5,7 @@ rule render_summary:
     input:
         populations="results/tables/populations.tsv",
         changes="results/tables/immune_changes.tsv",
+        qc="results/tables/qc.tsv",
     output:
         html="results/report/summary.html",
     params:

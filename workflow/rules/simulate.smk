@@ -14,6 +14,7 @@ if DEMO["enabled"]:
             blood_counts=config["clinical"].get(
                 "blood_counts", f"{DEMO['output_dir']}/clinical/blood_counts.tsv"
             ),
+            controls=f"{DEMO['output_dir']}/controls/controls.tsv",
         params:
             settings={k: v for k, v in DEMO.items() if k not in ("enabled", "output_dir")},
             out_dir=lambda wildcards, output: str(Path(output.truth).parent.parent),

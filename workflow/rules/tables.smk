@@ -36,3 +36,21 @@ rule summarise_immune_changes:
         "results/benchmarks/summarise_immune_changes.tsv"
     script:
         "../../scripts/summarise_immune_changes.py"
+
+
+rule summarise_acquisition:
+    input:
+        qc=expand("results/qc/{sample}.tsv", sample=SAMPLES.index),
+        metadata=expand("results/metadata/{sample}.json", sample=SAMPLES.index),
+        samples=config["samples"],
+    output:
+        qc="results/tables/qc.tsv",
+        inputs="results/tables/input_files.tsv",
+    conda:
+        "../envs/cytotrial.yaml"
+    log:
+        "logs/summarise_acquisition.log",
+    benchmark:
+        "results/benchmarks/summarise_acquisition.tsv"
+    script:
+        "../../scripts/summarise_acquisition.py"

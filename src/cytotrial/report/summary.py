@@ -45,9 +45,9 @@ def trajectory_figure(populations: pd.DataFrame, population: str, visits: list[s
     return buffer.getvalue()
 
 
-def render_summary(populations: pd.DataFrame, changes: pd.DataFrame, visits: list[str],
+def render_summary(populations: pd.DataFrame, changes: pd.DataFrame, qc: pd.DataFrame, visits: list[str],
                    focus_populations: list[str], path: str | os.PathLike) -> None:
-    """Write the HTML summary: counts, trajectory figures of ``focus_populations``, immune-change table."""
+    """Write the HTML summary: counts, event QC, trajectory figures of ``focus_populations``, immune changes."""
     n_samples = populations["sample_id"].nunique()
     n_patients = populations["patient_id"].nunique()
     cohorts = populations.drop_duplicates("patient_id").groupby("cohort")["patient_id"].count()
@@ -59,6 +59,14 @@ def render_summary(populations: pd.DataFrame, changes: pd.DataFrame, visits: lis
         f"<p>{n_samples} samples from {n_patients} patients; cohorts: "
         + ", ".join(f"{html.escape(str(c))} ({n})" for c, n in cohorts.items()) + ".</p>",
     ]
+    flagged = qc[qc["flags"].fillna("") != ""]
+    parts.append("<h2>Event QC</h2>")
+    parts.append(f"<p>Events removed by the event QC (margins, flow rate, signal): median "
+                 f"{qc['percent_removed'].median():.2f} %, at most {qc['percent_removed'].max():.2f} %. "
+                 f"{len(flagged)} of {len(qc)} samples flagged.</p>")
+    if len(flagged):
+        parts.append(flagged[["sample_id", "events_in", "events_out", "percent_removed", "flags"]].to_html(
+            index=False, float_format=lambda v: f"{v:.3g}", border=0))
     for population in focus_populations:
         if (populations.population == population).any():
             png = base64.b64encode(trajectory_figure(populations, population, visits)).decode()

@@ -1,0 +1,13 @@
+"""Rule summarise_acquisition: the run's event-QC table and the provenance table of its FCS files."""
+
+from cytotrial.io.provenance import input_files_table
+from cytotrial.io.tables import read_tsv, write_tsv
+from cytotrial.qc.table import qc_table
+from cytotrial.runlog import rule_logging
+
+with rule_logging(snakemake) as log:
+    samples = read_tsv(snakemake.input.samples, "sample sheet")
+    qc = qc_table(list(snakemake.input.qc), samples)
+    log.info("%d samples, %d flagged", len(qc), int((qc["flags"].fillna("") != "").sum()))
+    write_tsv(qc, snakemake.output.qc)
+    write_tsv(input_files_table(list(snakemake.input.metadata), samples), snakemake.output.inputs)

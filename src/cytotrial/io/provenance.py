@@ -1,0 +1,27 @@
+"""Provenance of the input FCS files, de-identified: one row per file."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+
+INPUT_COLUMNS = ["sample_id", "patient_id", "visit", "study_day", "batch", "source_sha256", "fcs_version", "events",
+                 "acquisition_duration_s", "cytometer", "transform_scope", "dropped_keywords"]
+
+
+def input_files_table(paths: list[str | os.PathLike], samples: pd.DataFrame) -> pd.DataFrame:
+    """One row per FCS file: de-identified provenance (SHA-256 of the original, FCS version, events, duration,
+    cytometer model, the names of the identifying keywords that were removed)."""
+    rows = []
+    for path in paths:
+        record = json.loads(open(path).read())
+        rows.append({"sample_id": record["sample_id"], "source_sha256": record["source_sha256"],
+                     "fcs_version": record["fcs_version"], "events": record["events"],
+                     "acquisition_duration_s": record["acquisition_duration_s"],
+                     "cytometer": record["keywords"].get("$CYT", ""), "transform_scope": record["transform_scope"],
+                     "dropped_keywords": ", ".join(record["dropped"])})
+    info = samples[[c for c in ("sample_id", "patient_id", "visit", "study_day", "batch") if c in samples]]
+    table = info.merge(pd.DataFrame(rows), on="sample_id", how="inner", validate="one_to_one")
+    return table[[c for c in INPUT_COLUMNS if c in table]]
