@@ -75,3 +75,34 @@ def test_unreadable_fcs_files_get_one_clear_error(tmp_path, small_trial):
     truncated.write_bytes(good[: len(good) // 2])
     with pytest.raises(FcsReadError, match="truncated.fcs: cannot be read as FCS"):
         read_fcs(truncated)
+
+
+def test_panel_falls_back_to_explicit_channels_when_stains_are_missing():
+    panel = Panel("p", ("FSC-A",), "Time", {"CD4": (), "CD8": ()}, {"CD4": "PerCP-Cy5.5-A", "CD8": "APC-H7-A"})
+    resolved = panel.resolve(["FSC-A", "APC-H7-A", "PerCP-Cy5.5-A", "Time"], [None, "", "CD4", None], "f.fcs")
+    assert resolved["CD4"] == "PerCP-Cy5.5-A" and resolved["CD8"] == "APC-H7-A"
+
+
+def test_files_of_one_panel_with_other_channel_order_and_stain_spelling_give_the_same_events(small_trial, tmp_path):
+    import flowkit as fk
+    import numpy as np
+    from cytotrial.io.fcs_writer import write_fcs
+    from cytotrial.preprocess import preprocess_fcs
+
+    original = small_trial["samples"].fcs.iloc[0]
+    sample = fk.Sample(original, subsample=0)
+    order = np.random.default_rng(1).permutation(len(sample.pnn_labels))
+    respelled = {"FOXP3": "FoxP3", "HLA-DR": "HLA DR", "Live/Dead": "Zombie Aqua", "CCR7": "CD197"}
+    stains = [respelled.get(s, s) for s in sample.pns_labels]
+    raw = sample.get_events(source="raw")
+    raw[:, -1] /= float(sample.metadata["timestep"])  # back to Time ticks, as written
+    keywords = {"$SPILLOVER": sample.metadata["spillover"], "$TIMESTEP": sample.metadata["timestep"]}
+    permuted = tmp_path / "permuted.fcs"
+    write_fcs(permuted, raw[:, order], [sample.pnn_labels[i] for i in order], [stains[i] for i in order], keywords)
+    panel = Panel.from_yaml(REPO / "config" / "panel.yaml")
+    settings = {"transform": {"fluorescence": "logicle"}}
+    a, qc_a = preprocess_fcs(original, "a", panel, settings)
+    b, qc_b = preprocess_fcs(permuted, "b", panel, settings)
+    assert list(a.var["marker"]) == list(b.var["marker"])
+    np.testing.assert_allclose(a.X, b.X, atol=1e-6)
+    np.testing.assert_array_equal(qc_a.keep, qc_b.keep)

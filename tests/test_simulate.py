@@ -113,7 +113,7 @@ def test_fcs_files_reread_with_flowkit_give_the_written_values(small_trial):
     responses = assign_responses(small_trial["patients"], settings.seed).set_index("patient_id")
     spec = SampleSpec(row.sample_id, row.patient_id, row.visit, row.batch, int(patient.enrolment_day),
                       float(patient.dose_1e6_per_kg), bool(responses.loc[row.patient_id, "responder"]), row.fcs, "")
-    events, labels, in_anomaly = simulate_events(spec, settings)
+    events, labels, in_anomaly, _ = simulate_events(spec, settings)
     sample = fk.Sample(row.fcs, subsample=0)
     assert sample.version == "3.1"
     assert list(sample.pnn_labels) == list(instrument.CHANNELS)
@@ -188,5 +188,6 @@ def test_demo_trial_has_some_disturbed_acquisitions(small_trial, tmp_path):
     assert set(anomalies.sample_id) == set(small_trial["samples"].sample_id)
     settings = SimulationSettings(anomaly_probability=1.0, events_per_sample=20_000)
     spec = SampleSpec("P01_D0", "P01", "D0", "run000", 0, 0.5, False, str(tmp_path / "x.fcs"), str(tmp_path))
-    _, _, in_anomaly = simulate_events(spec, settings)
+    _, _, in_anomaly, kind = simulate_events(spec, settings)
+    assert kind in ("clog", "signal_shift")
     assert 0 < in_anomaly.sum() < 0.15 * in_anomaly.size

@@ -109,6 +109,61 @@ def test_workflow_passes_lint():
     assert "Congratulations" in result.stdout + result.stderr
 
 
+IDENTIFYING_KEYWORDS = ("src", "fil", "op", "inst", "exp", "proj", "smno", "date", "patient id", "sample id",
+                        "case number", "experiment name")
+
+
+def test_outputs_carry_no_identifying_fcs_keywords(tiny_run):
+    import flowkit as fk
+
+    workdir, samples = tiny_run
+    identifying = set()
+    for fcs in samples.fcs:
+        metadata = fk.Sample(str(workdir / fcs), subsample=0).metadata
+        # short numbers (a 4-digit case number) would match numbers anywhere; the rest must never appear
+        identifying.update(metadata[key] for key in IDENTIFYING_KEYWORDS if len(metadata[key]) >= 6)
+    assert len(identifying) > 20
+    outputs = [p for p in (workdir / "results").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".json" for p in outputs) and any(p.suffix == ".png" for p in outputs)
+    for path in outputs:
+        data = path.read_bytes()
+        leaked = [value for value in identifying if value.encode() in data]
+        assert not leaked, (path, leaked)
+    inputs = pd.read_csv(workdir / "results/tables/input_files.tsv", sep="\t")
+    assert inputs.source_sha256.str.fullmatch("[0-9a-f]{64}").all() and (inputs.study_day == samples.study_day).all()
+    assert inputs.dropped_keywords.str.contains("PATIENT ID").all()
+
+
+def test_qc_table_finds_the_simulated_acquisition_disturbances(tiny_run):
+    workdir, samples = tiny_run
+    qc = pd.read_csv(workdir / "results/tables/qc.tsv", sep="\t")
+    truth = pd.read_csv(workdir / "resources/demo/truth/anomalies.tsv", sep="\t").set_index("sample_id")
+    assert list(qc.sample_id) == list(samples.sample_id)
+    assert (qc.events_in == truth.loc[qc.sample_id, "events"].to_numpy()).all()
+    disturbed = truth[truth.kind == "clog"].index
+    assert len(disturbed) > 0
+    removed = qc.set_index("sample_id")[["flow_rate_removed", "signal_removed"]].sum(axis=1)
+    for sample_id in disturbed:  # most of each planted disturbance is removed, and not much more
+        assert 0.7 * truth.loc[sample_id, "events_in_anomaly"] <= removed[sample_id] <= \
+            1.5 * truth.loc[sample_id, "events_in_anomaly"] + 50, sample_id
+    clean = truth[truth.events_in_anomaly == 0].index
+    assert (removed[clean] <= 0.02 * qc.set_index("sample_id").events_in[clean]).all()
+    assert (workdir / "results/qc" / f"{disturbed[0]}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_compensation_from_single_stain_controls(tmp_path):
+    make_tiny_demo(tmp_path, compensation={"source": "controls", "matrix": "",
+                                           "controls": "resources/demo/controls/controls.tsv"})
+    snakemake(tmp_path, "--cores", "2")
+    slopes = pd.read_csv(tmp_path / "results/compensation/residual_slopes.tsv", sep="\t")
+    assert slopes.residual_slope.abs().max() < 0.005
+    populations = pd.read_csv(tmp_path / "results/tables/populations.tsv", sep="\t")
+    truth = pd.read_csv(tmp_path / "resources/demo/truth/frequencies.tsv", sep="\t")
+    treg = populations[populations.population == "Treg"].set_index("sample_id").percent_of
+    true_treg = truth[truth.population == "Treg"].set_index("sample_id").percent_of_parent
+    assert (treg - true_treg).abs().max() < 1.5
+
+
 @pytest.mark.slow
 def test_tables_identical_with_one_or_two_cores(tiny_run, tmp_path):
     workdir, _ = tiny_run

@@ -27,6 +27,7 @@ class Panel:
     scatter: tuple[str, ...]
     time: str
     markers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    channels: dict[str, str] = field(default_factory=dict)  # marker -> $PnN, for files without usable $PnS
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Panel":
@@ -34,10 +35,14 @@ class Panel:
             raw = yaml.safe_load(handle)
         markers = {str(m): tuple(str(a) for a in (spec or {}).get("aliases", []))
                    for m, spec in raw["markers"].items()}
-        return cls(raw.get("name", Path(path).stem), tuple(raw["scatter"]), raw["time"], markers)
+        channels = {str(m): str(spec["channel"]) for m, spec in raw["markers"].items() if spec and spec.get("channel")}
+        return cls(raw.get("name", Path(path).stem), tuple(raw["scatter"]), raw["time"], markers, channels)
 
     def resolve(self, channels: list[str], stains: list[str | None], source: str) -> dict[str, str]:
         """Map every panel marker, scatter and time name to a channel ($PnN) of one file.
+
+        A marker is found by its stain name ($PnS, or an alias), whatever the channel order of the file; where no
+        $PnS matches (files written without stain names), by the panel's explicit ``channel`` for it.
 
         Parameters
         ----------
@@ -62,6 +67,8 @@ class Panel:
         for marker, aliases in self.markers.items():
             match = next((by_stain[normalise_name(n)] for n in (marker, *aliases) if normalise_name(n) in by_stain),
                          None)
+            if match is None and self.channels.get(marker) in channels:
+                match = self.channels[marker]
             if match is None:
                 missing.append(marker)
             else:

@@ -55,7 +55,7 @@ def _heights(area: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return area * ratio
 
 
-def simulate_events(spec: SampleSpec, settings: SimulationSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def simulate_events(spec: SampleSpec, settings: SimulationSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """Raw events of one sample, in :data:`instrument.CHANNELS` order, their label codes and anomaly truth.
 
     Returns
@@ -65,6 +65,8 @@ def simulate_events(spec: SampleSpec, settings: SimulationSettings) -> tuple[np.
         Codes into :data:`cells.ALL_LABELS`.
     in_anomaly : ndarray, shape (n_events,), bool
         Events acquired during a disturbance (clog, signal shift), see :mod:`.acquisition`.
+    kind : str
+        The disturbance ('clog', 'signal_shift'), or '' for none.
     """
     number = patient_number(spec.patient_id)
     rng = rng_for(settings.seed, 7, number, list(VISIT_DAYS).index(spec.visit))
@@ -95,8 +97,8 @@ def simulate_events(spec: SampleSpec, settings: SimulationSettings) -> tuple[np.
 
     order = rng.permutation(labels.size)
     anomaly_rng = rng_for(settings.seed, 10, number, list(VISIT_DAYS).index(spec.visit))
-    acquisition = apply_anomaly(arrival_times(labels.size, rng),
-                                draw_anomaly(anomaly_rng, settings.anomaly_probability), anomaly_rng)
+    anomaly = draw_anomaly(anomaly_rng, settings.anomaly_probability)
+    acquisition = apply_anomaly(arrival_times(labels.size, rng), anomaly, anomaly_rng)
     order = order[acquisition["keep"]]
     fluorescence_gains, scatter_gains = batch_gains(spec.batch, settings)
     fluorescence = instrument.detect_fluorescence(signal[order] * acquisition["fluorescence_factor"][:, None],
@@ -108,7 +110,7 @@ def simulate_events(spec: SampleSpec, settings: SimulationSettings) -> tuple[np.
     np.clip(scatter, 0, instrument.DETECTOR_RANGE - 1, out=scatter)
     time = np.floor(acquisition["seconds"] / instrument.TIMESTEP_S)
     events = np.column_stack([scatter, fluorescence, time]).astype(np.float32)
-    return events, labels[order], acquisition["in_anomaly"]
+    return events, labels[order], acquisition["in_anomaly"], "" if anomaly is None else anomaly.kind
 
 
 def batch_gains(batch: str, settings: SimulationSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +154,7 @@ def simulate_sample(spec: SampleSpec, settings: SimulationSettings) -> tuple[pd.
 
     Returns the sample's true population frequencies and a row for the anomaly truth table.
     """
-    events, labels, in_anomaly = simulate_events(spec, settings)
+    events, labels, in_anomaly, kind = simulate_events(spec, settings)
     duration = float(events[-1, -1]) * instrument.TIMESTEP_S
     markers = [None] * 4 + [d.marker for d in instrument.DETECTORS] + [None]
     write_fcs(spec.fcs, events, list(instrument.CHANNELS), markers,
@@ -163,7 +165,8 @@ def simulate_sample(spec: SampleSpec, settings: SimulationSettings) -> tuple[pd.
     with atomic_path(truth_dir / f"{spec.sample_id}.anomaly.npy", suffix=".npy") as tmp:
         np.save(tmp, in_anomaly)
     time_s = events[:, -1].astype(float) * instrument.TIMESTEP_S
-    anomaly = {"sample_id": spec.sample_id, "events": int(labels.size), "events_in_anomaly": int(in_anomaly.sum()),
+    anomaly = {"sample_id": spec.sample_id, "events": int(labels.size), "kind": kind,
+               "events_in_anomaly": int(in_anomaly.sum()),
                "start_s": float(time_s[in_anomaly].min()) if in_anomaly.any() else None,
                "end_s": float(time_s[in_anomaly].max()) if in_anomaly.any() else None}
     return true_frequencies(labels, spec.sample_id), anomaly
