@@ -1,9 +1,12 @@
 """Rule gate_sample: apply the gating template to one sample; write its populations and realised gates."""
 
 import anndata as ad
+import numpy as np
 
 from cytotrial.gating.engine import apply_template
+from cytotrial.gating.review import review_events
 from cytotrial.gating.template import load_template
+from cytotrial.io.atomic import atomic_path
 from cytotrial.io.tables import write_json, write_tsv
 from cytotrial.quantify import population_table, realised_gates
 from cytotrial.runlog import rule_logging
@@ -12,9 +15,11 @@ with rule_logging(snakemake) as log:
     events = ad.read_h5ad(snakemake.input.events)
     adata = events[events.obs["qc_keep"].to_numpy()].copy()  # gate only the events that passed the event QC
     log.info("%s: gating %d of %d events (event QC)", snakemake.wildcards.sample, adata.n_obs, events.n_obs)
-    result = apply_template(adata, load_template(snakemake.input.template))
+    result = apply_template(adata, load_template(snakemake.input.template), snakemake.params.overrides)
     table = population_table(result, snakemake.wildcards.sample)
     log.info("%s: %d populations, %d missing", snakemake.wildcards.sample, len(table),
              int((table.status != "ok").sum()))
     write_tsv(table, snakemake.output.populations)
     write_json(realised_gates(result, adata), snakemake.output.gates)
+    with atomic_path(snakemake.output.review, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **review_events(result, adata))

@@ -12,6 +12,7 @@ from cytotrial.gating.engine import apply_template
 from cytotrial.gating.template import TemplateError, load_template
 from cytotrial.io.panel import Panel
 from cytotrial.preprocess import preprocess_fcs
+from cytotrial.simulate.cells import LABEL_CODE
 from cytotrial.simulate.truth import population_mask
 
 from .conftest import REPO
@@ -143,3 +144,60 @@ def test_unknown_marker_in_template_is_a_clear_error(gated, tmp_path):
     """))
     with pytest.raises(TemplateError, match="uses 'CD123', which is neither a panel marker nor a channel"):
         apply_template(adata, template)
+
+
+def test_singlet_band_excludes_true_doublets(gated):
+    for sample_id, (_, result, labels) in gated.items():
+        singlets, cells = result.masks["singlets"], result.masks["cells"]
+        doublets = labels == LABEL_CODE["doublet"]
+        assert (singlets & doublets).sum() < 0.25 * (cells & doublets).sum(), sample_id
+        assert (cells & ~doublets & ~singlets).sum() < 0.01 * (cells & ~doublets).sum(), sample_id
+        gate = next(g for g in result.gates if g["population"] == "singlets")
+        assert 0.6 < gate["slope"] < 1.0 and gate["half_width"] > 0
+
+
+def test_boolean_and_cluster_gates(gated, tmp_path):
+    adata, _, labels = next(iter(gated.values()))
+    template = load_template(_template(tmp_path, """
+        populations:
+          - {name: cd3, parent: root, method: cuts, cuts: {CD3: {keep: above, method: valley}}}
+          - {name: cd19, parent: root, method: cuts, cuts: {CD19: {keep: above, method: valley}}}
+          - {name: either, parent: root, method: boolean, args: {op: or, of: [cd3, cd19]}}
+          - {name: neither, parent: root, method: boolean, args: {op: not, of: [cd3, cd19]}}
+          - {name: both, parent: root, method: boolean, args: {op: and, of: [cd3, cd19]}}
+          - name: granulocytes
+            parent: root
+            method: cluster
+            dims: [FSC-A, SSC-A]
+            args: {components: 4, target: [0.4, 0.5], quantile: 0.99}
+    """))
+    result = apply_template(adata, template)
+    m = result.masks
+    np.testing.assert_array_equal(m["either"], m["cd3"] | m["cd19"])
+    np.testing.assert_array_equal(m["neither"], ~(m["cd3"] | m["cd19"]))
+    np.testing.assert_array_equal(m["both"], m["cd3"] & m["cd19"])
+    granulocytes = np.isin(labels, [LABEL_CODE["Neutrophil"], LABEL_CODE["Eosinophil"]])
+    found = m["granulocytes"]
+    assert (found & granulocytes).sum() / found.sum() > 0.9 and (found & granulocytes).sum() / granulocytes.sum() > 0.8
+
+
+def test_overrides_pin_a_cut_for_one_sample(gated, tmp_path):
+    from cytotrial.gating.overrides import load_overrides
+
+    template = load_template(REPO / "config" / "gating" / "default.yaml")
+    adata, result, _ = next(iter(gated.values()))
+    path = tmp_path / "overrides.yaml"
+    path.write_text("overrides:\n  - {sample: s1, population: Treg, cuts: {FOXP3: 0.9}, reason: test}\n")
+    overrides = load_overrides(path, template, {"s1", "s2"})
+    pinned = apply_template(adata, template, overrides["s1"])
+    treg = next(g for g in pinned.gates if g["population"] == "Treg")
+    assert treg["cuts"]["FOXP3"] == {"keep": "above", "method": "pinned", "cut": 0.9} and treg["override"] == "test"
+    assert pinned.masks["Treg"].sum() < result.masks["Treg"].sum()
+    np.testing.assert_array_equal(pinned.masks["CD4"], result.masks["CD4"])  # other gates unchanged
+    for bad, message in [("{sample: s9, population: Treg, cuts: {FOXP3: 1}, reason: x}", "sample 's9'"),
+                         ("{sample: s1, population: Treg, cuts: {CD3: 1}, reason: x}", "has no cut on \\['CD3'\\]"),
+                         ("{sample: s1, population: boundary, cuts: {FSC-A: 1}, reason: x}", "cannot be pinned"),
+                         ("{sample: s1, population: Treg, cuts: {FOXP3: 1}}", "say why")]:
+        path.write_text(f"overrides:\n  - {bad}\n")
+        with pytest.raises(TemplateError, match=message):
+            load_overrides(path, template, {"s1"})

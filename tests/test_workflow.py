@@ -172,3 +172,24 @@ def test_tables_identical_with_one_or_two_cores(tiny_run, tmp_path):
     snakemake(other, "--cores", "1")
     for table in ("results/tables/populations.tsv", "results/tables/immune_changes.tsv"):
         assert filecmp.cmp(workdir / table, other / table, shallow=False), table
+
+
+def test_an_override_regates_only_its_sample(tiny_run):
+    workdir, samples = tiny_run
+    sample_id = samples.sample_id.iloc[1]
+    (workdir / "overrides.yaml").write_text(
+        f"overrides:\n  - {{sample: {sample_id}, population: Treg, cuts: {{FOXP3: 0.9}}, reason: review}}\n")
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["gating_overrides"] = "overrides.yaml"
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        dry = snakemake(workdir, "-n", "--cores", "1")
+        output = dry.stdout + dry.stderr
+        jobs = {line.split()[0]: int(line.split()[1]) for line in output.splitlines()
+                if len(line.split()) == 2 and line.split()[1].isdigit()}
+        assert jobs.get("gate_sample") == 1 and jobs.get("preprocess_sample") == 1, output[-2000:]
+        assert f"wildcards: sample={sample_id}" in output
+    finally:
+        (workdir / "overrides.yaml").unlink()
+        config["gating_overrides"] = "config/gating/overrides.yaml"
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

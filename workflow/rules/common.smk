@@ -4,6 +4,8 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
+from cytotrial.gating.overrides import load_overrides
+from cytotrial.gating.template import load_template
 from cytotrial.io.deid import check_extra_whitelist
 from cytotrial.qc import QcSettings
 from cytotrial.sheets import load_patients, load_samples
@@ -24,6 +26,9 @@ COMPENSATION = config["compensation"]
 TRANSFORM_SCOPE = config["transform"].get("scope", "batch")
 QcSettings.from_dict(config.get("qc", {}))  # refuses unknown or invalid QC settings before any job runs
 check_extra_whitelist(config.get("deidentification", {}).get("extra_whitelist", []))
+OVERRIDES = load_overrides(
+    config.get("gating_overrides"), load_template(config["gating_template"]), set(SAMPLES.index)
+)
 
 if config["baseline_visit"] not in config["visits"]:
     raise ValueError(

@@ -8,6 +8,10 @@ rule gate_sample:
     output:
         populations="results/populations/{sample}.tsv",
         gates="results/gates/{sample}.json",
+        review="results/gates/{sample}.review.npz",
+    params:
+        # passed as a parameter, so that editing one sample's overrides re-gates that sample only
+        overrides=lambda wildcards: OVERRIDES.get(wildcards.sample, {}),
     conda:
         "../envs/cytotrial.yaml"
     log:

@@ -28,11 +28,11 @@ import pandas as pd
 
 from ..io.fcs import read_fcs
 from ..io.tables import read_tsv, write_tsv
+from ..stats.robust import robust_line
 from .keywords import CompensationError, check_invertible
 
 ControlSource = str | os.PathLike | fk.Sample | pd.DataFrame | np.ndarray
 SCATTER_CHANNELS = ("FSC-A", "SSC-A")
-_HUBER_K = 1.345
 _SATURATION_FRACTION = 0.995
 _POSITIVE_QUANTILE = 99.5
 
@@ -146,41 +146,6 @@ def residual_slopes(events: Sequence[np.ndarray], matrix: np.ndarray) -> np.ndar
         slopes[i], _ = robust_line(compensated[:, i], compensated)
         slopes[i, i] = 0.0
     return slopes
-
-
-def robust_line(x: np.ndarray, y: np.ndarray, iterations: int = 50, tol: float = 1e-7) -> tuple[np.ndarray, ...]:
-    """Huber M-estimate of y = intercept + slope * x for many y columns at once (IRLS, MAD scale).
-
-    Parameters
-    ----------
-    x
-        (n,) regressor.
-    y
-        (n, m) responses.
-
-    Returns
-    -------
-    slope, intercept : ndarray, shape (m,)
-    """
-    x = x[:, None]
-    weights = np.ones_like(y)
-    slope = np.full(y.shape[1], np.inf)
-    for _ in range(iterations):
-        total = weights.sum(axis=0)
-        mean_x = (weights * x).sum(axis=0) / total
-        mean_y = (weights * y).sum(axis=0) / total
-        dx = x - mean_x
-        new_slope = (weights * dx * (y - mean_y)).sum(axis=0) / np.maximum((weights * dx * dx).sum(axis=0), 1e-300)
-        intercept = mean_y - new_slope * mean_x
-        residual = y - intercept - new_slope * x
-        scale = 1.4826 * np.median(np.abs(residual - np.median(residual, axis=0)), axis=0)
-        scaled = np.abs(residual) / np.maximum(_HUBER_K * scale, 1e-12)
-        weights = np.where(scaled <= 1.0, 1.0, 1.0 / np.maximum(scaled, 1e-12))
-        done = np.max(np.abs(new_slope - slope)) < tol
-        slope = new_slope
-        if done:
-            break
-    return slope, intercept
 
 
 def to_flowkit_matrix(estimate: SpilloverEstimate, detectors: Sequence[str] | None = None,

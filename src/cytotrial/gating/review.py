@@ -1,0 +1,35 @@
+"""What a reviewer sees of each gate: a subsample of the parent's events in the gate's two display dimensions."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+
+from .engine import GatingResult
+from .methods import dimension_index
+
+
+
+def display_dims(gate: dict) -> list[str]:
+    """The one or two dimensions a gate is shown in: its own dims (the first two)."""
+    return list(gate["dims"])[:2]
+
+
+def review_events(result: GatingResult, adata: ad.AnnData, max_events: int = 3000) -> dict[str, np.ndarray]:
+    """Per gate, up to ``max_events`` of its parent's events (every k-th, deterministic) in its display dims.
+
+    Returns
+    -------
+    dict
+        ``{population}__x`` and, for 2-D displays, ``{population}__y``: float32 arrays in gating units.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    for gate in result.gates:
+        dims = display_dims(gate)
+        if not dims or gate["population"] not in result.masks:
+            continue
+        rows = np.flatnonzero(result.masks[gate["parent"]])
+        rows = rows[:: max(1, rows.size // max_events)][:max_events]
+        for axis, dim in zip(("x", "y"), dims):
+            arrays[f"{gate['population']}__{axis}"] = adata.X[rows, dimension_index(adata, dim)].astype(np.float32)
+    return arrays

@@ -1,0 +1,423 @@
+"""Gate review figures: one gate on every sample as small multiples, with % of parent and outlier flags.
+
+Each panel is the parent's events of one sample in the gate's display dimensions (a 2-D histogram in log
+colour, or a histogram for 1-D gates) with the gate as realised on that sample drawn on top. Panels come in the
+caller's order (patient then visit), one row per patient with ``columns`` = the number of visits.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import textwrap
+from dataclasses import dataclass, field
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.patches import Ellipse, Rectangle
+from matplotlib.ticker import MaxNLocator
+
+GATE_COLOUR = "#e8590c"
+OUTLIER_COLOUR = "#d00000"
+MISSING_FACE = "0.88"
+DENSITY_CMAP = "viridis"
+BINS_2D = 64
+BINS_1D = 80
+PANEL_WIDTH_IN = 1.75
+PANEL_HEIGHT_IN = 1.6
+HEADER_IN = 0.72
+FOOTER_IN = 0.5
+LINE_IN = 0.17
+MAX_FOOTER_LINES = 30
+FOOTER_WIDTH_CHARS = 170
+LEFT_IN = 0.75
+RIGHT_IN = 0.15
+DPI = 90
+
+
+@dataclass
+class ReviewPanel:
+    """One sample's panel of a gate review figure.
+
+    Attributes
+    ----------
+    sample_id, label
+        Sample and its short panel title (e.g. "P01 W4").
+    x, y
+        (n,) parent events in the display dimensions, in gating units; ``y`` is None for a 1-D gate (drawn as
+        a histogram). May be empty (e.g. a missing parent).
+    x_name, y_name
+        Display dimensions (markers or channels), keys of ``geometry`` and of the figure's ``axis_labels``.
+    method
+        'cuts', 'singlets', 'boundary' or 'cluster' (any other method, e.g. 'boolean', is shown without a gate).
+    geometry
+        The gate in gating units. cuts: ``{dim: (keep, cut)}`` with keep 'above' or 'below' (dims not
+        displayed are listed in the figure header); singlets (x = area, y = height): a band around a line,
+        ``{"slope", "intercept", "half_width"}``, or a ratio band through the origin, ``{"ratio":
+        "FSC-H/FSC-A", "ratio_min", "ratio_max"}``; boundary: ``{dim: (low, high)}``; cluster: an ellipse,
+        ``{"mean": [x, y], "covariance": 2x2, "distance_squared": r2}``. :func:`gate_geometry` converts a
+        realised gate record. Empty when the gate was not placed.
+    percent_of_parent
+        The population as % of its parent (NaN when missing).
+    status, reason
+        'ok' or 'missing', and why it is missing.
+    outlier, outlier_reason
+        Flag from :func:`cytotrial.stats.outliers.flag_population_outliers` and its reason.
+    """
+
+    sample_id: str
+    label: str
+    x: np.ndarray
+    y: np.ndarray | None
+    x_name: str
+    y_name: str | None
+    method: str
+    geometry: dict = field(default_factory=dict)
+    percent_of_parent: float = math.nan
+    status: str = "ok"
+    reason: str = ""
+    outlier: bool = False
+    outlier_reason: str = ""
+
+
+def gate_geometry(record: dict, ranges: dict[str, float] | None = None) -> dict:
+    """Panel geometry (gating units) of one realised gate record of :func:`cytotrial.quantify.realised_gates`.
+
+    Parameters
+    ----------
+    record
+        One entry of ``gates`` (method, cuts / ratio_min, ratio_max / bounds).
+    ranges
+        dim -> detector range ($PnR) of the boundary gate's dimensions: its bounds are recorded in linear
+        units and scatter is displayed as linear / range. Without it the bounds are returned unscaled.
+    """
+    method = record.get("method")
+    if method == "singlets":
+        keys = ("slope", "intercept", "half_width") if "slope" in record else ("ratio", "ratio_min", "ratio_max")
+        return {k: record[k] for k in keys if k in record}
+    if method == "cluster":
+        return dict(record.get("ellipse", {}))
+    if method == "boundary":
+        scale = ranges or {}
+        return {dim: (b["min_exclusive"] / scale.get(dim, 1.0), b["max_exclusive"] / scale.get(dim, 1.0))
+                for dim, b in record.get("bounds", {}).items()}
+    if method == "cuts":
+        return {dim: (c["keep"], float(c["cut"])) for dim, c in record.get("cuts", {}).items()}
+    return {}
+
+
+def plot_gate_review(population: str, parent: str, panels: list[ReviewPanel | None], path: str | os.PathLike,
+                     axis_labels: dict[str, str] | None = None, columns: int = 7,
+                     axis_ticks: dict[str, list[tuple[float, str]]] | None = None, title: str = "") -> None:
+    """Write one gate's review figure (PNG, deterministic bytes: no software or date metadata).
+
+    Parameters
+    ----------
+    population, parent
+        The gate's population and its parent (figure title).
+    panels
+        One per sample in display order (patient, then visit); ``None`` leaves a grid cell empty, so a patient
+        with a skipped visit keeps the visit columns aligned.
+    path
+        Output PNG.
+    axis_labels
+        dim -> axis label in original units (e.g. "CD3 BV421 (logicle)"); default: the dim name.
+    columns
+        Panels per row (the number of visits, so that each row is a patient).
+    axis_ticks
+        dim -> [(position in gating units, label)], e.g. decades of the original scale on a logicle axis.
+    title
+        Extra line under the title (e.g. the trial or template name).
+    """
+    cells = list(panels)
+    columns = max(1, int(columns))
+    rows = max(1, math.ceil(len(cells) / columns))
+    drawn = [p for p in cells if p is not None]
+    header = _header_lines(population, parent, drawn, title)
+    footer = _footer_lines(drawn)
+    fig = _figure(rows, columns, HEADER_IN + LINE_IN * len(header[1]), FOOTER_IN + LINE_IN * len(footer))
+    limits = _shared_limits(drawn)
+    axes = fig.subplots(rows, columns, squeeze=False, gridspec_kw={"hspace": 0.3, "wspace": 0.1})
+    for index, ax in enumerate(axes.flat):
+        panel = cells[index] if index < len(cells) else None
+        if panel is None:
+            ax.set_axis_off()
+            continue
+        _draw_panel(ax, panel, limits)
+        _ticks(ax, panel, axis_ticks or {}, left=index % columns == 0, bottom=_is_bottom(index, cells, columns))
+    _draw_text(fig, header, footer, drawn, axis_labels or {})
+    fig.savefig(path, format="png", metadata={"Software": None})
+
+
+def _figure(rows: int, columns: int, header_in: float, footer_in: float) -> Figure:
+    width = LEFT_IN + columns * PANEL_WIDTH_IN + RIGHT_IN
+    height = header_in + rows * PANEL_HEIGHT_IN + footer_in
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=LEFT_IN / width, right=1 - RIGHT_IN / width, top=1 - header_in / height,
+                        bottom=footer_in / height)
+    return fig
+
+
+def _is_bottom(index: int, cells: list, columns: int) -> bool:
+    """True when no panel is drawn below this one (its x tick labels are shown)."""
+    return all(cells[j] is None for j in range(index + columns, len(cells), columns))
+
+
+def _shared_limits(panels: list[ReviewPanel]) -> dict[str, tuple[float, float]]:
+    """Axis limits per display dim, shared by all panels: 0.2-99.8 % of all events, widened to the gates."""
+    values: dict[str, list[np.ndarray]] = {}
+    for panel in panels:
+        for name, data in ((panel.x_name, panel.x), (panel.y_name, panel.y)):
+            if name is not None and data is not None:
+                values.setdefault(name, []).append(np.asarray(data, dtype=float).ravel())
+    limits = {}
+    for name, parts in values.items():
+        data = np.concatenate(parts)
+        data = data[np.isfinite(data)]
+        lo, hi = (np.quantile(data, [0.002, 0.998]) if data.size else (0.0, 1.0))
+        lines = [v for p in panels for v in _gate_positions(p, name)]
+        if lines:
+            lo, hi = min(lo, min(lines)), max(hi, max(lines))
+        if hi <= lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        pad = 0.04 * (hi - lo)
+        limits[name] = (float(lo - pad), float(hi + pad))
+    return limits
+
+
+def _gate_positions(panel: ReviewPanel, dim: str) -> list[float]:
+    """Finite gate coordinates of one dim that should stay inside the axes (cuts, finite bounds)."""
+    if panel.method == "cuts" and dim in panel.geometry:
+        return [float(panel.geometry[dim][1])]
+    if panel.method == "boundary" and dim in panel.geometry:
+        return [float(v) for v in panel.geometry[dim] if np.isfinite(v)]
+    return []
+
+
+def _draw_panel(ax, panel: ReviewPanel, limits: dict) -> None:
+    missing = panel.status != "ok"
+    x = np.asarray(panel.x, dtype=float).ravel()
+    xlim = limits.get(panel.x_name, (0.0, 1.0))
+    if panel.y is None:
+        _histogram(ax, x, xlim, missing)
+    else:
+        ylim = limits.get(panel.y_name, (0.0, 1.0))
+        _density(ax, x, np.asarray(panel.y, dtype=float).ravel(), xlim, ylim, missing)
+    if not missing and panel.geometry:
+        _draw_gate(ax, panel, xlim, limits.get(panel.y_name, (0.0, 1.1)) if panel.y is not None else (0.0, 1.1))
+    _annotate(ax, panel)
+
+
+def _density(ax, x: np.ndarray, y: np.ndarray, xlim, ylim, missing: bool) -> None:
+    """2-D histogram of the events, log colour scale normalised per panel (empty bins left blank)."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    counts, _, _ = np.histogram2d(x[ok], y[ok], bins=BINS_2D, range=(xlim, ylim))
+    masked = np.ma.masked_less(counts.T, 1)
+    if masked.count():
+        ax.imshow(masked, origin="lower", extent=(*xlim, *ylim), aspect="auto", interpolation="nearest",
+                  cmap="Greys" if missing else DENSITY_CMAP, norm=LogNorm(1, max(2.0, float(counts.max()))),
+                  alpha=0.5 if missing else 1.0)
+    ax.set_xlim(xlim)
+    ax.set_ylim(ylim)
+
+
+def _histogram(ax, x: np.ndarray, xlim, missing: bool) -> None:
+    """Histogram of the events scaled to a peak of 1."""
+    x = x[np.isfinite(x)]
+    counts, edges = np.histogram(x, bins=BINS_1D, range=xlim)
+    heights = counts / counts.max() if counts.max() > 0 else counts.astype(float)
+    colour = "0.6" if missing else "#3b528b"
+    ax.stairs(heights, edges, fill=True, color=colour, alpha=0.35, linewidth=0)
+    ax.stairs(heights, edges, color=colour, linewidth=0.8)
+    ax.set_xlim(xlim)
+    ax.set_ylim(0.0, 1.1)
+
+
+def _draw_gate(ax, panel: ReviewPanel, xlim, ylim) -> None:
+    geometry, has_y = panel.geometry, panel.y is not None
+    if panel.method == "singlets" and has_y:
+        _draw_band(ax, geometry, panel.x_name, xlim, ylim)
+    elif panel.method == "cluster" and has_y and "mean" in geometry:
+        _draw_ellipse(ax, geometry)
+    elif panel.method == "boundary":
+        everything = (-np.inf, np.inf)
+        _draw_box(ax, geometry.get(panel.x_name, everything),
+                  geometry.get(panel.y_name, everything) if has_y else everything, xlim, ylim, lines=False)
+    elif panel.method == "cuts":
+        _draw_box(ax, _kept_interval(geometry.get(panel.x_name)),
+                  _kept_interval(geometry.get(panel.y_name) if has_y else None), xlim, ylim, lines=True,
+                  cut_x=panel.x_name in geometry, cut_y=has_y and panel.y_name in geometry)
+
+
+def _kept_interval(cut: tuple[str, float] | None) -> tuple[float, float]:
+    if cut is None:
+        return (-np.inf, np.inf)
+    keep, value = cut
+    return (float(value), np.inf) if keep == "above" else (-np.inf, float(value))
+
+
+def _draw_box(ax, xs, ys, xlim, ylim, lines: bool, cut_x: bool = False, cut_y: bool = False) -> None:
+    """Shade and outline the kept rectangle (clipped to the axes); with ``lines`` the cuts span the axes."""
+    x0, x1 = max(xs[0], xlim[0]), min(xs[1], xlim[1])
+    y0, y1 = max(ys[0], ylim[0]), min(ys[1], ylim[1])
+    if lines:
+        if cut_x:
+            ax.axvline(xs[0] if np.isfinite(xs[0]) else xs[1], color="k", lw=0.7, ls=(0, (3, 2)))
+        if cut_y:
+            ax.axhline(ys[0] if np.isfinite(ys[0]) else ys[1], color="k", lw=0.7, ls=(0, (3, 2)))
+    if x1 > x0 and y1 > y0:
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=GATE_COLOUR, alpha=0.12, edgecolor="none"))
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor="none", edgecolor=GATE_COLOUR, lw=1.3))
+
+
+def _draw_band(ax, geometry: dict, x_name: str, xlim, ylim) -> None:
+    """Singlet band between two lines: y = intercept + slope x +/- half_width, or y = r x for the two ratio
+    limits (through the origin); the band is shaded."""
+    xs = np.array([min(0.0, xlim[0]), xlim[1]])
+    if "slope" in geometry:
+        centre = float(geometry["intercept"]) + float(geometry["slope"]) * xs
+        edges = [centre - float(geometry["half_width"]), centre + float(geometry["half_width"])]
+    else:
+        slopes = [float(geometry["ratio_min"]), float(geometry["ratio_max"])]
+        if str(geometry.get("ratio", "")).split("/")[0] == x_name:  # x / y is the ratio: y = x / r
+            slopes = [1.0 / r if r > 0 else np.inf for r in slopes[::-1]]
+        edges = [r * xs for r in slopes]
+    if not np.all(np.isfinite(edges)):
+        return
+    ax.fill_between(xs, edges[0], edges[1], color=GATE_COLOUR, alpha=0.12, linewidth=0)
+    for edge in edges:
+        ax.plot(xs, edge, color=GATE_COLOUR, lw=1.3)
+    ax.set_xlim(xlim)
+    ax.set_ylim(ylim)
+
+
+def _draw_ellipse(ax, geometry: dict) -> None:
+    """Cluster gate: the ellipse {z : (z - mean)' inv(covariance) (z - mean) <= distance_squared}."""
+    values, vectors = np.linalg.eigh(np.asarray(geometry["covariance"], dtype=float)[:2, :2])
+    radius = np.sqrt(float(geometry["distance_squared"]) * np.clip(values, 0, None))
+    angle = float(np.degrees(np.arctan2(vectors[1, 1], vectors[0, 1])))
+    centre = tuple(float(v) for v in geometry["mean"][:2])
+    for face, edge in ((GATE_COLOUR, "none"), ("none", GATE_COLOUR)):
+        ax.add_patch(Ellipse(centre, 2 * radius[1], 2 * radius[0], angle=angle, facecolor=face, edgecolor=edge,
+                             alpha=0.12 if face != "none" else 1.0, lw=1.3))
+
+
+def _annotate(ax, panel: ReviewPanel) -> None:
+    """Label (left) and % of parent (right) above the panel; missing reason or outlier reason inside."""
+    missing = panel.status != "ok"
+    colour = OUTLIER_COLOUR if panel.outlier else ("0.45" if missing else "k")
+    ax.set_title(panel.label, loc="left", fontsize=8, pad=2.5, color=colour,
+                 fontweight="bold" if panel.outlier else "normal")
+    percent = panel.percent_of_parent
+    value = "missing" if missing or not np.isfinite(percent) else _format_percent(percent)
+    ax.set_title(value, loc="right", fontsize=8, pad=2.5, color=colour,
+                 fontweight="bold" if panel.outlier else "normal")
+    if missing:
+        ax.set_facecolor(MISSING_FACE)
+        _inside_note(ax, panel.reason or "missing", "0.25", va="center", y=0.5)
+    elif panel.outlier:
+        for spine in ax.spines.values():
+            spine.set_edgecolor(OUTLIER_COLOUR)
+            spine.set_linewidth(2.4)
+        _inside_note(ax, _short_reason(panel.outlier_reason), OUTLIER_COLOUR, va="top", y=0.97)
+
+
+def _format_percent(percent: float) -> str:
+    if percent >= 10:
+        return f"{percent:.1f}%"
+    return f"{percent:.2f}%" if percent >= 0.1 else f"{percent:.2g}%"
+
+
+def _short_reason(reason: str) -> str:
+    """In-panel form of an outlier reason: each test's name and z ('batch run012 z=+5.3'); the full reason
+    goes to the figure's footer."""
+    parts = []
+    for part in (reason or "outlier").split(";"):
+        name = part.split(":")[0].strip()
+        z = re.search(r"z=[+-]?[0-9.]+", part)
+        parts.append(f"{name} {z.group(0)}" if z else part.strip())
+    return "\n".join(parts)
+
+
+def _inside_note(ax, text: str, colour: str, va: str, y: float) -> None:
+    wrapped = "\n".join(line for paragraph in text.split("\n")
+                         for line in textwrap.wrap(paragraph, width=30, max_lines=3, placeholder=" ..."))
+    ax.text(0.5, y, wrapped, transform=ax.transAxes, ha="center", va=va, fontsize=7, color=colour,
+            linespacing=1.05, bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.85,
+                                    "edgecolor": "none"})
+
+
+def _ticks(ax, panel: ReviewPanel, axis_ticks: dict, left: bool, bottom: bool) -> None:
+    """Tick labels only on the outer panels; custom tick positions/labels per dim where given."""
+    ax.tick_params(labelsize=6, length=2, pad=1)
+    for axis, name in ((ax.xaxis, panel.x_name), (ax.yaxis, panel.y_name if panel.y is not None else None)):
+        if name in axis_ticks:
+            ticks = list(axis_ticks[name])
+            axis.set_ticks([t[0] for t in ticks], [t[1] for t in ticks])
+        elif name is not None:
+            axis.set_major_locator(MaxNLocator(nbins=3, prune="both"))
+        else:
+            axis.set_ticks([])
+    ax.tick_params(labelbottom=bottom, labelleft=left and panel.y is not None)
+
+
+def _header_lines(population: str, parent: str, panels: list[ReviewPanel], title: str) -> tuple[str, list[str]]:
+    """Title and the detail lines under it (summary, colour key, cuts not shown)."""
+    n_missing = sum(p.status != "ok" for p in panels)
+    n_outlier = sum(bool(p.outlier) and p.status == "ok" for p in panels)
+    summary = f"{len(panels)} samples, {n_outlier} flagged as outliers, {n_missing} missing"
+    density = ("colour: events per bin (log, per panel); " if any(p.y is not None for p in panels)
+               else "histograms scaled to their peak; ")
+    key = density + "orange: gate (kept region shaded); dashed: cut; red frame: flagged outlier; grey: missing"
+    details = [f"{title} - {summary}" if title else summary, key]
+    hidden = _hidden_cuts(panels)
+    if hidden:
+        details.append(f"also gated on (not shown): {hidden}")
+    return f"Gate review: {population} (of {parent})", details
+
+
+def _footer_lines(panels: list[ReviewPanel]) -> list[str]:
+    """Full outlier reasons, one line per flagged sample (at most MAX_FOOTER_LINES)."""
+    flagged = [p for p in panels if p.outlier and p.status == "ok"]
+    lines = [f"{p.label} ({p.sample_id}): {p.outlier_reason}" if p.label != p.sample_id
+             else f"{p.label}: {p.outlier_reason}" for p in flagged]
+    lines = [textwrap.shorten(line, width=FOOTER_WIDTH_CHARS, placeholder=" ...") for line in lines]
+    if len(lines) > MAX_FOOTER_LINES:
+        lines = lines[:MAX_FOOTER_LINES - 1] + [f"... and {len(lines) - MAX_FOOTER_LINES + 1} more flagged samples"]
+    return (["Flagged outliers:"] + lines) if lines else []
+
+
+def _draw_text(fig, header: tuple[str, list[str]], footer: list[str], panels: list[ReviewPanel],
+               axis_labels: dict[str, str]) -> None:
+    """Title, detail lines, shared axis labels and the outlier list, placed in inches from the edges."""
+    height, width = fig.get_figheight(), fig.get_figwidth()
+    fig.text(0.5, 1 - 0.12 / height, header[0], ha="center", va="top", fontsize=13, fontweight="bold")
+    fig.text(0.5, 1 - 0.45 / height, "\n".join(header[1]), ha="center", va="top", fontsize=8.5,
+             linespacing=1.35)
+    if footer:
+        fig.text(LEFT_IN / width, (0.1 + LINE_IN * len(footer)) / height, "\n".join(footer), ha="left",
+                 va="top", fontsize=8, linespacing=1.35, color=OUTLIER_COLOUR)
+    if not panels:
+        return
+    first = panels[0]
+    fig.supxlabel(axis_labels.get(first.x_name, first.x_name), fontsize=10,
+                  y=(0.15 + LINE_IN * len(footer)) / height)
+    y_label = ("events (scaled to the peak)" if first.y is None
+               else axis_labels.get(first.y_name, first.y_name or ""))
+    fig.supylabel(y_label, fontsize=10, x=0.1 / width)
+
+
+def _hidden_cuts(panels: list[ReviewPanel]) -> str:
+    """Cuts of the gate on dims that are not displayed (e.g. the third dim of a 3-D cut gate)."""
+    hidden: dict[str, str] = {}
+    for panel in panels:
+        if panel.method != "cuts":
+            continue
+        for dim, (keep, _) in panel.geometry.items():
+            if dim not in (panel.x_name, panel.y_name):
+                hidden.setdefault(dim, f"{dim} {keep} cut")
+    return ", ".join(hidden.values())

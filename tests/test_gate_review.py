@@ -1,0 +1,183 @@
+"""Gate review: outlier flags on synthetic population tables, and the small-multiples figure."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cytotrial.report.gate_review import ReviewPanel, gate_geometry, plot_gate_review
+from cytotrial.simulate.trial import trial_design
+from cytotrial.stats.outliers import flag_population_outliers
+
+VISITS = ["D0", "W2", "W4", "W8", "W12", "W16", "W28"]
+TIME_COURSE = dict(zip(VISITS, [0.0, 0.5, 0.9, 1.0, 1.0, 0.7, 0.4], strict=True))
+POPULATIONS = {"CD4": 55.0, "Treg": 6.0, "B": 9.0, "NK_bright": 0.6}
+
+
+def _logit(p):
+    return np.log(p) - np.log1p(-p)
+
+
+def _table(seed: int = 7) -> pd.DataFrame:
+    """18 patients x 7 visits (demo batches) x 4 populations: patient effect, visit noise and a Treg rise."""
+    rng = np.random.default_rng(seed)
+    _, samples = trial_design()
+    rows = []
+    patient_effect = {(p, pop): rng.normal(0, 0.3) for p in samples["patient_id"].unique() for pop in POPULATIONS}
+    for sample in samples.itertuples():
+        for population, mean in POPULATIONS.items():
+            rise = 0.4 * TIME_COURSE[sample.visit] if population == "Treg" else 0.0
+            y = _logit(mean / 100) + patient_effect[sample.patient_id, population] + rise + rng.normal(0, 0.12)
+            rows.append({"sample_id": sample.sample_id, "patient_id": sample.patient_id, "visit": sample.visit,
+                         "batch": sample.batch, "population": population,
+                         "denominator_count": 20000, "percent_of": 100 / (1 + np.exp(-y)),
+                         "status": "ok", "reason": ""})
+    return pd.DataFrame(rows)
+
+
+def _row(table: pd.DataFrame, sample_id: str, population: str) -> pd.Series:
+    return table[(table["sample_id"] == sample_id) & (table["population"] == population)].iloc[0]
+
+
+def test_planted_treg_outlier_is_flagged_by_batch_and_trajectory():
+    table = _table()
+    target = (table["sample_id"] == "P06_W8") & (table["population"] == "Treg")
+    table.loc[target, "percent_of"] *= 5
+    flagged = flag_population_outliers(table)
+    row = _row(flagged, "P06_W8", "Treg")
+    assert row["outlier"]
+    assert "batch run" in row["outlier_reason"] and "trajectory" in row["outlier_reason"]
+    assert "P06's other 6 visits" in row["outlier_reason"]
+    assert not _row(flagged, "P06_W8", "CD4")["outlier"]
+    assert flagged["outlier"].mean() < 0.02
+
+
+def test_trajectory_alone_flags_a_jump_within_a_patient():
+    table = _table()
+    target = (table["sample_id"] == "P10_W12") & (table["population"] == "B")
+    table.loc[target, "percent_of"] /= 4
+    row = _row(flag_population_outliers(table, batch_z=1e9), "P10_W12", "B")
+    assert row["outlier"] and row["outlier_reason"].startswith("trajectory:")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_clean_data_rarely_flagged(seed):
+    flagged = flag_population_outliers(_table(seed))
+    assert flagged["outlier"].mean() < 0.02
+    assert (flagged["outlier_reason"] != "").sum() == flagged["outlier"].sum()
+
+
+def test_missing_values_never_flagged_and_rows_kept_in_order():
+    table = _table()
+    missing = table.index[::37]
+    table.loc[missing, "percent_of"] = np.nan
+    table.loc[missing, "status"] = "missing"
+    table.loc[(table["sample_id"] == "P03_W4") & (table["population"] == "NK_bright"), "percent_of"] = np.nan
+    flagged = flag_population_outliers(table, batch_z=0.5, trajectory_z=0.5)  # flags almost everything else
+    assert list(flagged.index) == list(table.index)
+    assert not flagged.loc[missing, "outlier"].any()
+    assert (flagged.loc[missing, "outlier_reason"] == "").all()
+    assert flagged["outlier"].sum() > len(table) / 2
+
+
+def test_flags_do_not_depend_on_row_order():
+    table = _table()
+    table.loc[(table["sample_id"] == "P12_W2") & (table["population"] == "NK_bright"), "percent_of"] = 5.0
+    ordered = flag_population_outliers(table, keep_scores=True)
+    shuffled = flag_population_outliers(table.sample(frac=1, random_state=0), keep_scores=True).loc[table.index]
+    pd.testing.assert_frame_equal(ordered, shuffled)
+    assert _row(ordered, "P12_W2", "NK_bright")["outlier"]
+
+
+def test_tight_batch_does_not_flag_small_differences():
+    rows = [{"sample_id": f"S{i}", "patient_id": f"P{i}", "batch": "run1", "population": "CD4",
+             "percent_of": 50.0 + 0.01 * i} for i in range(6)]
+    rows.append({"sample_id": "S6", "patient_id": "P6", "batch": "run1", "population": "CD4", "percent_of": 52.0})
+    flagged = flag_population_outliers(pd.DataFrame(rows))
+    assert not flagged["outlier"].any()  # 0.08 logit units: below the 0.2 floor's 4 z
+
+
+def test_missing_column_is_reported():
+    with pytest.raises(ValueError, match="batch"):
+        flag_population_outliers(pd.DataFrame({"patient_id": [], "population": [], "percent_of": []}))
+
+
+def _panels(n_patients: int = 18, n_events: int = 5000) -> list[ReviewPanel | None]:
+    """126 panels: 2-D cut, 1-D cut, singlet, cluster and boundary gates, one missing, one outlier, one empty cell."""
+    rng = np.random.default_rng(0)
+    panels: list[ReviewPanel | None] = []
+    for p in range(n_patients):
+        for v, visit in enumerate(VISITS):
+            kind = (p + v) % 5
+            x = np.r_[rng.normal(0.7, 0.05, n_events // 2), rng.normal(0.25, 0.05, n_events - n_events // 2)]
+            y = rng.normal(0.5, 0.15, n_events)
+            args = {"sample_id": f"P{p:02d}_{visit}", "label": f"P{p:02d} {visit}", "percent_of_parent": 48.3}
+            if kind == 0:
+                panel = ReviewPanel(x=x, y=y, x_name="CD4", y_name="CD8", method="cuts",
+                                    geometry={"CD4": ("above", 0.45), "CD8": ("below", 0.6),
+                                              "CD3": ("above", 0.4)}, **args)
+            elif kind == 1:
+                panel = ReviewPanel(x=x, y=None, x_name="CD3", y_name=None, method="cuts",
+                                    geometry={"CD3": ("above", 0.45)}, **args)
+            elif kind == 2:
+                area = rng.uniform(0.1, 0.6, n_events)
+                band = ({"ratio": "FSC-H/FSC-A", "ratio_min": 0.72, "ratio_max": 0.9} if p % 2 else
+                        {"slope": 0.8, "intercept": 0.01, "half_width": 0.03})
+                panel = ReviewPanel(x=area, y=area * rng.normal(0.8, 0.03, n_events), x_name="FSC-A",
+                                    y_name="FSC-H", method="singlets", geometry=band, **args)
+            elif kind == 3:
+                panel = ReviewPanel(x=x, y=y, x_name="CD14", y_name="SSC-A", method="cluster",
+                                    geometry={"mean": [0.7, 0.5], "covariance": [[0.0025, 0.001], [0.001, 0.02]],
+                                              "distance_squared": 5.99}, **args)
+            else:
+                panel = ReviewPanel(x=x, y=y, x_name="FSC-A", y_name="SSC-A", method="boundary",
+                                    geometry={"FSC-A": (0.0, 0.99), "SSC-A": (0.0, 0.99)}, **args)
+            panels.append(panel)
+    panels[3].status, panels[3].reason, panels[3].percent_of_parent = "missing", "parent 'T' has 3 events", np.nan
+    panels[3].x, panels[3].y = np.array([]), np.array([])
+    panels[10].outlier = True
+    panels[10].outlier_reason = "batch run012: 30.1% vs 6.02% median of 5 others (z=+5.3)"
+    if len(panels) > 20:
+        panels[20] = None
+    return panels
+
+
+def test_gate_review_figure_is_a_fast_deterministic_png(tmp_path):
+    panels = _panels()
+    assert len(panels) == 126
+    labels = {"CD4": "CD4 BUV496 (logicle)", "CD8": "CD8 BUV805 (logicle)"}
+    ticks = {"CD4": [(0.2, "0"), (0.6, "10^3"), (0.8, "10^4")]}
+    start = time.perf_counter()
+    plot_gate_review("CD4", "T", panels, tmp_path / "a.png", axis_labels=labels, axis_ticks=ticks)
+    elapsed = time.perf_counter() - start
+    plot_gate_review("CD4", "T", panels, tmp_path / "b.png", axis_labels=labels, axis_ticks=ticks)
+    first = (tmp_path / "a.png").read_bytes()
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    assert first == (tmp_path / "b.png").read_bytes()
+    assert elapsed < 15, f"126 panels took {elapsed:.1f} s"
+
+
+def test_gate_review_handles_no_panels_and_a_short_last_row(tmp_path):
+    plot_gate_review("T", "lymphocytes", [], tmp_path / "empty.png")
+    panels = [p for p in _panels(n_patients=2, n_events=200) if p is not None][:9]
+    plot_gate_review("T", "lymphocytes", panels, tmp_path / "short.png", columns=7, title="tiny")
+    assert (tmp_path / "empty.png").stat().st_size > 0 and (tmp_path / "short.png").stat().st_size > 0
+
+
+def test_gate_geometry_from_realised_records():
+    cuts = {"method": "cuts", "cuts": {"CD4": {"keep": "above", "method": "valley", "cut": 0.41, "cut_linear": 900}}}
+    assert gate_geometry(cuts) == {"CD4": ("above", 0.41)}
+    singlets = {"method": "singlets", "ratio": "FSC-H/FSC-A", "ratio_min": 0.7, "ratio_max": 0.9}
+    assert gate_geometry(singlets) == {"ratio": "FSC-H/FSC-A", "ratio_min": 0.7, "ratio_max": 0.9}
+    boundary = {"method": "boundary", "bounds": {"FSC-A": {"min_exclusive": 0.0, "max_exclusive": 262143.0}}}
+    lo, hi = gate_geometry(boundary, {"FSC-A": 262144.0})["FSC-A"]
+    assert lo == 0.0 and hi == pytest.approx(262143 / 262144)
+    line = {"method": "singlets", "model": "FSC-H = intercept + slope x FSC-A (Huber)", "slope": 0.8,
+            "intercept": 0.01, "half_width": 0.03, "pinned": False}
+    assert gate_geometry(line) == {"slope": 0.8, "intercept": 0.01, "half_width": 0.03}
+    ellipse = {"mean": [0.5, 0.4], "covariance": [[1, 0], [0, 1]], "distance_squared": 5.99}
+    assert gate_geometry({"method": "cluster", "ellipse": ellipse}) == ellipse
+    assert gate_geometry({"method": "boolean", "op": "and", "of": ["CD4", "CD8"]}) == {}
