@@ -14,6 +14,7 @@ rule all:
         "results/tables/qc.tsv",
         "results/tables/input_files.tsv",
         "results/report/summary.html",
+        expand("results/review/{population}.png", population=TEMPLATE.names),
     default_target: True
 
 

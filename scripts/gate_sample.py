@@ -4,6 +4,7 @@ import anndata as ad
 import numpy as np
 
 from cytotrial.gating.engine import apply_template
+from cytotrial.gating.gatingml_export import export_gatingml
 from cytotrial.gating.review import review_events
 from cytotrial.gating.template import load_template
 from cytotrial.io.atomic import atomic_path
@@ -20,6 +21,9 @@ with rule_logging(snakemake) as log:
     log.info("%s: %d populations, %d missing", snakemake.wildcards.sample, len(table),
              int((table.status != "ok").sum()))
     write_tsv(table, snakemake.output.populations)
-    write_json(realised_gates(result, adata), snakemake.output.gates)
+    realised = realised_gates(result, adata)
+    write_json(realised, snakemake.output.gates)
+    with atomic_path(snakemake.output.gatingml, suffix=".xml") as tmp:
+        export_gatingml(realised, adata.var, adata.uns.get("spillover") or None, tmp)
     with atomic_path(snakemake.output.review, suffix=".npz") as tmp:
         np.savez_compressed(tmp, **review_events(result, adata))

@@ -73,8 +73,14 @@ def test_tiny_demo_produces_the_tables_and_report(tiny_run):
 
     html = (workdir / "results/report/summary.html").read_text()
     assert "12 samples from 4 patients" in html and html.count("<img") == 6
+    assert {"outlier", "outlier_reason"} <= set(populations)
+    reviews = sorted(p.stem for p in (workdir / "results/review").glob("*.png"))
+    assert reviews == sorted(populations.population.unique())
+    import flowkit as fk
     for sample_id in samples.sample_id:
         assert (workdir / "results/gates" / f"{sample_id}.json").exists()
+        strategy = fk.parse_gating_xml(str(workdir / "results/gates" / f"{sample_id}.gatingml.xml"))
+        assert len(strategy.get_gate_ids()) >= 20
         assert (workdir / "logs/gate_sample" / f"{sample_id}.log").read_text().strip()
     assert not (workdir / "results/events").exists() or not any((workdir / "results/events").iterdir())
 

@@ -26,9 +26,8 @@ COMPENSATION = config["compensation"]
 TRANSFORM_SCOPE = config["transform"].get("scope", "batch")
 QcSettings.from_dict(config.get("qc", {}))  # refuses unknown or invalid QC settings before any job runs
 check_extra_whitelist(config.get("deidentification", {}).get("extra_whitelist", []))
-OVERRIDES = load_overrides(
-    config.get("gating_overrides"), load_template(config["gating_template"]), set(SAMPLES.index)
-)
+TEMPLATE = load_template(config["gating_template"])
+OVERRIDES = load_overrides(config.get("gating_overrides"), TEMPLATE, set(SAMPLES.index))
 
 if config["baseline_visit"] not in config["visits"]:
     raise ValueError(

@@ -9,6 +9,7 @@ rule gate_sample:
         populations="results/populations/{sample}.tsv",
         gates="results/gates/{sample}.json",
         review="results/gates/{sample}.review.npz",
+        gatingml="results/gates/{sample}.gatingml.xml",
     params:
         # passed as a parameter, so that editing one sample's overrides re-gates that sample only
         overrides=lambda wildcards: OVERRIDES.get(wildcards.sample, {}),
@@ -20,3 +21,22 @@ rule gate_sample:
         "results/benchmarks/gate_sample/{sample}.tsv"
     script:
         "../../scripts/gate_sample.py"
+
+
+rule review_gate:
+    input:
+        gates=expand("results/gates/{sample}.json", sample=SAMPLES.index),
+        review=expand("results/gates/{sample}.review.npz", sample=SAMPLES.index),
+        populations="results/tables/populations.tsv",
+    output:
+        figure="results/review/{population}.png",
+    params:
+        visits=config["visits"],
+    conda:
+        "../envs/cytotrial.yaml"
+    log:
+        "logs/review_gate/{population}.log",
+    benchmark:
+        "results/benchmarks/review_gate/{population}.tsv"
+    script:
+        "../../scripts/review_gate.py"

@@ -87,7 +87,7 @@ class _Writer:
         self.paths: dict[str, tuple[str, ...]] = {"root": ("root",)}
         self.transform_ids: dict[str, str] = {}
         self.compensation = "uncompensated"
-        if spillover and spillover.get("detectors"):
+        if spillover and len(spillover.get("detectors", ())) > 0:
             self.compensation = self._unique(MATRIX_ID)
             self.strategy.add_comp_matrix(self.compensation, self._matrix(spillover))
 

@@ -1,0 +1,71 @@
+"""Assemble the gate review figures of a run: one figure per gate, one panel per sample (patients x visits)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pandas as pd
+
+from .gate_review import ReviewPanel, gate_geometry, plot_gate_review
+
+
+def load_sample_review(gates_json: str | os.PathLike, review_npz: str | os.PathLike) -> tuple[dict, dict]:
+    """A sample's realised gates (population -> record) and its review events (npz arrays)."""
+    gates = {g["population"]: g for g in json.loads(open(gates_json).read())["gates"]}
+    with np.load(review_npz) as arrays:
+        return gates, {key: arrays[key] for key in arrays.files}
+
+
+def review_panels(population: str, populations: pd.DataFrame, reviews: dict[str, tuple[dict, dict]],
+                  visits: list[str]) -> list[ReviewPanel | None]:
+    """The panels of one gate's figure: one row per patient, one column per visit (None where no sample).
+
+    Parameters
+    ----------
+    populations
+        Merged population table with ``outlier`` and ``outlier_reason`` columns.
+    reviews
+        sample_id -> (gates by population, review arrays), from :func:`load_sample_review`.
+    """
+    rows = populations[populations.population == population].set_index("sample_id")
+    visits = [v for v in visits if (rows.visit == v).any()]
+    panels: list[ReviewPanel | None] = []
+    for patient in sorted(rows.patient_id.unique()):
+        by_visit = rows[rows.patient_id == patient].reset_index().set_index("visit")
+        for visit in visits:
+            if visit not in by_visit.index:
+                panels.append(None)
+                continue
+            row = by_visit.loc[visit]
+            gates, arrays = reviews[row.sample_id]
+            record = gates[population]
+            dims = list(record["dims"])[:2]
+            x = arrays.get(f"{population}__x", np.empty(0, np.float32))
+            y = arrays.get(f"{population}__y") if len(dims) > 1 else None
+            ranges = {d: 262144.0 for d in dims} if record["method"] == "boundary" else None
+            panels.append(ReviewPanel(
+                sample_id=row.sample_id, label=f"{patient} {visit}", x=x, y=y, x_name=dims[0],
+                y_name=dims[1] if len(dims) > 1 else None, method=record["method"],
+                geometry=gate_geometry(record, ranges) if record["status"] == "ok" else {},
+                percent_of_parent=float(row.percent_of_parent) if not pd.isna(row.percent_of_parent) else math.nan,
+                status=record["status"], reason=record.get("reason", ""),
+                outlier=bool(row.get("outlier", False)), outlier_reason=str(row.get("outlier_reason", "") or "")))
+    return panels
+
+
+def render_gate_review(population: str, populations: pd.DataFrame, reviews: dict[str, tuple[dict, dict]],
+                       visits: list[str], path: str | os.PathLike) -> None:
+    """Write one gate's review figure."""
+    parent = populations.loc[populations.population == population, "parent"].iloc[0]
+    panels = review_panels(population, populations, reviews, visits)
+    dims = next((p for p in panels if p is not None), None)
+    labels = {}
+    if dims is not None:
+        for name in (dims.x_name, dims.y_name):
+            if name:
+                labels[name] = f"{name} (linear / range)" if name.startswith(("FSC", "SSC")) else f"{name} (logicle)"
+    columns = len([v for v in visits if (populations.visit == v).any()])
+    plot_gate_review(population, parent, panels, path, axis_labels=labels, columns=columns)
