@@ -201,3 +201,20 @@ def test_overrides_pin_a_cut_for_one_sample(gated, tmp_path):
         path.write_text(f"overrides:\n  - {bad}\n")
         with pytest.raises(TemplateError, match=message):
             load_overrides(path, template, {"s1"})
+
+
+def test_static_rectangle_polygon_and_ellipse(gated, tmp_path):
+    adata, _, _ = next(iter(gated.values()))
+    template = load_template(_template(tmp_path, """
+        populations:
+          - {name: box, parent: root, method: rectangle, dims: [CD4, CD8], args: {min: [0.4, null], max: [null, 0.3]}}
+          - {name: square, parent: root, method: polygon, dims: [CD4, CD8],
+             args: {vertices: [[0.4, -1], [2, -1], [2, 0.3], [0.4, 0.3]]}}
+          - {name: round, parent: root, method: ellipse, dims: [CD4, CD8],
+             args: {mean: [0.6, 0.1], covariance: [[0.01, 0], [0, 0.01]], distance_squared: 1}}
+    """))
+    result = apply_template(adata, template)
+    x, y = adata.X[:, list(adata.var.marker).index("CD4")], adata.X[:, list(adata.var.marker).index("CD8")]
+    np.testing.assert_array_equal(result.masks["box"], (x >= 0.4) & (y < 0.3))
+    assert (result.masks["square"] != result.masks["box"]).sum() <= 2  # only boundary events may differ
+    np.testing.assert_array_equal(result.masks["round"], (x - 0.6) ** 2 + (y - 0.1) ** 2 <= 0.01)

@@ -272,3 +272,31 @@ def test_export_of_engine_gates_reproduces_engine_counts(small_trial, tmp_path):
         mask = flowkit_results.get_gate_membership(ids[gate["population"]])
         differ = int(np.count_nonzero(mask != result.masks[gate["population"]]))
         assert differ <= max(2, 0.005 * gate["count"]), (gate["population"], gate["method"], differ)
+
+
+def test_static_gates_export_and_gate_the_same_events_in_flowkit(small_trial, tmp_path):
+    from cytotrial.gating.engine import apply_template
+    from cytotrial.gating.gatingml_export import export_gatingml
+    from cytotrial.gating.template import load_template
+    from cytotrial.io.panel import Panel
+    from cytotrial.preprocess import preprocess_fcs
+    from cytotrial.quantify import realised_gates
+
+    repo = Path(__file__).resolve().parents[1]
+    fcs = small_trial["samples"].fcs.iloc[0]
+    adata, _ = preprocess_fcs(fcs, "s", Panel.from_yaml(repo / "config" / "panel.yaml"),
+                              {"transform": {"fluorescence": "logicle"}})
+    template_path = tmp_path / "t.yaml"
+    template_path.write_text("""
+populations:
+  - {name: box, parent: root, method: rectangle, dims: [CD4, CD8], args: {min: [0.4, null], max: [null, 0.3]}}
+  - {name: square, parent: root, method: polygon, dims: [CD4, CD8], args: {vertices: [[0.4, -1], [2, -1], [2, 0.3], [0.4, 0.3]]}}
+  - {name: round, parent: root, method: ellipse, dims: [CD4, CD8], args: {mean: [0.6, 0.1], covariance: [[0.01, 0], [0, 0.01]], distance_squared: 1}}
+""")
+    result = apply_template(adata, load_template(template_path))
+    ids = export_gatingml(realised_gates(result, adata), adata.var, adata.uns["spillover"], tmp_path / "g.xml")
+    strategy = fk.parse_gating_xml(str(tmp_path / "g.xml"))
+    gated = strategy.gate_sample(fk.Sample(fcs, subsample=0))
+    for population in ("box", "square", "round"):
+        assert gated.get_gate_membership(ids[population]).sum() == pytest.approx(result.masks[population].sum(),
+                                                                                abs=2), population

@@ -114,12 +114,16 @@ class _Writer:
                                                     for d, b in record["bounds"].items()])
         if method == "singlets":
             return self._singlets(record, gate_id)
-        if method == "cluster":
+        if method in ("cluster", "ellipse"):
             return self._cluster(record, gate_id)
+        if method == "rectangle":
+            return self._rectangle(record, gate_id)
+        if method == "polygon":
+            return self._polygon(record, gate_id)
         if method == "boolean":
             return self._boolean(record, gate_id)
         raise GatingMLExportError(f"sample {self.sample}: population '{record['population']}' has method "
-                                  f"{method!r}; only boundary, cuts, singlets, cluster and boolean can be exported")
+                                  f"{method!r}, which cannot be exported to GatingML")
 
     def _cut_dimension(self, dim: str, cut: dict, record: dict) -> fk.Dimension:
         row = self._row(dim, record)
@@ -160,6 +164,19 @@ class _Writer:
                                       "intercept, half_width)")
         dims = [fk.Dimension(r["channel"], self.compensation, self._transform(r)) for r in (area, height)]
         return fk.gates.PolygonGate(gate_id, dims, vertices)
+
+    def _rectangle(self, record: dict, gate_id: str) -> fk.gates.RectangleGate:
+        spec = record["rectangle"]
+        mins, maxs = spec.get("min") or [None] * len(record["dims"]), spec.get("max") or [None] * len(record["dims"])
+        dims = [fk.Dimension(r["channel"], self.compensation, self._transform(r), range_min=lo, range_max=hi)
+                for r, lo, hi in zip((self._row(d, record) for d in record["dims"]), mins, maxs)]
+        return fk.gates.RectangleGate(gate_id, dims)
+
+    def _polygon(self, record: dict, gate_id: str) -> fk.gates.PolygonGate:
+        dims = [fk.Dimension(r["channel"], self.compensation, self._transform(r))
+                for r in (self._row(d, record) for d in record["dims"])]
+        return fk.gates.PolygonGate(gate_id, dims, [[float(v) for v in vertex]
+                                                    for vertex in record["polygon"]["vertices"]])
 
     def _cluster(self, record: dict, gate_id: str) -> fk.gates.EllipsoidGate:
         rows = [self._row(d, record) for d in record["dims"]]

@@ -12,6 +12,7 @@ import numpy as np
 from scipy.stats import chi2
 
 from ..stats.robust import robust_line
+from . import static
 from .cuts import MIN_EVENTS, TooFewEventsError, find_cut
 from .template import PopulationGate, TemplateError
 
@@ -131,3 +132,29 @@ def cluster(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned:
     distance2 = np.einsum("ij,jk,ik->i", delta, np.linalg.inv(covariance), delta)
     return parent & (distance2 <= radius2), {"ellipse": {"mean": mean.tolist(), "covariance": covariance.tolist(),
                                                          "distance_squared": radius2}}
+
+
+def rectangle(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned: dict) -> tuple[np.ndarray, dict]:
+    """Static rectangle (or 1-D range): ``args: {min: [...], max: [...]}`` in gating units, null for open."""
+    bounds = {**gate.args, **pinned}
+    values = adata.X[:, [dimension_index(adata, d) for d in gate.dims]]
+    mask = parent & static.in_rectangle(values, bounds.get("min", [None] * len(gate.dims)),
+                                        bounds.get("max", [None] * len(gate.dims)))
+    return mask, {"rectangle": {"min": bounds.get("min"), "max": bounds.get("max")}}
+
+
+def polygon(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned: dict) -> tuple[np.ndarray, dict]:
+    """Static polygon on two dimensions: ``args: {vertices: [[x, y], ...]}`` in gating units."""
+    vertices = np.asarray(pinned.get("vertices", gate.args["vertices"]), dtype=float)
+    values = adata.X[:, [dimension_index(adata, d) for d in gate.dims]]
+    return parent & static.in_polygon(values, vertices), {"polygon": {"vertices": vertices.tolist()}}
+
+
+def ellipse(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned: dict) -> tuple[np.ndarray, dict]:
+    """Static ellipse: ``args: {mean: [x, y], covariance: [[..], [..]], distance_squared: r2}``."""
+    spec = {**gate.args, **pinned}
+    values = adata.X[:, [dimension_index(adata, d) for d in gate.dims]]
+    mask = parent & static.in_ellipsoid(values, spec["mean"], np.asarray(spec["covariance"], dtype=float),
+                                        float(spec["distance_squared"]))
+    return mask, {"ellipse": {"mean": list(spec["mean"]), "covariance": spec["covariance"],
+                              "distance_squared": float(spec["distance_squared"])}}

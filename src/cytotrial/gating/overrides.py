@@ -24,7 +24,8 @@ import yaml
 
 from .template import GatingTemplate, TemplateError
 
-PINNABLE = {"cuts": "cuts", "singlets": "singlets", "cluster": "cluster"}
+PINNABLE = {"cuts": "cuts", "singlets": "singlets", "cluster": "cluster", "rectangle": "rectangle",
+            "polygon": "polygon", "ellipse": "ellipse"}
 
 
 def load_overrides(path: str | os.PathLike | None, template: GatingTemplate, sample_ids: set[str]) -> dict:

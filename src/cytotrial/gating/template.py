@@ -8,8 +8,11 @@ A template reads like openCyto's CSV (alias, parent, dims, method, args), one po
       cuts:
         CD3: {keep: above, method: valley}
 
-Methods: ``boundary`` (drop saturated or non-positive scatter), ``singlets`` (pulse height/area ratio band) and
-``cuts`` (one data-driven 1-D cut per dimension, combined with AND; see :mod:`cytotrial.gating.cuts`).
+Methods (see :mod:`cytotrial.gating.methods`): ``boundary`` (drop saturated or non-positive scatter),
+``singlets`` (band around a robust regression of pulse height on area), ``cuts`` (one data-driven 1-D cut per
+dimension, ANDed; see :mod:`cytotrial.gating.cuts`), ``cluster`` (Gaussian mixture, component nearest a target,
+ellipse at a quantile), ``boolean`` (and/or/not of populations above), and the static ``rectangle``,
+``polygon`` and ``ellipse``.
 Cut points found for the same parent, dimension and settings are computed once and shared, so "CD4+ CD8-" and
 "CD4- CD8+" use the same two cuts.
 """
