@@ -173,7 +173,7 @@ def print_report(summary: pd.DataFrame) -> None:
     for name, r in summary.iterrows():
         limit = TREG_ERROR_TARGET_PP if name == "Treg" else ERROR_TARGET_PP
         error_ok = bool(r.median_abs_error_pp <= limit)
-        text = f"  {name:<12} median |error| {r.median_abs_error_pp:6.3f} <= {limit:g} pp {'PASS' if error_ok else 'FAIL'}"
+        text = f"  {name:<12} median |error| {r.median_abs_error_pp:6.3f} <= {limit:.1f} pp {'PASS' if error_ok else 'FAIL'}"
         f1_checked = bool(r.true_median_pct >= F1_MIN_PERCENT)
         if f1_checked:
             f1_ok = bool(r.median_f1 >= F1_TARGET)
