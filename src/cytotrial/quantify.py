@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .gating.engine import GatingResult
+from .gating.methods import dimension_index
 from .transforms import inverse_transform
 
 POPULATION_COLUMNS = ["sample_id", "population", "parent", "count", "parent_count", "percent_of_parent",
@@ -56,15 +57,10 @@ def realised_gates(result: GatingResult, adata: ad.AnnData) -> dict:
     for gate in result.gates:
         record = {k: _plain(v) for k, v in gate.items()}
         for dim, cut in record.get("cuts", {}).items():
-            j = _column(adata, dim)
+            j = dimension_index(adata, dim)
             cut["cut_linear"] = float(inverse_transform(adata.var.iloc[j].to_dict(), np.array([cut["cut"]]))[0])
         gates.append(record)
     return {"sample_id": adata.uns["sample_id"], "source_sha256": adata.uns["source_sha256"], "gates": gates}
-
-
-def _column(adata: ad.AnnData, name: str) -> int:
-    markers = list(adata.var["marker"])
-    return markers.index(name) if name in markers else list(adata.var_names).index(name)
 
 
 def _plain(value):

@@ -40,17 +40,21 @@ def load_samples(path: str | os.PathLike, visits: list[str], patients: pd.DataFr
     samples = read_tsv(path, "sample sheet")
     _require_columns(samples, ["sample_id", "patient_id", "visit", "fcs"], path, "sample sheet")
     problems = []
+    duplicate_id = samples.sample_id.duplicated(keep=False)
+    known_visit = samples.visit.isin(visits)
+    known_patient = samples.patient_id.isin(set(patients.patient_id))
+    per_visit = samples.groupby(["patient_id", "visit"], sort=False).sample_id.transform("size")
+    first_of_visit = ~samples.duplicated(["patient_id", "visit"], keep="first")
     for i, row in samples.iterrows():
         line = i + 2
-        if samples.sample_id.duplicated(keep=False)[i]:
+        if duplicate_id[i]:
             problems.append(f"line {line}: sample_id '{row.sample_id}' is used more than once; ids must be unique")
-        if row.visit not in visits:
+        if not known_visit[i]:
             problems.append(f"line {line}: visit '{row.visit}' is not one of the config's visits {visits}")
-        if row.patient_id not in set(patients.patient_id):
+        if not known_patient[i]:
             problems.append(f"line {line}: patient_id '{row.patient_id}' is not in the patient table")
-        duplicate_visit = samples[(samples.patient_id == row.patient_id) & (samples.visit == row.visit)]
-        if len(duplicate_visit) > 1 and duplicate_visit.index[0] == i:
-            problems.append(f"line {line}: patient '{row.patient_id}' has {len(duplicate_visit)} samples at visit "
+        if per_visit[i] > 1 and first_of_visit[i]:
+            problems.append(f"line {line}: patient '{row.patient_id}' has {per_visit[i]} samples at visit "
                             f"'{row.visit}'; keep one per visit")
     if problems:
         raise SheetError(f"sample sheet {path} has {len(problems)} problem(s):\n  " + "\n  ".join(problems))
