@@ -191,3 +191,17 @@ def test_demo_trial_has_some_disturbed_acquisitions(small_trial, tmp_path):
     _, _, in_anomaly, kind = simulate_events(spec, settings)
     assert kind in ("clog", "signal_shift")
     assert 0 < in_anomaly.sum() < 0.15 * in_anomaly.size
+
+
+def test_files_carry_the_spillover_their_run_measured():
+    from cytotrial.simulate.run import batch_gains, run_spillover
+    drift = SimulationSettings(drift_sd=0.15)
+    np.testing.assert_array_equal(run_spillover("run003", SimulationSettings()), instrument.spillover_matrix())
+    true = np.random.default_rng(0).lognormal(7, 1, (500, len(instrument.DETECTORS)))
+    gains, _ = batch_gains("run003", drift)
+    raw = (true @ instrument.spillover_matrix()) * gains  # noise-free detection on a drifted run
+    compensated = np.linalg.solve(run_spillover("run003", drift).T, raw.T).T
+    # compensation with the run's matrix recovers the signals (to the 4 decimals the keyword holds)...
+    np.testing.assert_allclose(compensated, true * gains, rtol=2e-3, atol=5)
+    stale = np.linalg.solve(instrument.spillover_matrix().T, raw.T).T
+    assert np.abs(stale - true * gains).max() > 100  # ...where the nominal matrix would leave spillover behind

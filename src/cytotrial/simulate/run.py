@@ -123,8 +123,17 @@ def batch_gains(batch: str, settings: SimulationSettings) -> tuple[np.ndarray, n
     return np.exp(settings.drift_sd * rng.standard_normal(n)), np.exp(settings.drift_sd / 2 * rng.standard_normal(2))
 
 
-def fcs_keywords(spec: SampleSpec, n_events: int, duration_s: float, seed: int) -> dict[str, str]:
+def run_spillover(batch: str, settings: SimulationSettings) -> np.ndarray:
+    """The spillover matrix the instrument measures on an acquisition run: with detector gains g, a dye's
+    spillover into detector j relative to its own detector i is S_ij x g_j / g_i (the run's compensation
+    controls see the drifted gains; diagonal stays 1)."""
+    gains, _ = batch_gains(batch, settings)
+    return np.round(instrument.spillover_matrix() * gains[None, :] / gains[:, None], 4)
+
+
+def fcs_keywords(spec: SampleSpec, n_events: int, duration_s: float, settings: SimulationSettings) -> dict[str, str]:
     """TEXT keywords as BD FACSDiva writes them, including the identifying ones a de-identifier must remove."""
+    seed = settings.seed
     acquired = TRIAL_START + dt.timedelta(days=spec.enrolment_day + VISIT_DAYS[spec.visit])
     rng = rng_for(seed, 9, patient_number(spec.patient_id))
     mrn = f"MRN{rng.integers(10**6, 10**7)}"
@@ -138,7 +147,7 @@ def fcs_keywords(spec: SampleSpec, n_events: int, duration_s: float, seed: int) 
         "$OP": "Synthetic Operator", "$INST": "Synthetic University Hospital Flow Core",
         "$EXP": "Dr Synthetic Investigator", "$PROJ": "UC-MSC ITP phase I", "$SMNO": f"{mrn}-{spec.visit}",
         "$COM": "synthetic data written by the cytotrial simulator", "$TIMESTEP": f"{instrument.TIMESTEP_S}",
-        "$SPILLOVER": instrument.spillover_keyword(instrument.spillover_matrix()),
+        "$SPILLOVER": instrument.spillover_keyword(run_spillover(spec.batch, settings)),
         "CREATOR": "cytotrial simulator (FACSDiva-like)", "PATIENT ID": mrn, "SAMPLE ID": f"{initials}-{spec.visit}",
         "EXPERIMENT NAME": "ITP UC-MSC immune monitoring", "TUBE NAME": "Treg-B-NK 17c",
         "CASE NUMBER": f"{rng.integers(1000, 9999)}",
@@ -158,7 +167,7 @@ def simulate_sample(spec: SampleSpec, settings: SimulationSettings) -> tuple[pd.
     duration = float(events[-1, -1]) * instrument.TIMESTEP_S
     markers = [None] * 4 + [d.marker for d in instrument.DETECTORS] + [None]
     write_fcs(spec.fcs, events, list(instrument.CHANNELS), markers,
-              fcs_keywords(spec, len(events), duration, settings.seed))
+              fcs_keywords(spec, len(events), duration, settings))
     truth_dir = Path(spec.truth_dir)
     with atomic_path(truth_dir / f"{spec.sample_id}.labels.npy", suffix=".npy") as tmp:
         np.save(tmp, labels)
