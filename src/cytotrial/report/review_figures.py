@@ -45,7 +45,9 @@ def review_panels(population: str, populations: pd.DataFrame, reviews: dict[str,
             dims = list(record["dims"])[:2]
             x = arrays.get(f"{population}__x", np.empty(0, np.float32))
             y = arrays.get(f"{population}__y") if len(dims) > 1 else None
-            ranges = {d: 262144.0 for d in dims} if record["method"] == "boundary" else None
+            # a boundary gate's upper bound is the detector range minus one ($PnR - 1), recorded per dimension
+            ranges = ({d: b["max_exclusive"] + 1 for d, b in record.get("bounds", {}).items()}
+                      if record["method"] == "boundary" else None)
             panels.append(ReviewPanel(
                 sample_id=row.sample_id, label=f"{patient} {visit}", x=x, y=y, x_name=dims[0],
                 y_name=dims[1] if len(dims) > 1 else None, method=record["method"],
