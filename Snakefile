@@ -14,7 +14,7 @@ rule all:
         "results/tables/qc.tsv",
         "results/tables/input_files.tsv",
         "results/report/summary.html",
-        expand("results/review/{population}.png", population=TEMPLATE.names),
+        expand("results/review/{figure}.png", figure=sorted(REVIEW_FIGURES)),
     default_target: True
 
 

@@ -12,5 +12,6 @@ with rule_logging(snakemake) as log:
     reviews = {Path(g).name.removesuffix(".json"): load_sample_review(g, r)
                for g, r in zip(snakemake.input.gates, snakemake.input.review, strict=True)}
     with atomic_path(snakemake.output.figure, suffix=".png") as tmp:
-        render_gate_review(snakemake.wildcards.population, populations, reviews, snakemake.params.visits, tmp)
-    log.info("%s: %d samples", snakemake.wildcards.population, len(reviews))
+        render_gate_review(snakemake.params.population, populations, reviews, snakemake.params.visits, tmp,
+                           fluorescence_units=snakemake.params.fluorescence_units)
+    log.info("%s: %d samples", snakemake.params.population, len(reviews))

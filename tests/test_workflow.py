@@ -199,3 +199,28 @@ def test_an_override_regates_only_its_sample(tiny_run):
         (workdir / "overrides.yaml").unlink()
         config["gating_overrides"] = "config/gating/overrides.yaml"
         (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def test_a_gatingml_file_as_the_template(tiny_run, tmp_path):
+    """A static GatingML template (here one sample's exported realised gates) gates every sample; on that sample
+    it reproduces the adaptive template's populations, and each of its gates gets a review figure."""
+    import shutil
+
+    workdir, samples = tiny_run
+    copy = tmp_path / "static"
+    shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns(".snakemake"))
+    sample_id = samples.sample_id.iloc[0]
+    shutil.copy(copy / "results/gates" / f"{sample_id}.gatingml.xml", copy / "template.xml")
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["gating_template"] = "template.xml"
+    (copy / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    snakemake(copy, "--cores", "2")
+    adaptive = pd.read_csv(workdir / "results/tables/populations.tsv", sep="\t")
+    static = pd.read_csv(copy / "results/tables/populations.tsv", sep="\t")
+    assert set(static.sample_id) == set(samples.sample_id) and (static.status == "ok").all()
+    mine = static[static.sample_id == sample_id].set_index("population")["count"]
+    theirs = adaptive[adaptive.sample_id == sample_id].set_index("population")["count"]
+    assert len(mine) == len(theirs.dropna())
+    for population, count in mine.items():  # gate ids are the population names (made unique)
+        assert abs(count - theirs[population]) <= max(2, 0.002 * theirs[population]), population
+    assert {p.stem for p in (copy / "results/review").glob("*.png")} >= set(mine.index)

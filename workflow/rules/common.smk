@@ -1,11 +1,12 @@
 # Config validation, sample sheet loading and input functions shared by all rules.
 
+import re
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
 from cytotrial.gating.overrides import load_overrides
-from cytotrial.gating.template import load_template
+from cytotrial.gating.plan_engine import load_gating_template, review_file_names
 from cytotrial.io.deid import check_extra_whitelist
 from cytotrial.qc import QcSettings
 from cytotrial.sheets import load_patients, load_samples
@@ -26,7 +27,8 @@ COMPENSATION = config["compensation"]
 TRANSFORM_SCOPE = config["transform"].get("scope", "batch")
 QcSettings.from_dict(config.get("qc", {}))  # refuses unknown or invalid QC settings before any job runs
 check_extra_whitelist(config.get("deidentification", {}).get("extra_whitelist", []))
-TEMPLATE = load_template(config["gating_template"])
+TEMPLATE = load_gating_template(config["gating_template"], config.get("gating_workspace_group", "All Samples"))
+REVIEW_FIGURES = review_file_names(TEMPLATE.names)  # file name -> population (gate ids may hold any character)
 OVERRIDES = load_overrides(config.get("gating_overrides"), TEMPLATE, set(SAMPLES.index))
 
 if config["baseline_visit"] not in config["visits"]:
@@ -37,6 +39,7 @@ if config["baseline_visit"] not in config["visits"]:
 
 wildcard_constraints:
     sample="|".join(sorted(SAMPLES.index)),
+    figure="|".join(sorted(map(re.escape, REVIEW_FIGURES))),
 
 
 def fcs_of(wildcards):

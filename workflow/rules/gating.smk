@@ -13,6 +13,7 @@ rule gate_sample:
     params:
         # passed as a parameter, so that editing one sample's overrides re-gates that sample only
         overrides=lambda wildcards: OVERRIDES.get(wildcards.sample, {}),
+        workspace_group=config.get("gating_workspace_group", "All Samples"),
     conda:
         "../envs/cytotrial.yaml"
     log:
@@ -29,14 +30,16 @@ rule review_gate:
         review=expand("results/gates/{sample}.review.npz", sample=SAMPLES.index),
         populations="results/tables/populations.tsv",
     output:
-        figure="results/review/{population}.png",
+        figure="results/review/{figure}.png",
     params:
         visits=config["visits"],
+        population=lambda wildcards: REVIEW_FIGURES[wildcards.figure],
+        fluorescence_units=config["transform"]["fluorescence"],
     conda:
         "../envs/cytotrial.yaml"
     log:
-        "logs/review_gate/{population}.log",
+        "logs/review_gate/{figure}.log",
     benchmark:
-        "results/benchmarks/review_gate/{population}.tsv"
+        "results/benchmarks/review_gate/{figure}.tsv"
     script:
         "../../scripts/review_gate.py"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anndata as ad
 import numpy as np
@@ -22,10 +22,14 @@ class GatingResult:
         population -> (n_events,) bool membership ('root' included).
     gates
         One record per population: parent, method, realised cut points or bounds, counts, status.
+    display
+        For gates drawn in units other than the events' gating units (static GatingML/FlowJo templates):
+        (population, dimension) -> values of every event.
     """
 
     masks: dict[str, np.ndarray]
     gates: list[dict]
+    display: dict = field(default_factory=dict)  # (population, dim) -> values in the gate's own units, if not X
 
 
 def apply_template(adata: ad.AnnData, template: GatingTemplate, overrides: dict | None = None) -> GatingResult:

@@ -31,7 +31,7 @@ from . import static
 from .gatingml_export import export_gatingml
 
 __all__ = ["GatingMLError", "GatingPlan", "PlanDimension", "PlanGate", "PlanMatrix", "PlanTransform",
-           "evaluate_plan", "export_gatingml", "load_gatingml"]
+           "PlanEvents", "evaluate_plan", "export_gatingml", "load_gatingml"]
 
 UNCOMPENSATED = "uncompensated"
 FCS_SPILLOVER = "FCS"
@@ -198,11 +198,13 @@ def _plan_quadrants(gate, dims: tuple[PlanDimension, ...], parent: str | None) -
 # -------------------------------------------------------------------------------------------- evaluate
 
 
-def evaluate_plan(plan: GatingPlan, sample: fk.Sample) -> dict[str, np.ndarray]:
+def evaluate_plan(plan: GatingPlan, sample) -> dict[str, np.ndarray]:
     """Membership of every gate of the plan in one sample.
 
-    Each dimension is compensated as its own compensation reference says ('FCS': the file's $SPILLOVER /
-    $SPILL, uncompensated when the file has none), then transformed; ratio dimensions are computed from the
+    ``sample`` is a flowkit Sample or an event source such as
+    :class:`cytotrial.gating.plan_engine.AnnDataEvents` (see :class:`FlowkitEvents`). Each dimension is
+    compensated as its own compensation reference says ('FCS': the file's $SPILLOVER / $SPILL, uncompensated
+    when the file has none), then transformed; ratio dimensions are computed from the
     compensated channels before their transform. Membership is computed by :mod:`cytotrial.gating.static` and
     ANDed with the parent's.
 
@@ -211,14 +213,14 @@ def evaluate_plan(plan: GatingPlan, sample: fk.Sample) -> dict[str, np.ndarray]:
     dict
         gate id (each quadrant by its own id) -> (n_events,) bool, in plan order.
     """
-    events = _PlanEvents(plan, sample)
+    events = sample if isinstance(sample, PlanEvents) else PlanEvents(plan, sample)
     masks: dict[str, np.ndarray] = {}
     for gate_id in plan.gates:
         _evaluate(plan, gate_id, events, masks, ())
     return {gate_id: masks[gate_id] for gate_id in plan.gates}
 
 
-def _evaluate(plan: GatingPlan, gate_id: str, events: _PlanEvents, masks: dict, stack: tuple[str, ...]) -> None:
+def _evaluate(plan: GatingPlan, gate_id: str, events: PlanEvents, masks: dict, stack: tuple[str, ...]) -> None:
     """Evaluate a gate after its parent and Boolean operands (depth first, memoised in ``masks``)."""
     if gate_id in masks:
         return
@@ -234,7 +236,7 @@ def _evaluate(plan: GatingPlan, gate_id: str, events: _PlanEvents, masks: dict, 
     masks[gate_id] = mask & masks[gate.parent] if gate.parent else mask
 
 
-def _membership(plan: GatingPlan, gate: PlanGate, events: _PlanEvents, masks: dict) -> np.ndarray:
+def _membership(plan: GatingPlan, gate: PlanGate, events: PlanEvents, masks: dict) -> np.ndarray:
     geometry = gate.geometry
     if gate.kind == "boolean":
         operands = geometry["operands"]
@@ -253,15 +255,17 @@ def _membership(plan: GatingPlan, gate: PlanGate, events: _PlanEvents, masks: di
     raise GatingMLError(f"{plan.source}: gate '{gate.id}' has unknown kind '{gate.kind}'")
 
 
-class _PlanEvents:
-    """One sample's events, compensated per reference and transformed per dimension (cached)."""
+class PlanEvents:
+    """One sample's events, compensated per reference and transformed per dimension (cached).
 
-    def __init__(self, plan: GatingPlan, sample: fk.Sample):
+    Pass it to :func:`evaluate_plan` instead of the sample to read the gates' dimension values afterwards
+    (:meth:`values`)."""
+
+    def __init__(self, plan: GatingPlan, sample):
         self.plan = plan
-        self.sample = sample
-        self.raw = sample.get_events(source="raw")
-        self.pnn = list(sample.pnn_labels)
-        self.pns = list(sample.pns_labels)
+        self.sample = sample if hasattr(sample, "file_compensated") else FlowkitEvents(sample)
+        self.pnn = list(self.sample.pnn)
+        self.pns = list(self.sample.pns)
         self._compensated: dict[str, np.ndarray] = {}
         self._transforms = {tid: _flowkit_transform(t) for tid, t in plan.transforms.items() if t.kind != "ratio"}
         self._cache: dict[PlanDimension, np.ndarray] = {}
@@ -305,31 +309,57 @@ class _PlanEvents:
 
     def _compensated_events(self, reference: str, gate_id: str) -> np.ndarray:
         if reference == UNCOMPENSATED:
-            return self.raw
+            return self.sample.raw(self.plan.source, gate_id)
         if reference not in self._compensated:
-            matrix = self._matrix(reference, gate_id)
             try:
-                self._compensated[reference] = self.raw if matrix is None else matrix.apply(self.sample)
+                if reference == FCS_SPILLOVER:
+                    self._compensated[reference] = self.sample.file_compensated(self.plan.source, gate_id)
+                else:
+                    self._compensated[reference] = self.sample.compensated_with(self._matrix(reference, gate_id))
             except (fk.exceptions.FlowKitException, ValueError) as err:
                 raise GatingMLError(f"{self.plan.source}: gate '{gate_id}': cannot compensate sample "
                                     f"'{self.sample.id}' with '{reference}': {err}") from None
         return self._compensated[reference]
 
-    def _matrix(self, reference: str, gate_id: str) -> fk.Matrix | None:
-        if reference == FCS_SPILLOVER:
-            meta = self.sample.get_metadata()
-            spill = meta.get("spillover", meta.get("spill"))
-            if spill is None:  # GatingML 2.0: 'FCS' without a spillover in the file means uncompensated
-                return None
-            fluoro = list(self.sample.fluoro_indices)
-            return fk.Matrix(spill, [self.pnn[i] for i in fluoro], [self.pns[i] for i in fluoro],
-                             null_channels=self.sample.null_channels)
+    def _matrix(self, reference: str, gate_id: str) -> fk.Matrix:
         spec = self.plan.matrices.get(reference)
         if spec is None:
             raise GatingMLError(f"{self.plan.source}: gate '{gate_id}' uses compensation '{reference}', which is "
                                 "neither 'uncompensated', 'FCS' nor a matrix of the file "
                                 f"({sorted(self.plan.matrices)})")
         return fk.Matrix(np.array(spec.values), list(spec.detectors), list(spec.fluorochromes))
+
+
+class FlowkitEvents:
+    """A flowkit Sample as the event source of :func:`evaluate_plan`.
+
+    An event source has ``id``, ``pnn`` and ``pns`` (channel names and labels, one per column) and gives the
+    raw events, the events compensated with the file's own spillover, and the events compensated with a
+    given matrix (see :class:`cytotrial.gating.plan_engine.AnnDataEvents` for preprocessed events).
+    """
+
+    def __init__(self, sample: fk.Sample):
+        self.fk_sample = sample
+        self.id = sample.id
+        self.pnn = list(sample.pnn_labels)
+        self.pns = list(sample.pns_labels)
+
+    def raw(self, source: str, gate_id: str) -> np.ndarray:
+        return self.fk_sample.get_events(source="raw")
+
+    def file_compensated(self, source: str, gate_id: str) -> np.ndarray:
+        """Compensated with $SPILLOVER / $SPILL; uncompensated when the file has none (GatingML 2.0)."""
+        meta = self.fk_sample.get_metadata()
+        spill = meta.get("spillover", meta.get("spill"))
+        if spill is None:
+            return self.raw(source, gate_id)
+        fluoro = list(self.fk_sample.fluoro_indices)
+        matrix = fk.Matrix(spill, [self.pnn[i] for i in fluoro], [self.pns[i] for i in fluoro],
+                           null_channels=self.fk_sample.null_channels)
+        return matrix.apply(self.fk_sample)
+
+    def compensated_with(self, matrix: fk.Matrix) -> np.ndarray:
+        return matrix.apply(self.fk_sample)
 
 
 def _flowkit_transform(spec: PlanTransform):

@@ -40,6 +40,12 @@ def load_overrides(path: str | os.PathLike | None, template: GatingTemplate, sam
     if not path or not Path(path).exists():
         return {}
     raw = yaml.safe_load(Path(path).read_text()) or {}
+    if not raw.get("overrides"):
+        return {}
+    if not isinstance(template, GatingTemplate):
+        raise TemplateError(f"{path}: overrides pin the data-driven gates of a YAML template, but the gating "
+                            "template is a static GatingML file or FlowJo workspace. Edit its gates in FlowJo "
+                            "instead, or empty the overrides file.")
     gates = {p.name: p for p in template.populations}
     by_sample: dict[str, dict] = {}
     for number, entry in enumerate(raw.get("overrides") or [], start=1):

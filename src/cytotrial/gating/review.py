@@ -31,5 +31,7 @@ def review_events(result: GatingResult, adata: ad.AnnData, max_events: int = 300
         rows = np.flatnonzero(result.masks[gate["parent"]])
         rows = rows[:: max(1, rows.size // max_events)][:max_events]
         for axis, dim in zip(("x", "y"), dims):
-            arrays[f"{gate['population']}__{axis}"] = adata.X[rows, dimension_index(adata, dim)].astype(np.float32)
+            values = result.display.get((gate["population"], dim))
+            values = values[rows] if values is not None else adata.X[rows, dimension_index(adata, dim)]
+            arrays[f"{gate['population']}__{axis}"] = values.astype(np.float32)
     return arrays

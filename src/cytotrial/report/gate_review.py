@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.patches import Ellipse, Rectangle
+from matplotlib.patches import Ellipse, Polygon, Rectangle
 from matplotlib.ticker import MaxNLocator
 
 GATE_COLOUR = "#e8590c"
@@ -52,13 +52,15 @@ class ReviewPanel:
     x_name, y_name
         Display dimensions (markers or channels), keys of ``geometry`` and of the figure's ``axis_labels``.
     method
-        'cuts', 'singlets', 'boundary' or 'cluster' (any other method, e.g. 'boolean', is shown without a gate).
+        'cuts', 'singlets', 'boundary', 'cluster', or a static 'rectangle', 'polygon' or 'ellipse' (any other
+        method, e.g. 'boolean', is shown without a gate).
     geometry
         The gate in gating units. cuts: ``{dim: (keep, cut)}`` with keep 'above' or 'below' (dims not
         displayed are listed in the figure header); singlets (x = area, y = height): a band around a line,
         ``{"slope", "intercept", "half_width"}``, or a ratio band through the origin, ``{"ratio":
         "FSC-H/FSC-A", "ratio_min", "ratio_max"}``; boundary: ``{dim: (low, high)}``; cluster: an ellipse,
-        ``{"mean": [x, y], "covariance": 2x2, "distance_squared": r2}``. :func:`gate_geometry` converts a
+        ``{"mean": [x, y], "covariance": 2x2, "distance_squared": r2}`` (also 'ellipse'); rectangle: ``{dim:
+        (low, high)}``; polygon: ``{"vertices": [[x, y], ...]}``. :func:`gate_geometry` converts a
         realised gate record. Empty when the gate was not placed.
     percent_of_parent
         The population as % of its parent (NaN when missing).
@@ -106,7 +108,20 @@ def gate_geometry(record: dict, ranges: dict[str, float] | None = None) -> dict:
                 for dim, b in record.get("bounds", {}).items()}
     if method == "cuts":
         return {dim: (c["keep"], float(c["cut"])) for dim, c in record.get("cuts", {}).items()}
+    if method == "rectangle":
+        box = record.get("rectangle", {})
+        dims = list(record.get("dims", []))
+        return {dim: (_bound(lo, -np.inf), _bound(hi, np.inf))
+                for dim, lo, hi in zip(dims, box.get("min") or [None] * len(dims), box.get("max") or [None] * len(dims))}
+    if method == "polygon":
+        return {"vertices": [list(map(float, v)) for v in record.get("polygon", {}).get("vertices", [])]}
+    if method == "ellipse":
+        return dict(record.get("ellipse", {}))
     return {}
+
+
+def _bound(value, default: float) -> float:
+    return default if value is None else float(value)
 
 
 def plot_gate_review(population: str, parent: str, panels: list[ReviewPanel | None], path: str | os.PathLike,
@@ -193,7 +208,7 @@ def _gate_positions(panel: ReviewPanel, dim: str) -> list[float]:
     """Finite gate coordinates of one dim that should stay inside the axes (cuts, finite bounds)."""
     if panel.method == "cuts" and dim in panel.geometry:
         return [float(panel.geometry[dim][1])]
-    if panel.method == "boundary" and dim in panel.geometry:
+    if panel.method in ("boundary", "rectangle") and dim in panel.geometry:
         return [float(v) for v in panel.geometry[dim] if np.isfinite(v)]
     return []
 
@@ -241,9 +256,13 @@ def _draw_gate(ax, panel: ReviewPanel, xlim, ylim) -> None:
     geometry, has_y = panel.geometry, panel.y is not None
     if panel.method == "singlets" and has_y:
         _draw_band(ax, geometry, panel.x_name, xlim, ylim)
-    elif panel.method == "cluster" and has_y and "mean" in geometry:
+    elif panel.method in ("cluster", "ellipse") and has_y and "mean" in geometry:
         _draw_ellipse(ax, geometry)
-    elif panel.method == "boundary":
+    elif panel.method == "polygon" and has_y and geometry.get("vertices"):
+        for face, edge in ((GATE_COLOUR, "none"), ("none", GATE_COLOUR)):
+            ax.add_patch(Polygon(geometry["vertices"], closed=True, facecolor=face, edgecolor=edge,
+                                 alpha=0.12 if face != "none" else 1.0, lw=1.3))
+    elif panel.method in ("boundary", "rectangle"):
         everything = (-np.inf, np.inf)
         _draw_box(ax, geometry.get(panel.x_name, everything),
                   geometry.get(panel.y_name, everything) if has_y else everything, xlim, ylim, lines=False)

@@ -59,15 +59,24 @@ def review_panels(population: str, populations: pd.DataFrame, reviews: dict[str,
 
 
 def render_gate_review(population: str, populations: pd.DataFrame, reviews: dict[str, tuple[dict, dict]],
-                       visits: list[str], path: str | os.PathLike) -> None:
-    """Write one gate's review figure."""
+                       visits: list[str], path: str | os.PathLike, fluorescence_units: str = "logicle") -> None:
+    """Write one gate's review figure.
+
+    Axes are labelled with their units: scatter as linear / range, fluorescence as ``fluorescence_units`` (the
+    configured transform); a static template's gates (rectangle, polygon, ellipse) are drawn in the template's own
+    units."""
     parent = populations.loc[populations.population == population, "parent"].iloc[0]
     panels = review_panels(population, populations, reviews, visits)
     dims = next((p for p in panels if p is not None), None)
     labels = {}
+    static = dims is not None and dims.method in ("rectangle", "polygon", "ellipse") and any(
+        str(g[0].get(population, {}).get("source", "")).startswith("static") for g in reviews.values())
     if dims is not None:
         for name in (dims.x_name, dims.y_name):
-            if name:
-                labels[name] = f"{name} (linear / range)" if name.startswith(("FSC", "SSC")) else f"{name} (logicle)"
+            if name and static:
+                labels[name] = f"{name} (template units)"
+            elif name:
+                labels[name] = (f"{name} (linear / range)" if name.startswith(("FSC", "SSC"))
+                                else f"{name} ({fluorescence_units})")
     columns = len([v for v in visits if (populations.visit == v).any()])
     plot_gate_review(population, parent, panels, path, axis_labels=labels, columns=columns)
