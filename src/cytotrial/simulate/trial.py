@@ -151,7 +151,8 @@ def platelet_counts(responses: pd.DataFrame, seed: int, missing_fraction: float)
                 value = rng.uniform(60, 160)
             if not pd.isna(p.single_spike_week) and week == p.single_spike_week:
                 value = rng.uniform(threshold + 5, threshold + 40)
-            missing = week > 0 and rng.random() < missing_fraction
+            # the single unconfirmed spike is never the missing count (drawn anyway: the other weeks keep their values)
+            missing = week > 0 and rng.random() < missing_fraction and week != p.single_spike_week
             rows.append({"patient_id": p.patient_id, "week": week, "study_day": 7 * week,
                          "platelets_1e9_per_L": None if missing else round(float(max(value, 1.0)), 0),
                          "rescue_therapy": int(not pd.isna(p.rescue_week) and week == p.rescue_week)})
