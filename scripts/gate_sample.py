@@ -1,11 +1,16 @@
 """Rule gate_sample: apply the gating template to one sample; write its populations and realised gates."""
 
+import json
+import warnings
+from pathlib import Path
+
 import anndata as ad
 import numpy as np
 
 from cytotrial.gating.engine import apply_template
 from cytotrial.gating.gatingml_export import export_gatingml
-from cytotrial.gating.plan_engine import StaticTemplate, apply_plan, load_gating_template
+from cytotrial.gating.flowjo import export_flowjo_workspace
+from cytotrial.gating.plan_engine import AnnDataEvents, StaticTemplate, apply_plan, load_gating_template
 from cytotrial.gating.review import review_events
 from cytotrial.io.atomic import atomic_path
 from cytotrial.io.tables import write_json, write_tsv
@@ -20,17 +25,22 @@ with rule_logging(snakemake) as log:
     if isinstance(template, StaticTemplate):
         result = apply_plan(adata, template)
     else:
-        result = apply_template(adata, template, snakemake.params.overrides)
+        pooled = json.loads(Path(snakemake.input.pooled).read_text()) if snakemake.input.pooled else {}
+        result = apply_template(adata, template, snakemake.params.overrides, pooled)
     table = population_table(result, snakemake.wildcards.sample)
     log.info("%s: %d populations, %d missing", snakemake.wildcards.sample, len(table),
              int((table.status != "ok").sum()))
     write_tsv(table, snakemake.output.populations)
     realised = realised_gates(result, adata)
     write_json(realised, snakemake.output.gates)
-    with atomic_path(snakemake.output.gatingml, suffix=".xml") as tmp:
-        if isinstance(template, StaticTemplate):  # static gates are the same on every sample: the template itself
-            tmp.write_bytes(template.gatingml)
-        else:
+    if not isinstance(template, StaticTemplate):  # static gates are the same on every sample: the template itself
+        with atomic_path(snakemake.output.gatingml, suffix=".xml") as tmp:
             export_gatingml(realised, adata.var, adata.uns.get("spillover") or None, tmp)
+        with warnings.catch_warnings(record=True):
+            left_out = export_flowjo_workspace(snakemake.output.gatingml, AnnDataEvents(adata).flowkit_sample(),
+                                               snakemake.output.workspace)
+        if left_out:
+            log.info("%s: FlowJo workspace without %s (Boolean gates and their children: see the GatingML file)",
+                     snakemake.wildcards.sample, left_out)
     with atomic_path(snakemake.output.review, suffix=".npz") as tmp:
         np.savez_compressed(tmp, **review_events(result, adata))

@@ -87,7 +87,7 @@ def test_static_review_events_are_in_the_gates_own_units(gated):
 
 def test_small_parent_is_missing_not_zero(gated):
     template = load_gating_template(gated["xml"])
-    sparse = StaticTemplate(template.plan, template.gatingml, min_parent_events=10**9)
+    sparse = StaticTemplate(template.plan, min_parent_events=10**9)
     gates = apply_plan(gated["adata"], sparse).gates
     assert all(g["status"] == "missing" and g["count"] is None for g in gates)
     n = gated["adata"].n_obs
@@ -104,3 +104,11 @@ def test_unknown_template_kind_and_missing_channel_are_named(gated, tmp_path):
         fk.export_gatingml(strategy, handle)
     with pytest.raises(GatingMLError, match=r"bad.xml.*'g'.*BV999-A.*P01_D0"):
         apply_plan(gated["adata"], load_gating_template(tmp_path / "bad.xml"))
+
+
+def test_a_flowjo_workspace_is_a_static_template():
+    template = load_gating_template(REPO / "tests" / "data" / "flowjo" / "simple_diamond_example_quad_gate.wsp")
+    assert isinstance(template, StaticTemplate) and len(template.names) == 4
+    with pytest.raises(GatingMLError, match="group"):
+        load_gating_template(REPO / "tests" / "data" / "flowjo" / "simple_diamond_example_quad_gate.wsp",
+                             workspace_group="No such group")

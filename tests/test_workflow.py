@@ -77,10 +77,14 @@ def test_tiny_demo_produces_the_tables_and_report(tiny_run):
     reviews = sorted(p.stem for p in (workdir / "results/review").glob("*.png"))
     assert reviews == sorted(populations.population.unique())
     import flowkit as fk
+
+    from cytotrial.gating.flowjo import load_flowjo_template
     for sample_id in samples.sample_id:
         assert (workdir / "results/gates" / f"{sample_id}.json").exists()
         strategy = fk.parse_gating_xml(str(workdir / "results/gates" / f"{sample_id}.gatingml.xml"))
         assert len(strategy.get_gate_ids()) >= 20
+        workspace = load_flowjo_template(workdir / "results/gates" / f"{sample_id}.wsp")  # via flowkit's reader
+        assert len(workspace.gates) == len(strategy.get_gate_ids())
         assert (workdir / "logs/gate_sample" / f"{sample_id}.log").read_text().strip()
     assert not (workdir / "results/events").exists() or not any((workdir / "results/events").iterdir())
 
@@ -224,3 +228,28 @@ def test_a_gatingml_file_as_the_template(tiny_run, tmp_path):
     for population, count in mine.items():  # gate ids are the population names (made unique)
         assert abs(count - theirs[population]) <= max(2, 0.002 * theirs[population]), population
     assert {p.stem for p in (copy / "results/review").glob("*.png")} >= set(mine.index)
+
+
+def test_pooled_gates_are_fitted_once_per_batch(tiny_run, tmp_path):
+    """With pool: batch on a gate, one fit_pooled_gates job per acquisition batch feeds the batch's gating jobs."""
+    workdir, samples = tiny_run
+    template = yaml.safe_load((REPO / "config" / "gating" / "default.yaml").read_text())
+    for entry in template["populations"]:
+        if entry["name"] == "Breg":
+            entry["pool"] = "batch"
+    (workdir / "pooled.yaml").write_text(yaml.safe_dump(template, sort_keys=False))
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    original = config["gating_template"]
+    config["gating_template"] = "pooled.yaml"
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        dry = snakemake(workdir, "-n", "--cores", "1")
+        output = dry.stdout + dry.stderr
+        jobs = {line.split()[0]: int(line.split()[1]) for line in output.splitlines()
+                if len(line.split()) == 2 and line.split()[1].isdigit()}
+        assert jobs.get("fit_pooled_gates") == samples.batch.nunique(), output[-2000:]
+        assert jobs.get("gate_sample") == len(samples)
+    finally:
+        config["gating_template"] = original
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        (workdir / "pooled.yaml").unlink()

@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.utils import min_version, validate
 
 from cytotrial.gating.overrides import load_overrides
-from cytotrial.gating.plan_engine import load_gating_template, review_file_names
+from cytotrial.gating.plan_engine import StaticTemplate, load_gating_template, review_file_names
 from cytotrial.io.deid import check_extra_whitelist
 from cytotrial.qc import QcSettings
 from cytotrial.sheets import load_patients, load_samples
@@ -28,6 +28,10 @@ TRANSFORM_SCOPE = config["transform"].get("scope", "batch")
 QcSettings.from_dict(config.get("qc", {}))  # refuses unknown or invalid QC settings before any job runs
 check_extra_whitelist(config.get("deidentification", {}).get("extra_whitelist", []))
 TEMPLATE = load_gating_template(config["gating_template"], config.get("gating_workspace_group", "All Samples"))
+# an adaptive template's gates differ per sample: each sample's are exported for FlowJo (static ones are the template)
+GATE_EXPORTS = {"gatingml": "results/gates/{sample}.gatingml.xml", "workspace": "results/gates/{sample}.wsp"}
+if isinstance(TEMPLATE, StaticTemplate):
+    GATE_EXPORTS = {}
 REVIEW_FIGURES = review_file_names(TEMPLATE.names)  # file name -> population (gate ids may hold any character)
 OVERRIDES = load_overrides(config.get("gating_overrides"), TEMPLATE, set(SAMPLES.index))
 
@@ -60,6 +64,17 @@ def batch_of(wildcards):
 
 def fcs_of_batch(wildcards):
     return sorted(SAMPLES.loc[SAMPLES.batch == wildcards.batch, "fcs"])
+
+
+def samples_of_batch(batch):
+    return sorted(SAMPLES.index[SAMPLES.batch == batch])
+
+
+def pooled_gates_of(wildcards):
+    """The gates fitted on the sample's batch, when the template pools any (``pool: batch``)."""
+    if getattr(TEMPLATE, "pooled", None):
+        return f"results/gates/pooled/{batch_of(wildcards)}.json"
+    return []
 
 
 def batch_transforms_of(wildcards):

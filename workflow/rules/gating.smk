@@ -1,15 +1,35 @@
 # Gate each sample with the data-driven template; keep every realised gate.
 
 
+rule fit_pooled_gates:
+    input:
+        events=lambda wildcards: expand("results/events/{sample}.h5ad", sample=samples_of_batch(wildcards.batch)),
+        template=config["gating_template"],
+    output:
+        pooled="results/gates/pooled/{batch}.json",
+    params:
+        samples=lambda wildcards: samples_of_batch(wildcards.batch),
+        overrides=lambda wildcards: {s: OVERRIDES[s] for s in samples_of_batch(wildcards.batch) if s in OVERRIDES},
+    conda:
+        "../envs/cytotrial.yaml"
+    log:
+        "logs/fit_pooled_gates/{batch}.log",
+    benchmark:
+        "results/benchmarks/fit_pooled_gates/{batch}.tsv"
+    script:
+        "../../scripts/fit_pooled_gates.py"
+
+
 rule gate_sample:
     input:
         events="results/events/{sample}.h5ad",
         template=config["gating_template"],
+        pooled=pooled_gates_of,
     output:
         populations="results/populations/{sample}.tsv",
         gates="results/gates/{sample}.json",
         review="results/gates/{sample}.review.npz",
-        gatingml="results/gates/{sample}.gatingml.xml",
+        **GATE_EXPORTS,
     params:
         # passed as a parameter, so that editing one sample's overrides re-gates that sample only
         overrides=lambda wildcards: OVERRIDES.get(wildcards.sample, {}),

@@ -24,6 +24,7 @@ class Density:
 
     grid: np.ndarray
     density: np.ndarray
+    bandwidth: float = 0.0
 
     def peaks(self, min_relative_height: float, within: tuple[float, float] | None = None) -> np.ndarray:
         """Grid indices of local maxima, tallest first.
@@ -39,6 +40,15 @@ class Density:
             return np.flatnonzero(is_peak)
         idx = np.flatnonzero(is_peak & (d >= min_relative_height * d[is_peak].max()))
         return idx[np.argsort(-d[idx], kind="stable")]
+
+    def half_width(self, peak: int) -> float:
+        """Half width at half maximum of a peak (grid index), on its narrower side; at least a bandwidth."""
+        d, half = self.density, self.density[peak] / 2
+        below = np.flatnonzero(d[peak::-1] < half)
+        above = np.flatnonzero(d[peak:] < half)
+        sides = [s[0] for s in (below, above) if s.size]
+        step = self.grid[1] - self.grid[0]
+        return max(float(min(sides) * step) if sides else 0.0, self.bandwidth)
 
 
 def kernel_density(values: np.ndarray, adjust: float = 1.0) -> Density:
@@ -56,7 +66,25 @@ def kernel_density(values: np.ndarray, adjust: float = 1.0) -> Density:
     half = int(np.ceil(4 * bw / step))
     kernel = np.exp(-0.5 * (np.arange(-half, half + 1) * step / bw) ** 2)
     density = np.convolve(counts, kernel / (kernel.sum() * step * x.size), mode="same")
-    return Density(grid=(edges[:-1] + edges[1:]) / 2, density=density)
+    return Density(grid=(edges[:-1] + edges[1:]) / 2, density=density, bandwidth=float(bw))
+
+
+def refine_mode(values: np.ndarray, start: float, width: float, steps: int = 10) -> float:
+    """Mean shift from ``start``: the mean of the events within +/- ``width``, repeated until it settles.
+
+    The grid maximum of a density is noisy (a fraction of a bandwidth); the tail cut measures a spread from the
+    mode, so it uses this estimate instead.
+    """
+    mode = float(start)
+    for _ in range(steps):
+        near = values[np.abs(values - mode) <= width]
+        if near.size == 0:
+            break
+        new = float(near.mean())
+        if abs(new - mode) < 1e-6 * max(width, 1e-12):
+            return new
+        mode = new
+    return mode
 
 
 def valley_cut(values: np.ndarray, range: tuple[float, float] | None = None, adjust: float = 1.0,
@@ -87,32 +115,39 @@ def valley_cut(values: np.ndarray, range: tuple[float, float] | None = None, adj
         valley = left + int(np.argmin(kde.density[left:right + 1]))
         if kde.density[valley] <= max_valley_ratio * min(kde.density[left], kde.density[right]):
             return float(kde.grid[valley])
-    mode = float(kde.grid[peaks[0]]) if peaks.size else None
-    return tail_cut(values, side=single_peak.removesuffix("_tail"), sd_multiple=sd_multiple, adjust=adjust, mode=mode)
+    mode = (refine_mode(values[np.isfinite(values)], kde.grid[peaks[0]], kde.half_width(int(peaks[0])))
+            if peaks.size else None)
+    cut = tail_cut(values, side=single_peak.removesuffix("_tail"), sd_multiple=sd_multiple, adjust=adjust, mode=mode)
+    return cut if range is None else float(np.clip(cut, *range))  # as openCyto, the cut stays within gate_range
 
 
 def tail_cut(values: np.ndarray, side: str = "upper", sd_multiple: float = 3.0, adjust: float = 1.0,
              range: tuple[float, float] | None = None, mode: float | None = None) -> float:
     """A cut on the shoulder of the dominant peak, for markers whose positives form no peak of their own.
 
-    The peak's spread is measured on the side away from the tail (so the tail does not inflate it):
+    The peak's spread is measured on the side away from the tail (so the tail does not inflate it), robustly:
+    SD = 1.4826 x the median distance of those events from the mode (a half-normal's median is 0.6745 SD), so
+    a few far events (e.g. an unresolved population on the inner side) do not widen it.
     cut = mode + ``sd_multiple`` x SD for ``side='upper'``, mode - ``sd_multiple`` x SD for 'lower'.
     ``mode`` defaults to the tallest point of the density (within ``range`` if given).
     """
     if mode is None:
         kde = kernel_density(values, adjust)
         inside = np.ones(kde.grid.size, bool) if range is None else (kde.grid >= range[0]) & (kde.grid <= range[1])
-        mode = float(kde.grid[inside][int(np.argmax(kde.density[inside]))])
+        x = values[np.isfinite(values)]
+        peak = int(np.flatnonzero(inside)[int(np.argmax(kde.density[inside]))])
+        mode = refine_mode(x, kde.grid[peak], kde.half_width(peak))
     x = values[np.isfinite(values)]
     if side == "upper":
-        inner = x[x <= mode]
-        sd = np.sqrt(np.mean((inner - mode) ** 2)) if inner.size else 0.0
-        return mode + sd_multiple * sd
+        return mode + sd_multiple * _half_sd(x[x <= mode], mode)
     if side == "lower":
-        inner = x[x >= mode]
-        sd = np.sqrt(np.mean((inner - mode) ** 2)) if inner.size else 0.0
-        return mode - sd_multiple * sd
+        return mode - sd_multiple * _half_sd(x[x >= mode], mode)
     raise ValueError(f"tail side must be 'upper' or 'lower', not {side!r}")
+
+
+def _half_sd(inner: np.ndarray, mode: float) -> float:
+    """Robust SD of a peak from its events on one side of the mode (0 when there are none)."""
+    return 1.4826 * float(np.median(np.abs(inner - mode))) if inner.size else 0.0
 
 
 def quantile_cut(values: np.ndarray, q: float) -> float:

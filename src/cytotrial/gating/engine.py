@@ -9,7 +9,10 @@ import numpy as np
 
 from . import methods
 from .cuts import TooFewEventsError
-from .template import GatingTemplate
+from .template import GatingTemplate, PopulationGate, TemplateError
+
+
+POOL_KEYS = ("reason", "batch", "samples", "events")  # descriptive keys of overrides and pooled fits, not parameters
 
 
 @dataclass
@@ -32,7 +35,8 @@ class GatingResult:
     display: dict = field(default_factory=dict)  # (population, dim) -> values in the gate's own units, if not X
 
 
-def apply_template(adata: ad.AnnData, template: GatingTemplate, overrides: dict | None = None) -> GatingResult:
+def apply_template(adata: ad.AnnData, template: GatingTemplate, overrides: dict | None = None,
+                   pooled: dict | None = None) -> GatingResult:
     """Gate one sample.
 
     A population whose parent has fewer than ``template.min_parent_events`` events, or whose gate cannot be
@@ -45,8 +49,12 @@ def apply_template(adata: ad.AnnData, template: GatingTemplate, overrides: dict 
         population -> pinned gate parameters for this sample (a reviewer's overrides): for ``cuts``
         {dim: cut in gating units}; for ``singlets`` slope, intercept, half_width; for ``cluster`` mean,
         covariance.
+    pooled
+        population -> gate parameters fitted on the pooled events of the sample's acquisition batch
+        (:func:`cytotrial.gating.pooling.fit_pooled_gates`; same form as ``overrides`` plus 'batch'). A reviewer's
+        override of the same population wins.
     """
-    overrides = overrides or {}
+    overrides, pooled = overrides or {}, pooled or {}
     unknown = set(overrides) - set(template.names)
     if unknown:
         raise TemplateError(f"overrides name populations not in the gating template: {sorted(unknown)}")
@@ -57,10 +65,13 @@ def apply_template(adata: ad.AnnData, template: GatingTemplate, overrides: dict 
     for gate in template.populations:
         parent = masks[gate.parent]
         parent_count = int(parent.sum())
-        pinned = {k: v for k, v in overrides.get(gate.name, {}).items() if k != "reason"}
+        pool = pooled.get(gate.name, {}) if gate.name not in overrides else {}
+        pinned = {k: v for k, v in (overrides.get(gate.name) or pool).items() if k not in POOL_KEYS}
         record = {"population": gate.name, "parent": gate.parent, "percent_of": gate.percent_of, "method": gate.method,
                   "dims": list(gate.dims) or [c.dim for c in gate.cuts], "parent_count": parent_count,
                   "override": overrides.get(gate.name, {}).get("reason", "")}
+        if pool:
+            record["pooled"] = f"fitted on the pooled events of batch {pool['batch']}"
         if gate.parent in missing or parent_count < template.min_parent_events:
             masks[gate.name] = np.zeros(adata.n_obs, dtype=bool)
             missing.add(gate.name)
@@ -69,17 +80,24 @@ def apply_template(adata: ad.AnnData, template: GatingTemplate, overrides: dict 
             gates.append({**record, "count": None, "status": "missing", "reason": reason})
             continue
         try:
-            if gate.method == "cuts":
-                mask, realised = methods.cuts(adata, parent, gate, pinned, cache)
-            elif gate.method == "boolean":
-                mask, realised = methods.boolean(adata, parent, gate, masks)
-            else:
-                mask, realised = getattr(methods, gate.method)(adata, parent, gate, pinned)
+            mask, realised = place_gate(adata, parent, gate, pinned, cache, masks)
         except TooFewEventsError as err:
             masks[gate.name] = np.zeros(adata.n_obs, dtype=bool)
             missing.add(gate.name)
             gates.append({**record, "count": None, "status": "missing", "reason": f"cannot place the gate: {err}"})
             continue
         masks[gate.name] = mask
+        for cut in realised.get("cuts", {}).values() if pool else ():
+            cut["method"] = "pooled"
         gates.append({**record, **realised, "count": int(mask.sum()), "status": "ok", "reason": ""})
     return GatingResult(masks, gates)
+
+
+def place_gate(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned: dict, cache: dict,
+               masks: dict) -> tuple[np.ndarray, dict]:
+    """Place one population's gate on its parent's events; returns its mask and realised record."""
+    if gate.method == "cuts":
+        return methods.cuts(adata, parent, gate, pinned, cache)
+    if gate.method == "boolean":
+        return methods.boolean(adata, parent, gate, masks)
+    return getattr(methods, gate.method)(adata, parent, gate, pinned)

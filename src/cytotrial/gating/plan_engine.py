@@ -32,10 +32,12 @@ KIND_METHOD = {"rectangle": "rectangle", "polygon": "polygon", "ellipsoid": "ell
 
 @dataclass(frozen=True)
 class StaticTemplate:
-    """A static gating template: the gating plan and the GatingML text it came from (exported as is)."""
+    """A static gating template: the gating plan of a GatingML file or FlowJo workspace.
+
+    Its gates are the same on every sample, so the template file itself is what a reviewer opens in FlowJo.
+    """
 
     plan: GatingPlan
-    gatingml: bytes
     min_parent_events: int = 20
 
     @property
@@ -50,25 +52,13 @@ def load_gating_template(path: str | os.PathLike, workspace_group: str = "All Sa
     if suffix in (".yaml", ".yml"):
         return load_template(path)
     if suffix == ".xml":
-        return StaticTemplate(load_gatingml(path), Path(path).read_bytes())
+        return StaticTemplate(load_gatingml(path))
     if suffix == ".wsp":
-        from .flowjo import flowjo_template_gatingml
+        from .flowjo import load_flowjo_template
 
-        text = flowjo_template_gatingml(path, group=workspace_group)
-        return StaticTemplate(load_gatingml_bytes(text, source=str(path)), text)
+        return StaticTemplate(load_flowjo_template(path, group=workspace_group))
     raise TemplateError(f"gating template '{path}': unknown kind of file; use a YAML template (.yaml), a GatingML "
                         "2.0 file (.xml) or a FlowJo 10 workspace (.wsp).")
-
-
-def load_gatingml_bytes(text: bytes, source: str) -> GatingPlan:
-    """A gating plan from GatingML text (e.g. converted from a FlowJo workspace), named after ``source``."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "template.xml"
-        path.write_bytes(text)
-        plan = load_gatingml(path)
-    return GatingPlan(source, plan.gates, plan.transforms, plan.matrices)
 
 
 class AnnDataEvents:
@@ -86,6 +76,10 @@ class AnnDataEvents:
 
     def file_compensated(self, source: str, gate_id: str) -> np.ndarray:
         return np.asarray(self.adata.layers["compensated"], dtype=np.float64)
+
+    def flowkit_sample(self) -> fk.Sample:
+        """The raw events as a flowkit Sample (channel names $PnN), e.g. for writing a FlowJo workspace."""
+        return fk.Sample(self.raw("flowkit", ""), sample_id=self.id, channel_labels=self.pnn)
 
     def raw(self, source: str, gate_id: str) -> np.ndarray:
         """Uncompensated values: the compensated values times the spillover the preprocessing removed."""

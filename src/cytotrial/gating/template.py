@@ -29,6 +29,9 @@ import yaml
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "gating_template.schema.yaml"
 
 
+POOLABLE = {"cuts", "singlets", "cluster"}
+
+
 class TemplateError(ValueError):
     """A gating template is malformed or names unknown populations or markers."""
 
@@ -56,6 +59,7 @@ class PopulationGate:
     cuts: tuple[Cut, ...] = ()
     args: dict = field(default_factory=dict, hash=False, compare=False)
     percent_of: str = ""  # named ancestor the population is reported against (default: its parent)
+    pool: str = "sample"  # 'batch': the gate is fitted once on the pooled parent events of the acquisition batch
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,11 @@ class GatingTemplate:
     @property
     def names(self) -> list[str]:
         return [p.name for p in self.populations]
+
+    @property
+    def pooled(self) -> list[str]:
+        """Populations whose gates are fitted on the pooled events of each acquisition batch."""
+        return [p.name for p in self.populations if p.pool == "batch"]
 
     def dims(self) -> set[str]:
         """Every marker or channel name the template uses."""
@@ -114,7 +123,11 @@ def load_template(path: str | os.PathLike) -> GatingTemplate:
         if percent_of not in ancestors:
             raise TemplateError(f"{path}: population '{name}' (entry {index}) has percent_of '{percent_of}', which is "
                                 f"not one of its ancestors {ancestors}.")
+        pool = entry.get("pool", "sample")
+        if pool == "batch" and entry["method"] not in POOLABLE:
+            raise TemplateError(f"{path}: population '{name}' (entry {index}) has pool: batch, but a {entry['method']} "
+                                f"gate is not fitted to the data; only {sorted(POOLABLE)} gates can be pooled.")
         populations.append(PopulationGate(name, entry["parent"], entry["method"], tuple(entry.get("dims", [])), cuts,
-                                          dict(entry.get("args") or {}), percent_of))
+                                          dict(entry.get("args") or {}), percent_of, pool))
         seen.add(name)
     return GatingTemplate(tuple(populations), int(raw.get("min_parent_events", 20)))

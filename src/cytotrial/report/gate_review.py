@@ -151,8 +151,10 @@ def plot_gate_review(population: str, parent: str, panels: list[ReviewPanel | No
     columns = max(1, int(columns))
     rows = max(1, math.ceil(len(cells) / columns))
     drawn = [p for p in cells if p is not None]
-    header = _header_lines(population, parent, drawn, title)
-    footer = _footer_lines(drawn)
+    chars = _chars_per_line(LEFT_IN + columns * PANEL_WIDTH_IN + RIGHT_IN)
+    title_text, details = _header_lines(population, parent, drawn, title)
+    header = (title_text, [part for line in details for part in textwrap.wrap(line, chars) or [""]])
+    footer = [part for line in _footer_lines(drawn) for part in textwrap.wrap(line, chars, subsequent_indent="  ")]
     fig = _figure(rows, columns, HEADER_IN + LINE_IN * len(header[1]), FOOTER_IN + LINE_IN * len(footer))
     limits = _shared_limits(drawn)
     axes = fig.subplots(rows, columns, squeeze=False, gridspec_kw={"hspace": 0.3, "wspace": 0.1})
@@ -165,6 +167,11 @@ def plot_gate_review(population: str, parent: str, panels: list[ReviewPanel | No
         _ticks(ax, panel, axis_ticks or {}, left=index % columns == 0, bottom=_is_bottom(index, cells, columns))
     _draw_text(fig, header, footer, drawn, axis_labels or {})
     fig.savefig(path, format="png", metadata={"Software": None})
+
+
+def _chars_per_line(width_in: float, fontsize: float = 8.5) -> int:
+    """Characters of text that fit across the figure (average glyph ~0.55 em), so lines are wrapped, not cut."""
+    return max(30, int((width_in - 0.3) * 72 / (0.55 * fontsize)))
 
 
 def _figure(rows: int, columns: int, header_in: float, footer_in: float) -> Figure:
