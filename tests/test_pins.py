@@ -10,6 +10,9 @@ import yaml
 from .conftest import REPO
 
 
+CONDA_TO_PYPI = {"python-igraph": "igraph"}  # conda-forge names that differ from PyPI's
+
+
 def _pyproject_pins() -> dict[str, str]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     requirements = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
@@ -27,7 +30,8 @@ def _conda_pins(path) -> dict[str, str]:
         for entry in entries:
             match = re.fullmatch(r"([A-Za-z0-9_.-]+)==?([0-9][^\s]*)", entry)
             if match and match.group(1) != "python":
-                pins[match.group(1).lower()] = match.group(2)
+                name = match.group(1).lower()
+                pins[CONDA_TO_PYPI.get(name, name)] = match.group(2)
     return pins
 
 
