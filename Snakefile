@@ -14,6 +14,10 @@ rule all:
         "results/tables/qc.tsv",
         "results/tables/input_files.tsv",
         "results/report/summary.html",
+        "results/tables/mfi.tsv",
+        "results/tables/responses.tsv",
+        "results/anndata/populations.h5ad",
+        expand("results/discovery/{figure}.png", figure=DISCOVERY_FIGURES) if DISCOVERY else [],
         expand("results/review/{figure}.png", figure=sorted(REVIEW_FIGURES)),
     default_target: True
 
@@ -22,4 +26,5 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/gating.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/discovery.smk"
 include: "workflow/rules/report.smk"

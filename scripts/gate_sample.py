@@ -14,7 +14,8 @@ from cytotrial.gating.plan_engine import AnnDataEvents, StaticTemplate, apply_pl
 from cytotrial.gating.review import review_events
 from cytotrial.io.atomic import atomic_path
 from cytotrial.io.tables import write_json, write_tsv
-from cytotrial.quantify import population_table, realised_gates
+from cytotrial.preprocess import write_h5ad
+from cytotrial.quantify import event_anndata, population_mfi, population_table, realised_gates
 from cytotrial.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
@@ -31,6 +32,9 @@ with rule_logging(snakemake) as log:
     log.info("%s: %d populations, %d missing", snakemake.wildcards.sample, len(table),
              int((table.status != "ok").sum()))
     write_tsv(table, snakemake.output.populations)
+    write_tsv(population_mfi(result, adata, snakemake.wildcards.sample), snakemake.output.mfi)
+    write_h5ad(event_anndata(result, adata, snakemake.wildcards.sample, snakemake.params.events_per_sample),
+               snakemake.output.events)
     realised = realised_gates(result, adata)
     write_json(realised, snakemake.output.gates)
     if not isinstance(template, StaticTemplate):  # static gates are the same on every sample: the template itself

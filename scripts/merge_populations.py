@@ -1,7 +1,8 @@
-"""Rule merge_populations: one long table of every sample's populations with sample and patient columns."""
+"""Rule merge_populations: one long table of every sample's populations with sample, patient, QC and absolute
+counts."""
 
-from cytotrial.io.tables import write_tsv
-from cytotrial.quantify import merge_population_tables
+from cytotrial.io.tables import read_tsv, write_tsv
+from cytotrial.quantify import absolute_counts, add_qc_columns, merge_population_tables
 from cytotrial.runlog import rule_logging
 from cytotrial.sheets import load_patients, load_samples
 from cytotrial.stats.outliers import flag_population_outliers
@@ -9,8 +10,12 @@ from cytotrial.stats.outliers import flag_population_outliers
 with rule_logging(snakemake) as log:
     patients = load_patients(snakemake.input.patients)
     samples = load_samples(snakemake.input.samples, snakemake.params.visits, patients)
-    merged = flag_population_outliers(
-        merge_population_tables(snakemake.input.populations, samples, patients, snakemake.params.visits))
+    merged = merge_population_tables(snakemake.input.populations, samples, patients, snakemake.params.visits)
+    blood = read_tsv(snakemake.input.blood_counts, "blood-count table") if snakemake.input.blood_counts else None
+    merged = absolute_counts(merged, snakemake.params.references, blood, source=str(snakemake.input.blood_counts))
+    merged = add_qc_columns(merged, read_tsv(snakemake.input.qc, "QC table"))
+    merged = flag_population_outliers(merged)
     log.info("%d population values flagged as outliers (batch or own trajectory)", int(merged.outlier.sum()))
-    log.info("merged %d rows from %d samples", len(merged), merged.sample_id.nunique())
+    log.info("merged %d rows from %d samples; %d with absolute counts", len(merged), merged.sample_id.nunique(),
+             int(merged.abs_count.notna().sum()))
     write_tsv(merged, snakemake.output.table)

@@ -30,6 +30,7 @@ def make_tiny_demo(workdir, events=10_000, patients_per_cohort=1, **overrides):
                    "panel": str(REPO / "config" / "panel.yaml"),
                    "gating_template": str(REPO / "config" / "gating" / "default.yaml")})
     config["demo"]["events_per_sample"] = events
+    config["discovery"]["max_cells"] = 6000  # keeps the tiny run quick
     config.update(overrides)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return samples

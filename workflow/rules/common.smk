@@ -35,6 +35,13 @@ if isinstance(TEMPLATE, StaticTemplate):
 REVIEW_FIGURES = review_file_names(TEMPLATE.names)  # file name -> population (gate ids may hold any character)
 OVERRIDES = load_overrides(config.get("gating_overrides"), TEMPLATE, set(SAMPLES.index))
 
+ABSOLUTE_REFERENCES = config.get("absolute_counts", {}).get("references", [])
+if any("column" in ref for ref in ABSOLUTE_REFERENCES) and not config["clinical"].get("blood_counts"):
+    raise ValueError("config: absolute_counts references blood-count columns, but clinical.blood_counts names no "
+                     "table. Add the table (sample_id and cells/uL columns) or remove the references.")
+DISCOVERY = config.get("discovery", {}).get("enabled", True)
+DISCOVERY_FIGURES = ["umap_clusters", "umap_visit_response", "umap_markers", "heatmap_leiden", "heatmap_flowsom"]
+
 if config["baseline_visit"] not in config["visits"]:
     raise ValueError(
         f"config: baseline_visit '{config['baseline_visit']}' is not one of visits {config['visits']}"
@@ -74,6 +81,13 @@ def pooled_gates_of(wildcards):
     """The gates fitted on the sample's batch, when the template pools any (``pool: batch``)."""
     if getattr(TEMPLATE, "pooled", None):
         return f"results/gates/pooled/{batch_of(wildcards)}.json"
+    return []
+
+
+def blood_counts_table(wildcards=None):
+    """The blood-count table, when absolute counts use one."""
+    if any("column" in ref for ref in ABSOLUTE_REFERENCES):
+        return config["clinical"]["blood_counts"]
     return []
 
 

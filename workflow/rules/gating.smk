@@ -29,11 +29,14 @@ rule gate_sample:
         populations="results/populations/{sample}.tsv",
         gates="results/gates/{sample}.json",
         review="results/gates/{sample}.review.npz",
+        mfi="results/populations/{sample}.mfi.tsv",
+        events="results/anndata/events/{sample}.h5ad",
         **GATE_EXPORTS,
     params:
         # passed as a parameter, so that editing one sample's overrides re-gates that sample only
         overrides=lambda wildcards: OVERRIDES.get(wildcards.sample, {}),
         workspace_group=config.get("gating_workspace_group", "All Samples"),
+        events_per_sample=config.get("anndata", {}).get("events_per_sample", 10000),
     conda:
         "../envs/cytotrial.yaml"
     log:

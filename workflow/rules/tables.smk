@@ -1,4 +1,4 @@
-# Merge per-sample population tables and summarise immune changes by visit.
+# Merge per-sample tables; absolute counts, responses, AnnData views and immune changes.
 
 
 rule merge_populations:
@@ -6,10 +6,13 @@ rule merge_populations:
         populations=expand("results/populations/{sample}.tsv", sample=SAMPLES.index),
         samples=config["samples"],
         patients=config["patients"],
+        qc="results/tables/qc.tsv",
+        blood_counts=blood_counts_table,
     output:
         table="results/tables/populations.tsv",
     params:
         visits=config["visits"],
+        references=ABSOLUTE_REFERENCES,
     conda:
         "../envs/cytotrial.yaml"
     log:
@@ -18,6 +21,57 @@ rule merge_populations:
         "results/benchmarks/merge_populations.tsv"
     script:
         "../../scripts/merge_populations.py"
+
+
+rule merge_mfi:
+    input:
+        mfi=expand("results/populations/{sample}.mfi.tsv", sample=SAMPLES.index),
+    output:
+        table="results/tables/mfi.tsv",
+    conda:
+        "../envs/cytotrial.yaml"
+    log:
+        "logs/merge_mfi.log",
+    benchmark:
+        "results/benchmarks/merge_mfi.tsv"
+    script:
+        "../../scripts/merge_mfi.py"
+
+
+rule derive_responses:
+    input:
+        platelets=config["clinical"]["platelets"],
+    output:
+        responses="results/tables/responses.tsv",
+        counts="results/tables/platelet_counts.tsv",
+    params:
+        criteria=config.get("response", {}),
+        patients=list(PATIENTS.patient_id),
+    conda:
+        "../envs/cytotrial.yaml"
+    log:
+        "logs/derive_responses.log",
+    benchmark:
+        "results/benchmarks/derive_responses.tsv"
+    script:
+        "../../scripts/derive_responses.py"
+
+
+rule build_population_anndata:
+    input:
+        populations="results/tables/populations.tsv",
+        mfi="results/tables/mfi.tsv",
+        responses="results/tables/responses.tsv",
+    output:
+        h5ad="results/anndata/populations.h5ad",
+    conda:
+        "../envs/cytotrial.yaml"
+    log:
+        "logs/build_population_anndata.log",
+    benchmark:
+        "results/benchmarks/build_population_anndata.tsv"
+    script:
+        "../../scripts/build_population_anndata.py"
 
 
 rule summarise_immune_changes:

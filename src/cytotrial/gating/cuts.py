@@ -92,6 +92,10 @@ def valley_cut(values: np.ndarray, range: tuple[float, float] | None = None, adj
                max_valley_ratio: float = 0.8) -> float:
     """openCyto's mindensity: the deepest point of the density between its two tallest peaks.
 
+    When the valley between the two tallest peaks is too shallow to be real (``max_valley_ratio``), the next
+    tallest peaks are tried in turn with the tallest, so a bump on the main peak's shoulder does not hide a
+    smaller, well separated population.
+
     Parameters
     ----------
     range
@@ -110,8 +114,8 @@ def valley_cut(values: np.ndarray, range: tuple[float, float] | None = None, adj
     """
     kde = kernel_density(values, adjust)
     peaks = kde.peaks(min_peak_height, within=range)
-    if peaks.size >= 2:
-        left, right = sorted(peaks[:2])
+    for second in peaks[1:]:  # the tallest peak with the next tallest whose valley is a real dip
+        left, right = sorted((peaks[0], second))
         valley = left + int(np.argmin(kde.density[left:right + 1]))
         if kde.density[valley] <= max_valley_ratio * min(kde.density[left], kde.density[right]):
             return float(kde.grid[valley])

@@ -8,9 +8,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .gating.engine import GatingResult
-from .gating.methods import dimension_index
-from .transforms import inverse_transform
+from ..gating.engine import GatingResult
+from ..gating.methods import dimension_index
+from ..transforms import inverse_transform
 
 POPULATION_COLUMNS = ["sample_id", "population", "parent", "count", "parent_count", "percent_of_parent",
                       "denominator", "denominator_count", "percent_of", "status", "reason"]
@@ -96,3 +96,12 @@ def merge_population_tables(paths: list[str | os.PathLike], samples: pd.DataFram
     for column in ("count", "denominator_count"):
         merged[column] = merged[column].astype("Int64")
     return merged.drop(columns=["_visit", "_population"]).reset_index(drop=True)
+
+
+def add_qc_columns(populations: pd.DataFrame, qc: pd.DataFrame) -> pd.DataFrame:
+    """Add each sample's event-QC outcome: ``qc_percent_removed`` and ``qc_flags`` ('' when none)."""
+    columns = qc.set_index("sample_id")[["percent_removed", "flags"]]
+    table = populations.copy()
+    table["qc_percent_removed"] = table["sample_id"].map(columns["percent_removed"])
+    table["qc_flags"] = table["sample_id"].map(columns["flags"]).fillna("")
+    return table

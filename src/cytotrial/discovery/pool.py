@@ -1,0 +1,69 @@
+"""A pooled, per-sample-balanced subsample of one gated population across samples."""
+
+from __future__ import annotations
+
+import os
+import zlib
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+
+class DiscoveryError(ValueError):
+    """The discovery settings do not fit the gated events (unknown population or marker)."""
+
+
+def pool_gated_events(paths: list[str | os.PathLike], parent: str, max_cells: int, seed: int = 0,
+                      sample_info: pd.DataFrame | None = None) -> ad.AnnData:
+    """Events of ``parent`` from every sample's event AnnData, the same number from each sample.
+
+    Each sample contributes ``max_cells // n_samples`` events of ``parent`` (all of them if it has fewer), drawn
+    without replacement by a generator seeded from ``seed`` and the sample id, so the pool is the same whatever
+    the order of the files and at most ``max_cells`` events (memory bounded). Samples in which ``parent`` is
+    missing contribute nothing and are listed in ``uns['skipped']``.
+
+    Parameters
+    ----------
+    paths
+        Event AnnData files (:func:`cytotrial.quantify.event_anndata`).
+    sample_info
+        Optional per-sample columns (index sample_id; e.g. patient, visit, response) copied into ``obs``.
+
+    Returns
+    -------
+    AnnData
+        pooled events x channels (X gating units), obs: sample_id, population memberships, ``sample_info``.
+    """
+    if not paths:
+        raise DiscoveryError("no event files to pool")
+    per_sample = max(1, int(max_cells) // len(paths))
+    parts, skipped = [], []
+    for path in sorted(map(str, paths)):
+        events = ad.read_h5ad(path)
+        sample_id = str(events.uns["sample_id"])
+        if parent not in events.obs.columns:
+            raise DiscoveryError(f"{path}: population '{parent}' is not gated in the events (populations: "
+                                 f"{[c for c in events.obs.columns if c != 'sample_id']}); set discovery.parent "
+                                 "to one of them.")
+        rows = np.flatnonzero(events.obs[parent].to_numpy(dtype=bool))
+        if parent in events.uns.get("missing_populations", []) or rows.size == 0:
+            skipped.append(sample_id)
+            continue
+        if rows.size > per_sample:
+            rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(sample_id.encode())]))
+            rows = np.sort(rng.choice(rows, size=per_sample, replace=False))
+        parts.append(events[rows].copy())
+    if not parts:
+        raise DiscoveryError(f"population '{parent}' is missing in every sample; nothing to cluster")
+    pooled = ad.concat(parts, join="inner", merge="first")
+    pooled.obs["sample_id"] = pooled.obs["sample_id"].astype(str)
+    if sample_info is not None:
+        info = sample_info.reindex(pooled.obs["sample_id"].to_numpy())
+        for column in info.columns:
+            pooled.obs[column] = info[column].to_numpy()
+    pooled.uns["parent"] = parent
+    pooled.uns["populations"] = dict(ad.read_h5ad(sorted(map(str, paths))[0]).uns["populations"])
+    pooled.uns["skipped"] = skipped
+    pooled.uns["cells_per_sample"] = per_sample
+    return pooled

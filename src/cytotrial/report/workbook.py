@@ -1,0 +1,272 @@
+"""An Excel workbook of result tables: one sheet per table and a README sheet describing every column.
+
+Every sheet has a frozen header row, an autofilter over its table, column widths fitted to the content (capped)
+and number formats by column kind (:data:`COLUMN_KINDS`): percentages and other values in percent units 0.00,
+p and q values 0.0000 (scientific below 1e-4), counts and other integers without decimals, model estimates and
+correlations 0.000. The README sheet (first) lists sheet, column and description for every column of every sheet,
+from :data:`COLUMN_DESCRIPTIONS` (or a caller's dict); a column without one reads :data:`NO_DESCRIPTION`.
+Cell contents are deterministic; the file's bytes are not (the xlsx zip holds timestamps).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from openpyxl.styles import Alignment, Font
+
+NO_DESCRIPTION = "(no description)"
+README = "README"
+MAX_WIDTH = 50
+README_DESCRIPTION_WIDTH = 100
+
+_P = "p or q value"
+COLUMN_DESCRIPTIONS: dict[str, str] = {
+    # identifiers and design
+    "sample_id": "Sample identifier (patient_visit).",
+    "patient_id": "Patient identifier.",
+    "visit": "Visit label (D0 baseline, W2..W28 weeks after the first infusion); in a primary-endpoint row, the "
+             "visits summarised.",
+    "study_day": "Study day of the blood draw (day 0 = first infusion).",
+    "batch": "Acquisition run (cytometer batch) of the sample.",
+    "cohort": "Dose cohort (A 0.5, B 1.0, C 2.0, E expansion 2.0 x10^6 cells/kg).",
+    "dose_1e6_per_kg": "UC-MSC dose, x10^6 cells per kg body weight.",
+    # population table
+    "population": "Cell population (gate) name.",
+    "parent": "Parent gate of the population.",
+    "count": "Events in the population.",
+    "parent_count": "Events in the parent gate.",
+    "percent_of_parent": "Population as % of its parent gate.",
+    "denominator": "Reporting denominator population (e.g. CD4 for Treg); percentages are % of it.",
+    "denominator_count": "Events in the reporting denominator.",
+    "percent_of": "Population as % of its reporting denominator.",
+    "status": "ok, or missing when the population could not be quantified (see reason).",
+    "reason": "Why a value is missing (population table) or how the response was reached (response table).",
+    "response_group": "responder (IWG CR or R) or non-responder (NR); empty without a response evaluation.",
+    "responder": "1 for responders, 0 for non-responders (model covariate).",
+    # descriptive statistics and paired tests
+    "split": "Patient attribute the table is split by (all = no split).",
+    "group": "Level of the split (all, responder / non-responder, or a cohort).",
+    "n": "Patients with a value (at the visit; in correlations, with both values).",
+    "median": "Median of the value across patients (% of denominator for percentages).",
+    "q1": "First quartile (25th percentile, linear interpolation) of the value.",
+    "q3": "Third quartile (75th percentile, linear interpolation) of the value.",
+    "n_paired": "Patients with a value at both baseline and the visit.",
+    "median_change": "Median within-patient change from baseline (visit - baseline; percentage points).",
+    "q1_change": "First quartile of the within-patient change from baseline.",
+    "q3_change": "Third quartile of the within-patient change from baseline.",
+    "median_percent_change": "Median of 100 x change / baseline value (patients with a baseline of 0 left out).",
+    "wilcoxon_v": "Wilcoxon signed-rank statistic V: sum of the ranks of the positive changes (as R).",
+    "p_value": "Two-sided p value of the row's test (see p_method, measure or model).",
+    "p_method": "How p was computed: exact null distribution, or normal approximation with tie and continuity "
+                "correction (ties, zero differences or more than 25 values).",
+    "q_value": "Benjamini-Hochberg q value within the family named in fdr_family (or within the sheet).",
+    "fdr_family": "The set of tests the q values are adjusted over.",
+    # group comparisons
+    "measure": "value: the population's value at the visit; change: its change from baseline.",
+    "n_responders": "Responders with a value (or a change).",
+    "n_nonresponders": "Non-responders with a value (or a change).",
+    "median_responders": "Median in responders (value or change, see measure).",
+    "median_nonresponders": "Median in non-responders (value or change, see measure).",
+    "median_difference": "Median in responders minus median in non-responders.",
+    "rank_biserial": "Rank-biserial correlation 2U/(n1 n2) - 1: > 0 when responders rank higher (-1..1).",
+    "mann_whitney_u": "Mann-Whitney U of the responders (R's W for wilcox.test(responders, non-responders)).",
+    # primary endpoint
+    "endpoint": "The declared primary endpoint: population, value and visits.",
+    "role": "primary: the single pre-specified test (not FDR-adjusted); supportive: the same comparison at one "
+            "visit.",
+    "value": "Column of the population table the endpoint uses (percent_of = % of the reporting denominator).",
+    "median_change_responders": "Median change from baseline in responders (per-patient mean over the visits "
+                                "for the primary row).",
+    "median_change_nonresponders": "Median change from baseline in non-responders (per-patient mean over the "
+                                   "visits for the primary row).",
+    "alpha": "Significance level of the primary test.",
+    "significant": "Primary test p <= alpha (empty for supportive rows).",
+    "q_value_in_family": "q value of the same comparison in the exploratory responder vs non-responder change "
+                         "family.",
+    # models
+    "model": "The model fitted, with its scale, correlation structure and inference.",
+    "term": "Fixed-effect term: Intercept (baseline, non-responders), visit[V] (change at V in non-responders), "
+            "responder (baseline difference), visit[V]:responder (extra change at V in responders).",
+    "estimate": "Estimate on the model's scale (logit / log-odds of the proportion).",
+    "std_error": "Standard error of the estimate.",
+    "ci_low": "Lower bound of the 95 % confidence interval (of the estimate, or of rm_r).",
+    "ci_high": "Upper bound of the 95 % confidence interval (of the estimate, or of rm_r).",
+    "statistic": "Test statistic: z (mixed model, Wald) or t with patients - 1 df (GEE).",
+    "n_obs": "Observations (samples) used.",
+    "n_patients": "Patients (clusters) used.",
+    "converged": "The optimiser reported convergence.",
+    "fit_warnings": "Warnings and errors raised while fitting (convergence, boundary, singular covariance).",
+    # correlations with platelets
+    "rm_r": "Repeated-measures correlation (Bakdash & Marusich 2017) of the value with log platelets.",
+    "df": "Degrees of freedom of rm_r: observations - patients - 1.",
+    "slope": "Common within-patient slope of the value on log platelets (value units per log unit).",
+    "spearman_rho": "Spearman correlation across patients of the change in the value with the change in log "
+                    "platelets (visit - baseline).",
+    "platelets_1e9_per_L": "Platelet count (x10^9/L) nearest the sample's study day within 3 days.",
+    "platelet_day": "Study day of the matched platelet count.",
+    "log_platelets": "Natural log of the matched platelet count (counts below 1 set to 1).",
+    # response table (cytotrial.response)
+    "baseline_day": "Study day of the baseline platelet count.",
+    "baseline_platelets": "Baseline platelet count (x10^9/L).",
+    "best_response": "Best IWG 2009 response: CR, R or NR.",
+    "responded": "Confirmed response (CR or R) at any time.",
+    "response_day": "Study day of the first count of the first confirmed response.",
+    "time_to_response_days": "Days from treatment start to response_day.",
+    "cr_day": "Study day of the first confirmed complete response.",
+    "loss_of_response": "The first response episode was lost.",
+    "loss_day": "Study day the first response was lost.",
+    "cr_loss_day": "Study day the complete response was lost.",
+    "duration_of_response_days": "Days from response to loss, or to the last count when not lost.",
+    "duration_censored": "The response was not lost by the last count (duration censored).",
+    "n_response_episodes": "Confirmed response episodes.",
+    "follow_up_days": "Days from treatment start to the last count.",
+    "proportion_time_in_response": "Share of follow-up spent in response.",
+    "n_counts": "Platelet counts evaluated.",
+    "n_excluded_rescue": "Counts excluded after rescue therapy.",
+    "first_rescue_day": "Study day of the first rescue therapy.",
+}
+"""Description of every column the stats, response and population tables produce."""
+
+_INT = {"n", "n_paired", "n_responders", "n_nonresponders", "n_obs", "n_patients", "df", "count", "parent_count",
+        "denominator_count", "study_day", "baseline_day", "response_day", "time_to_response_days", "cr_day",
+        "loss_day", "cr_loss_day", "duration_of_response_days", "n_response_episodes", "follow_up_days", "n_counts",
+        "n_excluded_rescue", "first_rescue_day", "platelet_day", "responder"}
+_PERCENT = {"median", "q1", "q3", "median_change", "q1_change", "q3_change", "median_percent_change",
+            "median_responders", "median_nonresponders", "median_difference", "median_change_responders",
+            "median_change_nonresponders", "percent_of", "percent_of_parent"}
+_PVALUE = {"p_value", "q_value", "q_value_in_family", "alpha"}
+COLUMN_KINDS: dict[str, str] = {**{c: "int" for c in _INT}, **{c: "percent" for c in _PERCENT},
+                                **{c: "pvalue" for c in _PVALUE}}
+"""Number format kind of a column; columns not listed are formatted by dtype (integer or 0.000)."""
+
+FORMATS = {"int": "0", "percent": "0.00", "pvalue": "[<0.0001]0.00E+00;0.0000", "number": "0.000"}
+_BAD_SHEET_CHARACTERS = re.compile(r"[\[\]:*?/\\]")
+
+
+def column_kind(name: str, series: pd.Series) -> str | None:
+    """'int', 'percent', 'pvalue', 'number' or None (text, booleans) for a column."""
+    if name in COLUMN_KINDS:
+        return COLUMN_KINDS[name]
+    if pd.api.types.is_bool_dtype(series):
+        return None
+    if pd.api.types.is_integer_dtype(series):
+        return "int"
+    if pd.api.types.is_float_dtype(series):
+        return "number"
+    return None
+
+
+def missing_descriptions(tables: Mapping[str, pd.DataFrame],
+                         descriptions: Mapping[str, str] | None = None) -> dict[str, list[str]]:
+    """Sheet -> columns without a description (empty dict: every column is described)."""
+    descriptions = COLUMN_DESCRIPTIONS if descriptions is None else descriptions
+    missing = {name: [c for c in table.columns if c not in descriptions] for name, table in tables.items()}
+    return {name: columns for name, columns in missing.items() if columns}
+
+
+def readme_table(tables: Mapping[str, pd.DataFrame], descriptions: Mapping[str, str] | None = None,
+                 notes: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """sheet, column, description: a note row per sheet (column empty) when given, then one row per column."""
+    descriptions = COLUMN_DESCRIPTIONS if descriptions is None else descriptions
+    rows = []
+    for name, table in tables.items():
+        if notes and name in notes:
+            rows.append({"sheet": name, "column": "", "description": notes[name]})
+        rows += [{"sheet": name, "column": str(c), "description": descriptions.get(c, NO_DESCRIPTION)}
+                 for c in table.columns]
+    return pd.DataFrame(rows, columns=["sheet", "column", "description"])
+
+
+def _check_sheet_names(names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if not isinstance(name, str) or not name or len(name) > 31 or _BAD_SHEET_CHARACTERS.search(name):
+            raise ValueError(f"sheet name {name!r} is not valid in Excel: 1-31 characters, none of []:*?/\\")
+        if name.lower() == README.lower() or name.lower() in seen:
+            raise ValueError(f"sheet name {name!r} is reserved or repeated (names are case-insensitive)")
+        seen.add(name.lower())
+
+
+def _cell_text(value, kind: str | None) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, float | np.floating) and kind is not None:
+        if kind == "int":
+            return f"{value:.0f}"
+        if kind == "pvalue" and 0 < abs(value) < 1e-4:
+            return f"{value:.2E}"
+        decimals = {"percent": 2, "pvalue": 4}.get(kind, 3)
+        return f"{value:.{decimals}f}"
+    return str(value)
+
+
+def _prepare(table: pd.DataFrame) -> pd.DataFrame:
+    """Object columns with pd.NA / NaN become None (written as empty cells)."""
+    table = table.copy()
+    for column in table.columns:
+        if table[column].dtype == object or isinstance(table[column].dtype, pd.CategoricalDtype):
+            table[column] = table[column].astype(object).where(table[column].notna(), None)
+    return table
+
+
+def _format_sheet(sheet, table: pd.DataFrame, max_width: int, wrap: str | None = None) -> None:
+    sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = sheet.dimensions
+    for j, name in enumerate(table.columns, start=1):
+        kind = column_kind(str(name), table[name])
+        letter = sheet.cell(row=1, column=j).column_letter
+        sheet.cell(row=1, column=j).font = Font(bold=True)
+        texts = [_cell_text(v, kind) for v in table[name].tolist()]
+        limit = README_DESCRIPTION_WIDTH if name == wrap else max_width
+        width = max([len(str(name)), *map(len, texts)]) + 2
+        sheet.column_dimensions[letter].width = min(max(width, 6), limit)
+        if kind is None and name != wrap:
+            continue
+        for i in range(2, len(table) + 2):
+            cell = sheet.cell(row=i, column=j)
+            if kind is not None:
+                cell.number_format = FORMATS[kind]
+            else:
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+
+
+def write_workbook(tables: Mapping[str, pd.DataFrame], path: str | os.PathLike,
+                   descriptions: Mapping[str, str] | None = None, notes: Mapping[str, str] | None = None,
+                   max_width: int = MAX_WIDTH) -> Path:
+    """Write ``tables`` to an xlsx workbook: README sheet first, then one sheet per table in the given order.
+
+    Parameters
+    ----------
+    tables
+        Sheet name (Excel rules: 1-31 characters, none of []:*?/\\, not README) -> table; the index is not written.
+    descriptions
+        Column -> description for the README (default :data:`COLUMN_DESCRIPTIONS`); others read "(no description)".
+    notes
+        Optional sheet -> one-line description, listed in the README above the sheet's columns.
+    max_width
+        Cap of column widths, in characters.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    _check_sheet_names(list(tables))
+    for name, table in tables.items():
+        if not isinstance(table, pd.DataFrame):
+            raise TypeError(f"table {name!r} is a {type(table).__name__}, not a DataFrame")
+    path = Path(path)
+    readme = readme_table(tables, descriptions, notes)
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        readme.to_excel(writer, sheet_name=README, index=False)
+        _format_sheet(writer.sheets[README], readme, max_width, wrap="description")
+        for name, table in tables.items():
+            prepared = _prepare(table.reset_index(drop=True))
+            prepared.to_excel(writer, sheet_name=name, index=False)
+            _format_sheet(writer.sheets[name], prepared, max_width)
+    return path

@@ -1,0 +1,381 @@
+"""Immune changes from baseline with tests: paired within patients, between response groups, the primary endpoint.
+
+Tables (tidy, one row per population x visit, or per group x population x visit)
+------------------------------------------------------------------------------
+* :func:`change_tests` -- n, median (IQR), median change and % change from baseline, and the paired Wilcoxon
+  signed-rank test of the change; in all patients (``by=None``) or split by a patient attribute (``by=
+  "response_group"``, ``by="cohort"``).
+* :func:`response_comparison` -- responders vs non-responders at each visit (Mann-Whitney U), on the value
+  (``measure="value"``) and on the change from baseline (``measure="change"``).
+* :func:`primary_endpoint` -- the declared primary endpoint in its own table.
+
+Tests and multiplicity
+----------------------
+* Wilcoxon signed-rank (:func:`wilcoxon_signed_rank`): zero differences are dropped (Wilcoxon's method, R's
+  default). With n <= :data:`EXACT_MAX_N` non-zero differences and no ties among their absolute values the exact
+  null distribution is used (``p_method="exact"``); otherwise the normal approximation with tie-corrected
+  variance and continuity correction (``"normal approx."``), as R's ``wilcox.test``. The statistic is R's V,
+  the sum of the ranks of the positive differences.
+* Mann-Whitney U (:func:`mann_whitney`): exact when neither group has more than :data:`EXACT_MAX_N` values and
+  there are no ties, otherwise the tie-corrected normal approximation with continuity correction (as R). U is
+  the responders' statistic (R's W for ``wilcox.test(responders, non_responders)``).
+* BH q values (:func:`bh_qvalues`, Benjamini-Hochberg) are computed within one family per table: all groups x
+  populations x post-baseline visits of a :func:`change_tests` table, and all populations x visits of one
+  ``measure`` of :func:`response_comparison`. The family is named in the ``fdr_family`` column.
+* The primary endpoint is one pre-specified test, judged at ``alpha`` unadjusted and kept out of every FDR
+  family. Its per-visit components are ordinary exploratory rows of the ``change`` family too; the primary table
+  repeats their family q values (``q_value_in_family``) so both readings are visible.
+
+Rows whose ``status`` is not ``ok`` (when the column exists) and missing values are left out of every statistic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+EXACT_MAX_N = 25
+"""Largest sample (non-zero differences; each group for Mann-Whitney) tested with the exact null distribution."""
+
+GROUP_COLUMN = "response_group"
+RESPONDER, NON_RESPONDER = "responder", "non-responder"
+
+CHANGE_TEST_COLUMNS = ["split", "group", "population", "denominator", "visit", "n", "median", "q1", "q3", "n_paired",
+                       "median_change", "q1_change", "q3_change", "median_percent_change", "wilcoxon_v", "p_value",
+                       "p_method", "q_value", "fdr_family"]
+COMPARISON_COLUMNS = ["measure", "population", "denominator", "visit", "n_responders", "n_nonresponders",
+                      "median_responders", "median_nonresponders", "median_difference", "rank_biserial",
+                      "mann_whitney_u", "p_value", "p_method", "q_value", "fdr_family"]
+PRIMARY_COLUMNS = ["endpoint", "role", "population", "value", "visit", "n_responders", "n_nonresponders",
+                   "median_change_responders", "median_change_nonresponders", "median_difference", "rank_biserial",
+                   "mann_whitney_u", "p_value", "p_method", "alpha", "significant", "q_value_in_family"]
+DEFAULT_PRIMARY: dict = {"population": "Treg", "visits": ["W4", "W12"], "value": "percent_of"}
+
+
+def require_columns(table: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    """Raise ValueError naming the columns of ``columns`` that ``table`` lacks."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{what} lacks column(s) {missing}; it has {list(table.columns)}")
+
+
+def bh_qvalues(p_values: Iterable[float]) -> np.ndarray:
+    """Benjamini-Hochberg q values; NaN p values stay NaN and are not counted in the family.
+
+    Parameters
+    ----------
+    p_values
+        (m,) p values in [0, 1] or NaN.
+
+    Returns
+    -------
+    ndarray, shape (m,)
+    """
+    p = np.asarray(list(p_values), dtype=float)
+    q = np.full(p.shape, np.nan)
+    finite = np.isfinite(p)
+    if finite.any():
+        q[finite] = stats.false_discovery_control(p[finite], method="bh")
+    return q
+
+
+def wilcoxon_signed_rank(differences: Iterable[float]) -> tuple[float, float, str]:
+    """Two-sided Wilcoxon signed-rank test of paired differences (see the module docstring for the method).
+
+    Returns
+    -------
+    (V, p, method)
+        V = sum of ranks of positive differences; NaN p when no difference is non-zero.
+    """
+    d = np.asarray(list(differences), dtype=float)
+    d = d[np.isfinite(d)]
+    nonzero = d[d != 0]
+    if nonzero.size == 0:
+        return np.nan, np.nan, "no non-zero differences"
+    ranks = stats.rankdata(np.abs(nonzero))
+    v = float(ranks[nonzero > 0].sum())
+    ties = np.unique(np.abs(nonzero)).size < nonzero.size
+    exact = nonzero.size <= EXACT_MAX_N and not ties and nonzero.size == d.size
+    if exact:
+        p = stats.wilcoxon(nonzero, method="exact").pvalue
+        return v, float(p), "exact"
+    p = stats.wilcoxon(d, zero_method="wilcox", correction=True, method="asymptotic").pvalue
+    return v, float(p), "normal approx."
+
+
+def mann_whitney(x: Iterable[float], y: Iterable[float]) -> tuple[float, float, str]:
+    """Two-sided Mann-Whitney U test of ``x`` against ``y`` (see the module docstring for the method).
+
+    Returns
+    -------
+    (U, p, method)
+        U of ``x``; NaN when either sample is empty.
+    """
+    x = np.asarray(list(x), dtype=float)
+    y = np.asarray(list(y), dtype=float)
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    if x.size == 0 or y.size == 0:
+        return np.nan, np.nan, "empty group"
+    both = np.concatenate([x, y])
+    ties = np.unique(both).size < both.size
+    method = "exact" if max(x.size, y.size) <= EXACT_MAX_N and not ties else "asymptotic"
+    result = stats.mannwhitneyu(x, y, alternative="two-sided", method=method, use_continuity=True)
+    return float(result.statistic), float(result.pvalue), "exact" if method == "exact" else "normal approx."
+
+
+def add_response_groups(populations: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``populations`` with ``response_group`` ('responder' / 'non-responder', NA without a response).
+
+    Parameters
+    ----------
+    responses
+        One row per patient with patient_id and responded (bool), e.g. ``derive_responses(platelets)``.
+    """
+    require_columns(populations, ["patient_id"], "population table")
+    require_columns(responses, ["patient_id", "responded"], "response table")
+    if responses["patient_id"].duplicated().any():
+        raise ValueError("response table has more than one row for a patient")
+    responded = responses.set_index("patient_id")["responded"]
+    group = populations["patient_id"].map(responded).map({True: RESPONDER, False: NON_RESPONDER})
+    return populations.assign(**{GROUP_COLUMN: group.astype(object)})
+
+
+def usable_rows(populations: pd.DataFrame, value: str, extra: Iterable[str] = ()) -> pd.DataFrame:
+    """Rows with status ok (when the column exists) and a ``value``; an error for missing columns or duplicates."""
+    require_columns(populations, ["patient_id", "visit", "population", value, *extra], "population table")
+    data = populations
+    if "status" in data.columns:
+        data = data[data["status"].fillna("ok") == "ok"]
+    data = data.dropna(subset=[value])
+    duplicated = data.duplicated(["population", "patient_id", "visit"])
+    if duplicated.any():
+        first = data.loc[duplicated, ["population", "patient_id", "visit"]].iloc[0].tolist()
+        raise ValueError(f"more than one row for population/patient/visit {first}")
+    return data
+
+
+def _wide(data: pd.DataFrame, value: str) -> dict[str, pd.DataFrame]:
+    """population -> (patients x visits) table of ``value``."""
+    wide = data.pivot(index=["population", "patient_id"], columns="visit", values=value)
+    frames = {population: frame.droplevel(0) for population, frame in wide.groupby(level=0, sort=False)}
+    return {population: frames[population] for population in pd.unique(data["population"])}
+
+
+def _denominators(populations: pd.DataFrame) -> pd.Series:
+    if "denominator" in populations.columns:
+        return populations.drop_duplicates("population").set_index("population")["denominator"]
+    return pd.Series(pd.NA, index=pd.unique(populations["population"]), dtype=object)
+
+
+def _q(values: np.ndarray | pd.Series, q: float) -> float:
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    return float(np.quantile(values, q)) if values.size else np.nan
+
+
+def _column(frame: pd.DataFrame, visit: str) -> pd.Series:
+    return frame[visit] if visit in frame.columns else pd.Series(np.nan, index=frame.index)
+
+
+def change_tests(populations: pd.DataFrame, visits: list[str], baseline: str, value: str = "percent_of",
+                 by: str | None = None) -> pd.DataFrame:
+    """Per (group x) population x visit: n, median (IQR), change from baseline and its paired Wilcoxon test.
+
+    Parameters
+    ----------
+    populations
+        Merged population table (patient_id, visit, population, denominator, ``value``, optional status).
+    visits
+        Visit labels in study order; visits without any sample are left out.
+    baseline
+        Baseline visit. Changes are value(visit) - value(baseline) within a patient (percentage points for
+        percentages); % change is 100 x change / baseline, over patients with a baseline > 0. The baseline row
+        has change 0 and no test.
+    by
+        None for all patients (split 'all', group 'all'), or a column of ``populations`` holding a patient
+        attribute (e.g. 'response_group', 'cohort'); patients with NA in it are left out.
+
+    Returns
+    -------
+    DataFrame
+        :data:`CHANGE_TEST_COLUMNS`; q values are BH over all groups x populations x visits tested.
+    """
+    data = usable_rows(populations, value, [by] if by else [])
+    data = data.assign(_group="all") if by is None else data.dropna(subset=[by]).assign(_group=lambda d: d[by])
+    denominators = _denominators(populations)
+    visits = [v for v in visits if (data["visit"] == v).any()]
+    split = by or "all"
+    rows = []
+    for group, group_data in data.groupby("_group", sort=True):
+        for population, frame in _wide(group_data, value).items():
+            base = _column(frame, baseline)
+            for visit in visits:
+                values = _column(frame, visit).dropna()
+                paired = pd.concat([base, _column(frame, visit)], axis=1).dropna().to_numpy()
+                change = paired[:, 1] - paired[:, 0]
+                positive = paired[:, 0] > 0
+                percent = 100 * change[positive] / paired[positive, 0]
+                v, p, method = (np.nan, np.nan, "baseline") if visit == baseline else wilcoxon_signed_rank(change)
+                rows.append({"split": split, "group": str(group), "population": population,
+                             "denominator": denominators.get(population), "visit": visit, "n": int(values.size),
+                             "median": _q(values, 0.5), "q1": _q(values, 0.25), "q3": _q(values, 0.75),
+                             "n_paired": int(len(paired)), "median_change": _q(change, 0.5),
+                             "q1_change": _q(change, 0.25), "q3_change": _q(change, 0.75),
+                             "median_percent_change": _q(percent, 0.5), "wilcoxon_v": v, "p_value": p,
+                             "p_method": method})
+    table = pd.DataFrame(rows, columns=CHANGE_TEST_COLUMNS)
+    table["q_value"] = bh_qvalues(table["p_value"])
+    table["fdr_family"] = f"paired change, {split}: groups x populations x visits"
+    return _order(table, visits, "group")
+
+
+def _order(table: pd.DataFrame, visits: list[str], first: str, first_order: list[str] | None = None) -> pd.DataFrame:
+    """Rows by ``first`` (in ``first_order``, else sorted), population as first seen, then visit in study order."""
+    levels = first_order or sorted(pd.unique(table[first]))
+    keys = table.assign(_f=table[first].map({g: i for i, g in enumerate(levels)}),
+                        _p=table["population"].map({p: i for i, p in enumerate(pd.unique(table["population"]))}),
+                        _v=table["visit"].map({v: i for i, v in enumerate(visits)}))
+    return keys.sort_values(["_f", "_p", "_v"], kind="stable").drop(columns=["_f", "_p", "_v"]).reset_index(drop=True)
+
+
+def _patient_groups(data: pd.DataFrame, group_column: str) -> pd.Series:
+    groups = data.dropna(subset=[group_column]).drop_duplicates("patient_id").set_index("patient_id")[group_column]
+    unknown = set(groups) - {RESPONDER, NON_RESPONDER}
+    if unknown:
+        raise ValueError(f"{group_column} must be {RESPONDER!r} or {NON_RESPONDER!r}; found {sorted(unknown)}")
+    return groups
+
+
+def _comparison_row(x: np.ndarray, y: np.ndarray) -> dict:
+    u, p, method = mann_whitney(x, y)
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    return {"n_responders": int(x.size), "n_nonresponders": int(y.size), "median_responders": _q(x, 0.5),
+            "median_nonresponders": _q(y, 0.5), "median_difference": _q(x, 0.5) - _q(y, 0.5),
+            "rank_biserial": 2 * u / (x.size * y.size) - 1 if np.isfinite(u) else np.nan,
+            "mann_whitney_u": u, "p_value": p, "p_method": method}
+
+
+def response_comparison(populations: pd.DataFrame, visits: list[str], baseline: str, value: str = "percent_of",
+                        group_column: str = GROUP_COLUMN) -> pd.DataFrame:
+    """Responders vs non-responders at each visit, on the value and on its change from baseline (Mann-Whitney).
+
+    Parameters
+    ----------
+    populations
+        Population table with ``group_column`` ('responder' / 'non-responder', see :func:`add_response_groups`).
+
+    Returns
+    -------
+    DataFrame
+        :data:`COMPARISON_COLUMNS`; ``measure`` 'value' (every visit) or 'change' (post-baseline visits only).
+        Medians are of the value or of the change; rank_biserial = 2U/(n1 n2) - 1 (> 0: higher in responders).
+        q values are BH within each measure (one family each).
+    """
+    data = usable_rows(populations, value, [group_column])
+    groups = _patient_groups(data, group_column)
+    denominators = _denominators(populations)
+    visits = [v for v in visits if (data["visit"] == v).any()]
+    rows = []
+    for population, frame in _wide(data[data["patient_id"].isin(groups.index)], value).items():
+        is_responder = (groups.reindex(frame.index) == RESPONDER).to_numpy()
+        base = _column(frame, baseline).to_numpy()
+        for measure in ("value", "change"):
+            for visit in visits:
+                if measure == "change" and visit == baseline:
+                    continue
+                values = _column(frame, visit).to_numpy()
+                values = values - base if measure == "change" else values
+                rows.append({"measure": measure, "population": population,
+                             "denominator": denominators.get(population), "visit": visit,
+                             **_comparison_row(values[is_responder], values[~is_responder])})
+    table = pd.DataFrame(rows, columns=COMPARISON_COLUMNS).astype({"fdr_family": object})
+    for measure in ("value", "change"):
+        mask = table["measure"] == measure
+        table.loc[mask, "q_value"] = bh_qvalues(table.loc[mask, "p_value"])
+        table.loc[mask, "fdr_family"] = f"responders vs non-responders, {measure}: populations x visits"
+    return _order(table, visits, "measure", ["value", "change"])
+
+
+def primary_endpoint(populations: pd.DataFrame, baseline: str, endpoint: Mapping | None = None,
+                     group_column: str = GROUP_COLUMN, alpha: float = 0.05,
+                     family: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The declared primary endpoint: change from baseline, responders vs non-responders (Mann-Whitney).
+
+    The primary test compares each patient's mean change over the endpoint's visits (the visits available for
+    that patient; patients with none are left out) between responders and non-responders; it is one test at
+    ``alpha``, outside any FDR family. One supportive row per endpoint visit gives the same comparison at that
+    visit.
+
+    Parameters
+    ----------
+    endpoint
+        {'population': str, 'visits': [str, ...], 'value': column}; default :data:`DEFAULT_PRIMARY`.
+    family
+        Optional :func:`response_comparison` table; its ``change`` q values are copied to the supportive rows.
+
+    Returns
+    -------
+    DataFrame
+        :data:`PRIMARY_COLUMNS`, the primary row first.
+    """
+    endpoint = dict(DEFAULT_PRIMARY if endpoint is None else endpoint)
+    unknown = {"population", "visits", "value"} - set(endpoint)
+    if unknown:
+        raise ValueError(f"primary endpoint lacks key(s) {sorted(unknown)}: {endpoint}")
+    population, visits, value = endpoint["population"], list(endpoint["visits"]), endpoint["value"]
+    data = usable_rows(populations, value, [group_column])
+    data = data[data["population"] == population]
+    if data.empty:
+        raise ValueError(f"primary endpoint population {population!r} has no values in the population table")
+    groups = _patient_groups(data, group_column)
+    frame = _wide(data[data["patient_id"].isin(groups.index)], value)[population]
+    is_responder = (groups.reindex(frame.index) == RESPONDER).to_numpy()
+    changes = pd.DataFrame({v: _column(frame, v) - _column(frame, baseline) for v in visits})
+    label = f"{population} {value}: change from {baseline} at {'+'.join(visits)}"
+    summary = changes.mean(axis=1, skipna=True).to_numpy()
+    rows = [{"role": "primary", "visit": "mean of " + "+".join(visits), **_comparison_row(summary[is_responder],
+                                                                                         summary[~is_responder])}]
+    for visit in visits:
+        change = changes[visit].to_numpy()
+        rows.append({"role": "supportive", "visit": visit,
+                     **_comparison_row(change[is_responder], change[~is_responder])})
+    table = pd.DataFrame(rows).rename(columns={"median_responders": "median_change_responders",
+                                               "median_nonresponders": "median_change_nonresponders"})
+    primary_row = (table["role"] == "primary").to_numpy()
+    significant = pd.Series([bool(p <= alpha) if is_primary else pd.NA for p, is_primary in
+                             zip(table["p_value"], primary_row, strict=True)], dtype=object)
+    table = table.assign(endpoint=label, population=population, value=value, alpha=alpha, significant=significant,
+                         q_value_in_family=np.nan)
+    if family is not None:
+        q = family[(family["measure"] == "change") & (family["population"] == population)].set_index("visit")
+        supportive = table["role"] == "supportive"
+        table.loc[supportive, "q_value_in_family"] = table.loc[supportive, "visit"].map(q["q_value"]).to_numpy()
+    return table[PRIMARY_COLUMNS]
+
+
+def change_tables(populations: pd.DataFrame, responses: pd.DataFrame, visits: list[str], baseline: str,
+                  value: str = "percent_of", primary: Mapping | None = None) -> dict[str, pd.DataFrame]:
+    """Every table of this module, keyed by a sheet-friendly name (see :mod:`cytotrial.report.workbook`).
+
+    Parameters
+    ----------
+    responses
+        Per-patient responses (patient_id, responded), e.g. ``derive_responses(platelets)``.
+
+    Returns
+    -------
+    dict
+        'changes', 'changes_by_response', 'changes_by_cohort' (when the table has a cohort column),
+        'response_comparison', 'primary_endpoint'.
+    """
+    grouped = add_response_groups(populations, responses)
+    tables = {"changes": change_tests(grouped, visits, baseline, value),
+              "changes_by_response": change_tests(grouped, visits, baseline, value, by=GROUP_COLUMN)}
+    if "cohort" in grouped.columns:
+        tables["changes_by_cohort"] = change_tests(grouped, visits, baseline, value, by="cohort")
+    tables["response_comparison"] = response_comparison(grouped, visits, baseline, value)
+    tables["primary_endpoint"] = primary_endpoint(grouped, baseline, primary, family=tables["response_comparison"])
+    return tables

@@ -1,0 +1,341 @@
+"""Models of immune changes: a mixed model, a count model, and correlations with platelet counts.
+
+* :func:`mixed_model_table` -- per population, a linear mixed model (statsmodels MixedLM, REML) of
+  logit(percent / 100) ~ C(visit) * responder with a random intercept per patient. Every fixed term with a 95 %
+  Wald CI and z-test p; warnings raised while fitting (convergence, boundary) go to ``fit_warnings``.
+  **0 % and 100 %**: with counts available the proportion is the empirical one, (count + 0.5) / (denominator
+  count + 1) (Haldane-Anscombe correction, applied to every value so none is treated specially); without counts
+  it is clipped to [``clip``, 1 - ``clip``].
+* :func:`interaction_contrast` -- the mixed model's mean visit x responder interaction over chosen visits (the
+  model-based version of the primary endpoint): L'b with its Wald CI and p.
+* :func:`count_model_table` -- per population, a binomial GEE (diffcyt-like counts in their denominator,
+  logit link) of count / denominator ~ C(visit) * responder, exchangeable working correlation within patients,
+  observations weighted by the denominator count. Sandwich (robust) covariance scaled by G / (G - 1) for G
+  patients, CIs and p from Student's t with G - 1 df: the sandwich absorbs the overdispersion of cytometry
+  counts between samples, and the small-sample scaling keeps it honest with 18 patients.
+* :func:`rmcorr` / :func:`rmcorr_table` -- repeated-measures correlation (Bakdash & Marusich 2017) of each
+  population's value with log platelets at the same visit (:func:`match_platelets`).
+* :func:`change_association_table` -- Spearman correlation across patients of the change in a population
+  (visit - baseline) with the change in log platelets, per visit.
+
+Log platelets are natural logs of x10^9/L, with counts below 1 set to 1.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
+from scipy import stats
+
+from .changes import GROUP_COLUMN, RESPONDER, usable_rows, add_response_groups, bh_qvalues, require_columns
+
+MODEL_COLUMNS = ["model", "population", "term", "estimate", "std_error", "ci_low", "ci_high", "statistic",
+                 "p_value", "n_obs", "n_patients", "converged", "fit_warnings"]
+RMCORR_COLUMNS = ["population", "denominator", "n_obs", "n_patients", "rm_r", "ci_low", "ci_high", "p_value",
+                  "df", "slope", "q_value"]
+ASSOCIATION_COLUMNS = ["population", "denominator", "visit", "n", "spearman_rho", "p_value", "q_value"]
+COUNT_COLUMNS = {"percent_of": "denominator_count", "percent_of_parent": "parent_count"}
+"""Which count column is the denominator of each percentage column."""
+
+LMM_NAME = "LMM: logit(proportion) ~ visit * responder + (1 | patient), REML"
+GEE_NAME = "GEE binomial: count/denominator ~ visit * responder, exchangeable by patient, robust SE x G/(G-1), t(G-1)"
+
+
+def _proportions(data: pd.DataFrame, value: str, clip: float) -> np.ndarray:
+    counts = COUNT_COLUMNS.get(value)
+    if counts in data.columns and "count" in data.columns and data[["count", counts]].notna().all().all():
+        return (data["count"].to_numpy(float) + 0.5) / (data[counts].to_numpy(float) + 1.0)
+    return np.clip(data[value].to_numpy(float) / 100.0, clip, 1 - clip)
+
+
+def _model_data(populations: pd.DataFrame, value: str, group_column: str) -> pd.DataFrame:
+    data = usable_rows(populations, value, [group_column]).dropna(subset=[group_column])
+    return data.assign(responder=(data[group_column] == RESPONDER).astype(int))
+
+
+def _formula(outcome: str, visits: list[str], baseline: str) -> str:
+    return f"{outcome} ~ C(visit, Treatment(reference={baseline!r})) * responder"
+
+
+def _term(name: str) -> str:
+    return re.sub(r"C\(visit, Treatment\(reference=.*?\)\)\[T\.(.+?)\]", r"visit[\1]", name)
+
+
+def _ordered_visits(data: pd.DataFrame, visits: list[str], baseline: str) -> pd.DataFrame:
+    present = [v for v in visits if (data["visit"] == v).any()]
+    if baseline not in present:
+        raise ValueError(f"baseline visit {baseline!r} has no data")
+    return data[data["visit"].isin(present)].assign(visit=lambda d: pd.Categorical(d["visit"], present))
+
+
+def _fit_quietly(fit) -> tuple[object | None, str]:
+    """Run ``fit()``; return (result or None, '; '-joined warning and error messages)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result, error = fit(), ""
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            result, error = None, f"fit failed: {exc}"
+    messages = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+    return result, "; ".join([*messages, error] if error else messages)
+
+
+def fit_mixed_model(data: pd.DataFrame, visits: list[str], baseline: str, value: str = "percent_of",
+                    clip: float = 1e-4) -> tuple[object | None, str, pd.DataFrame]:
+    """Fit the mixed model of one population (rows of the population table with a ``responder`` 0/1 column).
+
+    Returns
+    -------
+    (result, warnings, data)
+        statsmodels MixedLMResults (None when the fit failed), captured messages, and the rows fitted with
+        their ``logit`` outcome.
+    """
+    data = _ordered_visits(data, visits, baseline)
+    p = _proportions(data, value, clip)
+    data = data.assign(logit=np.log(p / (1 - p)))
+    model = smf.mixedlm(_formula("logit", visits, baseline), data, groups=data["patient_id"])
+    result, messages = _fit_quietly(lambda: model.fit(reml=True))
+    return result, messages, data
+
+
+def _fixed_rows(model: str, population: str, names, estimate, se, low, high, statistic, p, n_obs: int,
+                n_patients: int, converged: bool, messages: str) -> list[dict]:
+    return [{"model": model, "population": population, "term": _term(name), "estimate": float(b),
+             "std_error": float(s), "ci_low": float(lo), "ci_high": float(hi), "statistic": float(z),
+             "p_value": float(pv), "n_obs": n_obs, "n_patients": n_patients, "converged": converged,
+             "fit_warnings": messages}
+            for name, b, s, lo, hi, z, pv in zip(names, estimate, se, low, high, statistic, p, strict=True)]
+
+
+def _failed_row(model: str, population: str, n_obs: int, n_patients: int, messages: str) -> dict:
+    return {"model": model, "population": population, "term": "", "estimate": np.nan, "std_error": np.nan,
+            "ci_low": np.nan, "ci_high": np.nan, "statistic": np.nan, "p_value": np.nan, "n_obs": n_obs,
+            "n_patients": n_patients, "converged": False, "fit_warnings": messages}
+
+
+def mixed_model_table(populations: pd.DataFrame, visits: list[str], baseline: str, value: str = "percent_of",
+                      responses: pd.DataFrame | None = None, group_column: str = GROUP_COLUMN,
+                      clip: float = 1e-4) -> pd.DataFrame:
+    """Linear mixed model per population (see the module docstring); tidy fixed-effect estimates.
+
+    Parameters
+    ----------
+    populations
+        Population table with ``group_column`` (or pass ``responses`` to add it), patient_id, visit, population,
+        ``value`` (percent, 0-100) and, for the continuity correction, count and the denominator count.
+    visits, baseline
+        Visits in study order; ``baseline`` is the reference level of visit.
+
+    Returns
+    -------
+    DataFrame
+        :data:`MODEL_COLUMNS`, one row per population x fixed term (Intercept, visit[V], responder,
+        visit[V]:responder), estimates on the logit scale; statistic is z. A failed fit gives one row with NaN.
+    """
+    data = _model_data(populations if responses is None else add_response_groups(populations, responses),
+                       value, group_column)
+    rows = []
+    for population, frame in data.groupby("population", sort=False):
+        n_obs, n_patients = len(frame), frame["patient_id"].nunique()
+        result, messages, _ = fit_mixed_model(frame, visits, baseline, value, clip)
+        if result is None:
+            rows.append(_failed_row(LMM_NAME, population, n_obs, n_patients, messages))
+            continue
+        names = result.model.exog_names
+        ci = np.asarray(result.conf_int().loc[names])
+        rows += _fixed_rows(LMM_NAME, population, names, result.fe_params, result.bse_fe, ci[:, 0], ci[:, 1],
+                            result.tvalues[names], result.pvalues[names], n_obs, n_patients,
+                            bool(result.converged), messages)
+    return pd.DataFrame(rows, columns=MODEL_COLUMNS)
+
+
+def interaction_contrast(result, contrast_visits: list[str], level: float = 0.95) -> dict:
+    """Mean of the visit x responder interactions at ``contrast_visits`` of a fitted mixed model.
+
+    Returns
+    -------
+    dict
+        estimate, std_error, ci_low, ci_high, z, p_value (two-sided Wald z-test), on the logit scale.
+    """
+    names = list(result.model.exog_names)
+    weights = np.zeros(len(names))
+    for visit in contrast_visits:
+        matches = [i for i, n in enumerate(names) if _term(n) == f"visit[{visit}]:responder"]
+        if not matches:
+            raise ValueError(f"no interaction term for visit {visit!r} in {[_term(n) for n in names]}")
+        weights[matches[0]] = 1 / len(contrast_visits)
+    estimate = float(weights @ result.fe_params.to_numpy())
+    se = float(np.sqrt(weights @ result.cov_params().iloc[:len(names), :len(names)].to_numpy() @ weights))
+    z = estimate / se
+    half = stats.norm.ppf(0.5 + level / 2) * se
+    return {"estimate": estimate, "std_error": se, "ci_low": estimate - half, "ci_high": estimate + half, "z": z,
+            "p_value": float(2 * stats.norm.sf(abs(z)))}
+
+
+def count_model_table(populations: pd.DataFrame, visits: list[str], baseline: str, value: str = "percent_of",
+                      responses: pd.DataFrame | None = None, group_column: str = GROUP_COLUMN,
+                      level: float = 0.95) -> pd.DataFrame:
+    """Binomial GEE of counts in their denominator per population (see the module docstring).
+
+    Returns
+    -------
+    DataFrame
+        :data:`MODEL_COLUMNS`, estimates on the log-odds scale; statistic is t with G - 1 df.
+    """
+    counts = COUNT_COLUMNS.get(value)
+    if counts is None:
+        raise ValueError(f"no count column is known for {value!r}; use one of {list(COUNT_COLUMNS)}")
+    data = _model_data(populations if responses is None else add_response_groups(populations, responses),
+                       value, group_column)
+    require_columns(data, ["count", counts], "population table")
+    data = data.dropna(subset=["count", counts])
+    data = data[data[counts] > 0]
+    rows = []
+    for population, frame in data.groupby("population", sort=False):
+        frame = _ordered_visits(frame, visits, baseline)
+        frame = frame.assign(proportion=frame["count"] / frame[counts])
+        n_obs, g = len(frame), frame["patient_id"].nunique()
+        model = smf.gee(_formula("proportion", visits, baseline), "patient_id", frame,
+                        family=sm.families.Binomial(), cov_struct=sm.cov_struct.Exchangeable(),
+                        weights=frame[counts].to_numpy(float))
+        result, messages = _fit_quietly(lambda m=model: m.fit(cov_type="robust"))
+        if result is None or g < 3:
+            rows.append(_failed_row(GEE_NAME, population, n_obs, g, messages or "fewer than 3 patients"))
+            continue
+        se = np.sqrt(np.diag(result.cov_params()) * g / (g - 1))
+        t = result.params.to_numpy() / se
+        half = stats.t.ppf(0.5 + level / 2, g - 1) * se
+        converged = bool(getattr(result, "converged", True)) and "ConvergenceWarning" not in messages
+        rows += _fixed_rows(GEE_NAME, population, result.model.exog_names, result.params, se,
+                            result.params - half, result.params + half, t, 2 * stats.t.sf(np.abs(t), g - 1),
+                            n_obs, g, converged, messages)
+    return pd.DataFrame(rows, columns=MODEL_COLUMNS)
+
+
+def rmcorr(data: pd.DataFrame, subject: str, x: str, y: str, level: float = 0.95) -> dict:
+    """Repeated-measures correlation of ``x`` and ``y`` (Bakdash & Marusich 2017), from the ANCOVA y ~ subject + x.
+
+    r_rm = sign(slope) sqrt(SS_x / (SS_x + SS_error)) with SS_x the sum of squares of x after subject and
+    SS_error the residual sum of squares; df = N - k - 1 (N observations, k subjects); p from F(1, df); CI by
+    Fisher's z with standard error 1 / sqrt(df - 3), as the R package (psych::r.con with n = df).
+
+    Returns
+    -------
+    dict
+        rm_r, ci_low, ci_high, p_value, df, slope (common within-subject slope of y on x), n_obs, n_patients.
+    """
+    require_columns(data, [subject, x, y], "rmcorr data")
+    data = data[[subject, x, y]].dropna()
+    codes, levels = pd.factorize(data[subject])
+    n, k = len(data), len(levels)
+    df = n - k - 1
+    out = {"n_obs": n, "n_patients": k, "df": df, "rm_r": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+           "p_value": np.nan, "slope": np.nan}
+    if df < 1:
+        return out
+    subjects = np.eye(k)[codes]
+    xv, yv = data[x].to_numpy(float), data[y].to_numpy(float)
+    rss_reduced = _rss(subjects, yv)
+    full = np.column_stack([subjects, xv])
+    coef, *_ = np.linalg.lstsq(full, yv, rcond=None)
+    ss_error = _rss(full, yv)
+    ss_x = max(rss_reduced - ss_error, 0.0)
+    if ss_x + ss_error <= 0:
+        return out
+    r = float(np.sign(coef[-1]) * np.sqrt(ss_x / (ss_x + ss_error)))
+    f = ss_x / (ss_error / df) if ss_error > 0 else np.inf
+    out.update(rm_r=r, slope=float(coef[-1]), p_value=float(stats.f.sf(f, 1, df)))
+    if df > 3 and abs(r) < 1:
+        half = stats.norm.ppf(0.5 + level / 2) / np.sqrt(df - 3)
+        out.update(ci_low=float(np.tanh(np.arctanh(r) - half)), ci_high=float(np.tanh(np.arctanh(r) + half)))
+    return out
+
+
+def _rss(design: np.ndarray, y: np.ndarray) -> float:
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return float(np.sum((y - design @ coef) ** 2))
+
+
+def match_platelets(samples: pd.DataFrame, platelets: pd.DataFrame, tolerance_days: int = 3) -> pd.DataFrame:
+    """Platelet count of each sample: the count nearest its study day within +-``tolerance_days`` (earlier on ties).
+
+    Parameters
+    ----------
+    samples
+        Rows with patient_id and study_day (e.g. the population table).
+    platelets
+        patient_id, study_day, platelets_1e9_per_L (x10^9/L); rows without a count are ignored.
+
+    Returns
+    -------
+    DataFrame
+        ``samples`` (same index) with platelets_1e9_per_L, platelet_day and log_platelets (NaN without a count).
+    """
+    require_columns(samples, ["patient_id", "study_day"], "sample table")
+    require_columns(platelets, ["patient_id", "study_day", "platelets_1e9_per_L"], "platelet table")
+    keys = samples[["patient_id", "study_day"]].drop_duplicates()
+    counts = platelets.dropna(subset=["platelets_1e9_per_L"])[["patient_id", "study_day", "platelets_1e9_per_L"]]
+    pairs = keys.merge(counts.rename(columns={"study_day": "platelet_day"}), on="patient_id")
+    pairs = pairs.assign(distance=(pairs["platelet_day"] - pairs["study_day"]).abs())
+    pairs = pairs[pairs["distance"] <= tolerance_days].sort_values(["distance", "platelet_day"], kind="stable")
+    nearest = pairs.drop_duplicates(["patient_id", "study_day"]).drop(columns="distance")
+    out = samples.drop(columns=["platelets_1e9_per_L", "platelet_day", "log_platelets"], errors="ignore")
+    out = out.reset_index().merge(nearest, on=["patient_id", "study_day"], how="left").set_index("index")
+    out.index.name = samples.index.name
+    return out.assign(log_platelets=np.log(np.maximum(out["platelets_1e9_per_L"], 1.0)))
+
+
+def rmcorr_table(populations: pd.DataFrame, platelets: pd.DataFrame, value: str = "percent_of",
+                 tolerance_days: int = 3) -> pd.DataFrame:
+    """Repeated-measures correlation of each population's ``value`` with log platelets over all visits.
+
+    Returns
+    -------
+    DataFrame
+        :data:`RMCORR_COLUMNS`; q values are BH over populations.
+    """
+    data = match_platelets(usable_rows(populations, value, ["study_day"]), platelets, tolerance_days)
+    rows = []
+    for population, frame in data.groupby("population", sort=False):
+        denominator = frame["denominator"].iloc[0] if "denominator" in frame else None
+        rows.append({"population": population, "denominator": denominator,
+                     **rmcorr(frame, "patient_id", "log_platelets", value)})
+    table = pd.DataFrame(rows, columns=RMCORR_COLUMNS)
+    table["q_value"] = bh_qvalues(table["p_value"])
+    return table
+
+
+def change_association_table(populations: pd.DataFrame, platelets: pd.DataFrame, visits: list[str],
+                             baseline: str, value: str = "percent_of", tolerance_days: int = 3) -> pd.DataFrame:
+    """Spearman correlation across patients of (value at visit - baseline) with (log platelets at visit - baseline).
+
+    p values use the t approximation (scipy ``spearmanr``, R's ``cor.test(method="spearman", exact=FALSE)``);
+    fewer than 3 patients give NaN. q values are BH over populations x visits.
+
+    Returns
+    -------
+    DataFrame
+        :data:`ASSOCIATION_COLUMNS`, post-baseline visits in study order.
+    """
+    data = match_platelets(usable_rows(populations, value, ["study_day"]), platelets, tolerance_days)
+    rows = []
+    for population, frame in data.groupby("population", sort=False):
+        value_wide = frame.pivot(index="patient_id", columns="visit", values=value)
+        platelet_wide = frame.pivot(index="patient_id", columns="visit", values="log_platelets")
+        if baseline not in value_wide.columns:
+            continue
+        for visit in [v for v in visits if v != baseline and v in value_wide.columns]:
+            pair = pd.concat([value_wide[visit] - value_wide[baseline],
+                              platelet_wide[visit] - platelet_wide[baseline]], axis=1).dropna().to_numpy()
+            rho, p = (stats.spearmanr(pair[:, 0], pair[:, 1]) if len(pair) >= 3 else (np.nan, np.nan))
+            rows.append({"population": population, "denominator": frame["denominator"].iloc[0]
+                         if "denominator" in frame else None, "visit": visit, "n": len(pair),
+                         "spearman_rho": float(rho), "p_value": float(p)})
+    table = pd.DataFrame(rows, columns=ASSOCIATION_COLUMNS)
+    table["q_value"] = bh_qvalues(table["p_value"])
+    return table
