@@ -4,6 +4,9 @@
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -17,6 +20,11 @@ rule all:
         "results/tables/mfi.tsv",
         "results/tables/responses.tsv",
         "results/anndata/populations.h5ad",
+        "results/report/figures/swimmer.png",
+        "results/report/figures/volcano.png",
+        "results/tables/cytotrial_tables.xlsx",
+        "results/report/provenance.html",
+        expand("results/report/tables/{table}.html", table=sorted(REPORT_TABLES)),
         expand("results/discovery/{figure}.png", figure=DISCOVERY_FIGURES) if DISCOVERY else [],
         expand("results/review/{figure}.png", figure=sorted(REVIEW_FIGURES)),
     default_target: True
@@ -27,4 +35,5 @@ include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/gating.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/discovery.smk"
+include: "workflow/rules/statistics.smk"
 include: "workflow/rules/report.smk"

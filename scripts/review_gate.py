@@ -9,7 +9,7 @@ from cytotrial.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     populations = read_tsv(snakemake.input.populations, "population table")
-    reviews = {Path(g).name.removesuffix(".json"): load_sample_review(g, r)
+    reviews = {Path(g).name.removesuffix(".json"): load_sample_review(g, r, snakemake.params.population)
                for g, r in zip(snakemake.input.gates, snakemake.input.review, strict=True)}
     with atomic_path(snakemake.output.figure, suffix=".png") as tmp:
         render_gate_review(snakemake.params.population, populations, reviews, snakemake.params.visits, tmp,

@@ -7,7 +7,7 @@ from cytotrial.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     samples = read_tsv(snakemake.input.samples, "sample sheet")
-    qc = qc_table(list(snakemake.input.qc), samples)
+    qc = qc_table(list(snakemake.input.qc), samples, snakemake.params.missing)
     log.info("%d samples, %d flagged", len(qc), int((qc["flags"].fillna("") != "").sum()))
     write_tsv(qc, snakemake.output.qc)
     write_tsv(input_files_table(list(snakemake.input.metadata), samples), snakemake.output.inputs)

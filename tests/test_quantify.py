@@ -141,3 +141,6 @@ def test_event_anndata_subsample_is_seeded_and_keeps_memberships(gated):
     np.testing.assert_array_equal(events.obs["Treg"].to_numpy(), result.masks["Treg"][rows])
     np.testing.assert_array_equal(events.X, adata.X[rows])
     assert events.uns["populations"]["Treg"] == "CD25hi_CD127lo" and events.uns["events_gated"] == adata.n_obs
+    foxp3 = adata.var[adata.var.marker == "FOXP3"].iloc[0]
+    assert events.uns["transforms"][foxp3.channel] == {"transform": "logicle", "t": foxp3.t, "w": foxp3.w,
+                                                      "m": foxp3.m, "a": foxp3.a}

@@ -181,8 +181,12 @@ def test_tables_identical_with_one_or_two_cores(tiny_run, tmp_path):
     other = tmp_path / "one_core"
     make_tiny_demo(other)
     snakemake(other, "--cores", "1")
-    for table in ("results/tables/populations.tsv", "results/tables/immune_changes.tsv"):
-        assert filecmp.cmp(workdir / table, other / table, shallow=False), table
+    compared = [p.relative_to(workdir) for pattern in ("results/tables/*.tsv", "results/anndata/**/*.h5ad",
+                                                         "results/discovery/*.h5ad", "results/gates/*.json")
+                for p in sorted(workdir.glob(pattern))]
+    assert len(compared) > 40
+    for path in compared:
+        assert filecmp.cmp(workdir / path, other / path, shallow=False), path
 
 
 def test_an_override_regates_only_its_sample(tiny_run):
@@ -254,3 +258,89 @@ def test_pooled_gates_are_fitted_once_per_batch(tiny_run, tmp_path):
         config["gating_template"] = original
         (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         (workdir / "pooled.yaml").unlink()
+
+
+def test_snakemake_report_holds_every_figure_and_table(tiny_run, tmp_path):
+    """`snakemake --report` on the tiny demo: the cohort, QC, gating, immune-change, discovery figures, the
+    tables and the provenance page, each with its caption."""
+    import zipfile
+
+    workdir, _ = tiny_run
+    snakemake(workdir, "--report", str(tmp_path / "report.zip"))
+    with zipfile.ZipFile(tmp_path / "report.zip") as archive:
+        names = archive.namelist()
+        text = "\n".join(archive.read(n).decode("utf-8", "replace") for n in names if n.endswith((".html", ".js")))
+    expected = ["swimmer.png", "qc_overview.png", "trajectories.png", "change_heatmap.png", "Treg.png",
+                "umap_clusters.png", "umap_visit_response.png", "umap_markers.png", "heatmap_leiden.png",
+                "provenance.html", "immune_changes.html", "responses.html", "qc.html", "cluster_concordance.html"]
+    for name in expected:
+        assert any(n.endswith(name) for n in names), (name, names[:50])
+    for caption in ("IWG 2009", "Event QC of every sample", "Gate review", "Unsupervised discovery",
+                    "Provenance of the run"):
+        assert caption in text, caption
+
+
+@pytest.mark.slow
+def test_a_bad_fcs_file_is_excluded_and_changes_no_other_result(tiny_run, tmp_path):
+    """on_bad_file: exclude: a corrupt file and a missing one are excluded with their reasons in the QC table, and
+    every table equals (byte for byte) that of a run whose sample sheet lacks them; on_bad_file: fail stops."""
+    import shutil
+
+    workdir, samples = tiny_run
+    corrupt_id, missing_id = samples.sample_id.iloc[1], samples.sample_id.iloc[5]
+    bad, clean = tmp_path / "bad", tmp_path / "clean"
+    for folder in (bad, clean):
+        shutil.copytree(workdir / "resources", folder / "resources")
+        for name in ("patients.tsv", "samples.tsv"):
+            shutil.copy(workdir / name, folder / name)
+        config = yaml.safe_load((workdir / "config.yaml").read_text())
+        config["demo"]["enabled"] = False  # the files are there: analyse them as real data
+        (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    fcs = bad / "resources/demo/fcs" / f"{corrupt_id}.fcs"
+    fcs.write_bytes(fcs.read_bytes()[:5000])  # truncated in the TEXT segment
+    (bad / "resources/demo/fcs" / f"{missing_id}.fcs").unlink()
+    sheet = pd.read_csv(clean / "samples.tsv", sep="\t")
+    sheet[~sheet.sample_id.isin([corrupt_id, missing_id])].to_csv(clean / "samples.tsv", sep="\t", index=False)
+    snakemake(bad, "--cores", "2")
+    snakemake(clean, "--cores", "2")
+    qc = pd.read_csv(bad / "results/tables/qc.tsv", sep="\t", keep_default_na=False).set_index("sample_id")
+    assert qc.loc[corrupt_id, "flags"].startswith("excluded: ") and f"{corrupt_id}.fcs" in qc.loc[corrupt_id, "flags"]
+    assert "does not exist" in qc.loc[missing_id, "flags"] and "line " in qc.loc[missing_id, "flags"]
+    for table in ("populations", "immune_changes", "mfi", "changes", "response_comparison", "mixed_models",
+                  "cluster_concordance", "cluster_abundance"):
+        assert filecmp.cmp(bad / f"results/tables/{table}.tsv", clean / f"results/tables/{table}.tsv",
+                           shallow=False), table
+    others = qc.drop(index=[corrupt_id, missing_id]).reset_index()
+    clean_qc = pd.read_csv(clean / "results/tables/qc.tsv", sep="\t", keep_default_na=False)
+    assert others.astype(str).equals(clean_qc.astype(str))
+    config = yaml.safe_load((bad / "config.yaml").read_text())
+    config["on_bad_file"] = "fail"
+    (bad / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    failed = snakemake(bad, "-n", "--cores", "1", check=False)
+    assert failed.returncode != 0 and f"{missing_id}.fcs' of sample '{missing_id}' does not exist" in failed.stderr
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_results(tiny_run, tmp_path):
+    """SIGKILL mid-run (no chance to clean up), then `--unlock` and a rerun with `--rerun-incomplete`: the tables
+    equal those of an uninterrupted run byte for byte (every output is written atomically)."""
+    import os
+    import signal
+    import time
+
+    workdir, _ = tiny_run
+    other = tmp_path / "killed"
+    make_tiny_demo(other)
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(other),
+               "--configfile", str(other / "config.yaml"), "--cores", "2"]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and len(list((other / "results/populations").glob("*.tsv"))) < 3:
+        time.sleep(0.5)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    assert not (other / "results/tables/populations.tsv").exists()  # killed before the end
+    snakemake(other, "--unlock")
+    snakemake(other, "--cores", "2", "--rerun-incomplete")
+    for table in sorted((workdir / "results/tables").glob("*.tsv")):
+        assert filecmp.cmp(table, other / "results/tables" / table.name, shallow=False), table.name

@@ -56,17 +56,29 @@ def read_compensated(path: str | os.PathLike, panel: Panel, compensation: dict,
 
 
 def fit_batch_transforms(paths: list[str], panel: Panel, compensation: dict, transform: dict,
-                         matrix_path: str | None = None, max_events_per_file: int = 50_000) -> dict:
+                         matrix_path: str | None = None, max_events_per_file: int = 50_000,
+                         on_bad_file: str = "fail") -> dict:
     """Transform parameters for a batch (acquisition run), fitted on the files' pooled events.
 
     Each file contributes at most ``max_events_per_file`` events (every k-th event, so the result is
-    deterministic). Returns a JSON-ready record: files, events used and, per marker, the parameters.
+    deterministic). With ``on_bad_file='exclude'`` a file that cannot be read (corrupt, wrong panel, bad
+    spillover) is left out and listed under 'excluded', so the batch's parameters are those of the batch without
+    it. Returns a JSON-ready record: files, events used, excluded files and, per marker, the parameters.
     """
+    from .exclusion import BAD_FILE_ERRORS
+
     pooled: dict[str, list[np.ndarray]] = {m: [] for m in panel.markers}
     ranges: dict[str, float] = {}
     used = 0
+    excluded = []
     for path in sorted(paths):
-        events = read_compensated(path, panel, compensation, matrix_path)
+        try:
+            events = read_compensated(path, panel, compensation, matrix_path)
+        except BAD_FILE_ERRORS as err:
+            if on_bad_file != "exclude":
+                raise
+            excluded.append({"file": os.path.basename(str(path)), "reason": str(err)})
+            continue
         step = max(1, events.values.shape[0] // max_events_per_file)
         subset = events.values[::step][:max_events_per_file]
         used += subset.shape[0]
@@ -74,8 +86,10 @@ def fit_batch_transforms(paths: list[str], panel: Panel, compensation: dict, tra
             if name in pooled:
                 pooled[name].append(subset[:, j])
                 ranges[name] = events.ranges[j]
+    if not ranges:  # every file of the batch is bad: they are all excluded when preprocessed
+        return {"files": 0, "events_used": 0, "excluded": excluded, "markers": {}}
     values = {m: np.concatenate(v) for m, v in pooled.items()}
-    return {"files": len(paths), "events_used": used,
+    return {"files": len(paths) - len(excluded), "events_used": used, "excluded": excluded,
             "markers": pooled_transform_parameters(values, ranges, transform)}
 
 

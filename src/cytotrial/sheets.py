@@ -59,3 +59,14 @@ def load_samples(path: str | os.PathLike, visits: list[str], patients: pd.DataFr
     if problems:
         raise SheetError(f"sample sheet {path} has {len(problems)} problem(s):\n  " + "\n  ".join(problems))
     return samples
+
+
+def missing_fcs_files(samples: pd.DataFrame, path: str | os.PathLike) -> dict[str, str]:
+    """sample_id -> why, for sample-sheet rows whose FCS file does not exist (line numbers count the header
+    as line 1; ``samples`` must keep the sheet's row order)."""
+    missing = {}
+    for line, row in enumerate(samples.itertuples(index=False), start=2):
+        if not os.path.isfile(str(row.fcs)):
+            missing[row.sample_id] = (f"{path} line {line}: FCS file '{row.fcs}' of sample '{row.sample_id}' "
+                                      "does not exist")
+    return missing

@@ -9,7 +9,7 @@ from cytotrial.gating.overrides import load_overrides
 from cytotrial.gating.plan_engine import StaticTemplate, load_gating_template, review_file_names
 from cytotrial.io.deid import check_extra_whitelist
 from cytotrial.qc import QcSettings
-from cytotrial.sheets import load_patients, load_samples
+from cytotrial.sheets import load_patients, load_samples, missing_fcs_files
 
 min_version("9.0")
 
@@ -27,6 +27,16 @@ COMPENSATION = config["compensation"]
 TRANSFORM_SCOPE = config["transform"].get("scope", "batch")
 QcSettings.from_dict(config.get("qc", {}))  # refuses unknown or invalid QC settings before any job runs
 check_extra_whitelist(config.get("deidentification", {}).get("extra_whitelist", []))
+ON_BAD_FILE = config.get("on_bad_file", "exclude")
+if not DEMO.get("enabled", False):
+    # a sample sheet row whose FCS file does not exist: excluded (listed in the QC table) or the run stops
+    MISSING_FCS = missing_fcs_files(SAMPLES, config["samples"])
+    if MISSING_FCS and ON_BAD_FILE == "fail":
+        raise ValueError("sample sheet: FCS file(s) not found (on_bad_file: fail):\n  " + "\n  ".join(
+            MISSING_FCS.values()) + "\nFix the 'fcs' paths, or set on_bad_file: exclude to run without them.")
+    SAMPLES = SAMPLES.drop(index=list(MISSING_FCS))
+else:
+    MISSING_FCS = {}
 TEMPLATE = load_gating_template(config["gating_template"], config.get("gating_workspace_group", "All Samples"))
 # an adaptive template's gates differ per sample: each sample's are exported for FlowJo (static ones are the template)
 GATE_EXPORTS = {"gatingml": "results/gates/{sample}.gatingml.xml", "workspace": "results/gates/{sample}.wsp"}
@@ -39,7 +49,38 @@ ABSOLUTE_REFERENCES = config.get("absolute_counts", {}).get("references", [])
 if any("column" in ref for ref in ABSOLUTE_REFERENCES) and not config["clinical"].get("blood_counts"):
     raise ValueError("config: absolute_counts references blood-count columns, but clinical.blood_counts names no "
                      "table. Add the table (sample_id and cells/uL columns) or remove the references.")
+STATISTICS_TABLES = ["changes", "changes_by_response", "changes_by_cohort", "response_comparison",
+                     "primary_endpoint", "mixed_models", "count_models", "platelet_rmcorr",
+                     "platelet_change_association"]
+WORKBOOK_NOTES = {
+    "populations": "every population of every sample: counts, percentages, absolute counts, QC, outlier flags",
+    "responses": "platelet response per patient by the IWG 2009 criteria",
+    "qc": "event QC per sample",
+    "changes": "change from baseline per population and visit, all patients (paired Wilcoxon, BH q)",
+    "changes_by_response": "the same, separately in responders and non-responders",
+    "changes_by_cohort": "the same, separately in each dose cohort",
+    "response_comparison": "responders vs non-responders at each visit, on the value and its change (Mann-Whitney)",
+    "primary_endpoint": "the pre-declared primary endpoint (config statistics.primary_endpoint), outside FDR",
+    "mixed_models": "linear mixed model on logit(proportion) ~ visit x responder + (1 | patient)",
+    "count_models": "binomial GEE of counts in their denominator ~ visit x responder, clustered by patient",
+    "platelet_rmcorr": "repeated-measures correlation of each population with log platelets",
+    "platelet_change_association": "Spearman correlation of change in population with change in log platelets",
+}
+WORKBOOK_TABLES = list(WORKBOOK_NOTES)
+REPORT_TABLES = {  # results/tables/{name}.tsv shown in the report as HTML
+    "immune_changes": "Immune changes by visit",
+    "primary_endpoint": "Primary endpoint",
+    "response_comparison": "Responders vs non-responders",
+    "changes": "Change from baseline, all patients",
+    "mixed_models": "Mixed models",
+    "platelet_rmcorr": "Populations vs platelets (repeated-measures correlation)",
+    "responses": "Platelet response per patient (IWG 2009)",
+    "qc": "Event QC per sample",
+}
 DISCOVERY = config.get("discovery", {}).get("enabled", True)
+if DISCOVERY:
+    REPORT_TABLES.update({"cluster_concordance": "Clusters vs gated lineages",
+                          "cluster_annotation": "Clusters and their best-matching gated population"})
 DISCOVERY_FIGURES = ["umap_clusters", "umap_visit_response", "umap_markers", "heatmap_leiden", "heatmap_flowsom"]
 
 if config["baseline_visit"] not in config["visits"]:
@@ -51,6 +92,7 @@ if config["baseline_visit"] not in config["visits"]:
 wildcard_constraints:
     sample="|".join(sorted(SAMPLES.index)),
     figure="|".join(sorted(map(re.escape, REVIEW_FIGURES))),
+    table="|".join(sorted(REPORT_TABLES)),
 
 
 def fcs_of(wildcards):
@@ -117,3 +159,50 @@ def demo_fcs_files():
             f"'{out}', but {len(outside)} do not (e.g. {outside[0]}). Set demo.enabled: false for real data."
         )
     return list(SAMPLES.fcs)
+
+
+# Cluster execution (profiles/slurm): memory and run time of the per-sample rules from the size of the sample's
+# FCS file, and the group that puts a sample's jobs in one cluster job. Peak RSS measured on the demo's files
+# (results/benchmarks/, docs/cluster.md): at 10,000 / 200,000 / 1,000,000 events (0.9 / 17 / 92 MB),
+# preprocess_sample 0.27 / 0.40 / 0.97 GB, gate_sample 0.25 / 0.58 / 0.98 GB: about 0.25 GB + 8 MB per MB of
+# file. Asked: 500 MB + 10 MB per MB, at least 1 GB (1.4 GB at 92 MB), doubled on a retry.
+
+DEMO_FCS_BYTES_PER_EVENT = 92  # size of the simulator's files per event (float32 parameters and TEXT)
+SAMPLE_BASE_MB, SAMPLE_MB_PER_FCS_MB = 500, 10
+
+
+def fcs_size_mb(wildcards):
+    """Size of the sample's FCS file in MB; before the demo simulator has written it, the size it will have."""
+    path = SAMPLES.loc[wildcards.sample, "fcs"]
+    try:
+        return Path(path).stat().st_size / 1e6
+    except OSError:
+        if DEMO["enabled"]:
+            return DEMO.get("events_per_sample", 200000) * DEMO_FCS_BYTES_PER_EVENT / 1e6
+        return 0.0
+
+
+def sample_mem_mb(wildcards, attempt):
+    """mem_mb of preprocess_sample and gate_sample (the FCS file's size, not the rule's input: gate_sample's
+    input is made inside the same group job, so its size is unknown when the group is submitted)."""
+    return int(max(1000, SAMPLE_BASE_MB + SAMPLE_MB_PER_FCS_MB * fcs_size_mb(wildcards)) * attempt)
+
+
+def sample_runtime(wildcards, attempt):
+    """Minutes for preprocess_sample or gate_sample: 5, plus 1 per 10 MB of FCS file (~110,000 events); each
+    takes 10-50 s at 1,000,000 events."""
+    return int((5 + fcs_size_mb(wildcards) / 10) * attempt)
+
+
+def batch_transforms_mem_mb(wildcards, input, attempt):
+    """mem_mb of fit_batch_transforms: it reads one file at a time (0.93 GB peak at 1,000,000 events) and keeps
+    up to transform.max_events_per_file events of each."""
+    largest = max((Path(f).stat().st_size for f in input.fcs), default=0) / 1e6
+    return int(max(1000, SAMPLE_BASE_MB + SAMPLE_MB_PER_FCS_MB * largest + 30 * len(input.fcs)) * attempt)
+
+
+# a sample's preprocess_sample and gate_sample run in one cluster job (the profile's group-components puts
+# several samples' groups in one job). Batch-pooled gates (pool: batch) are fitted on the preprocessed events of
+# every sample of the batch, so gate_sample must then wait outside the group.
+SAMPLE_GROUP = "sample"
+GATE_GROUP = None if getattr(TEMPLATE, "pooled", None) else SAMPLE_GROUP

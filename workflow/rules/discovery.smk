@@ -11,7 +11,8 @@ rule discover_clusters:
         concordance="results/tables/cluster_concordance.tsv",
         annotation="results/tables/cluster_annotation.tsv",
         abundance="results/tables/cluster_abundance.tsv",
-        figures=expand("results/discovery/{figure}.png", figure=DISCOVERY_FIGURES),
+        figures=report(expand("results/discovery/{figure}.png", figure=DISCOVERY_FIGURES),
+                       caption="../report/discovery.rst", category="5. Discovery"),
     params:
         settings=config.get("discovery", {}),
         units=config["transform"]["fluorescence"],

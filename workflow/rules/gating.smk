@@ -37,6 +37,12 @@ rule gate_sample:
         overrides=lambda wildcards: OVERRIDES.get(wildcards.sample, {}),
         workspace_group=config.get("gating_workspace_group", "All Samples"),
         events_per_sample=config.get("anndata", {}).get("events_per_sample", 10000),
+    threads: 1
+    resources:
+        mem_mb=sample_mem_mb,
+        runtime=sample_runtime,
+    group:
+        GATE_GROUP
     conda:
         "../envs/cytotrial.yaml"
     log:
@@ -53,7 +59,8 @@ rule review_gate:
         review=expand("results/gates/{sample}.review.npz", sample=SAMPLES.index),
         populations="results/tables/populations.tsv",
     output:
-        figure="results/review/{figure}.png",
+        figure=report("results/review/{figure}.png", caption="../report/review.rst", category="3. Gating",
+                      labels=lambda wildcards: {"gate": REVIEW_FIGURES[wildcards.figure]}),
     params:
         visits=config["visits"],
         population=lambda wildcards: REVIEW_FIGURES[wildcards.figure],

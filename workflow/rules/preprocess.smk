@@ -28,6 +28,11 @@ rule fit_batch_transforms:
         parameters="results/transforms/{batch}.json",
     params:
         settings=preprocess_settings(),
+        on_bad_file=ON_BAD_FILE,
+    threads: 1
+    resources:
+        mem_mb=batch_transforms_mem_mb,
+        runtime=lambda wildcards, input, attempt: int((10 + input.size_mb / 100) * attempt),
     conda:
         "../envs/cytotrial.yaml"
     log:
@@ -55,6 +60,13 @@ rule preprocess_sample:
         study_day=lambda wildcards: int(SAMPLES.loc[wildcards.sample, "study_day"])
         if "study_day" in SAMPLES.columns
         else None,
+        on_bad_file=ON_BAD_FILE,
+    threads: 1
+    resources:
+        mem_mb=sample_mem_mb,
+        runtime=sample_runtime,
+    group:
+        SAMPLE_GROUP
     conda:
         "../envs/cytotrial.yaml"
     log:

@@ -19,3 +19,62 @@ rule render_summary:
         "results/benchmarks/render_summary.tsv"
     script:
         "../../scripts/render_summary.py"
+
+
+rule plot_report_figures:
+    input:
+        populations="results/tables/populations.tsv",
+        responses="results/tables/responses.tsv",
+        counts="results/tables/platelet_counts.tsv",
+        patients=config["patients"],
+        qc="results/tables/qc.tsv",
+    output:
+        swimmer=report("results/report/figures/swimmer.png", caption="../report/swimmer.rst",
+                       category="1. Cohort and response"),
+        qc=report("results/report/figures/qc_overview.png", caption="../report/qc_overview.rst",
+                  category="2. Quality control"),
+        trajectories=report("results/report/figures/trajectories.png", caption="../report/trajectories.rst",
+                            category="4. Immune changes"),
+        heatmap=report("results/report/figures/change_heatmap.png", caption="../report/change_heatmap.rst",
+                       category="4. Immune changes"),
+    params:
+        visits=config["visits"],
+        baseline=config["baseline_visit"],
+        focus=config.get("report", {}).get("focus_populations", ["Treg"]),
+    conda:
+        "../envs/cytotrial.yaml"
+    log:
+        "logs/plot_report_figures.log",
+    benchmark:
+        "results/benchmarks/plot_report_figures.tsv"
+    script:
+        "../../scripts/plot_report_figures.py"
+
+
+rule render_table_html:
+    input:
+        table="results/tables/{table}.tsv",
+    output:
+        html=report("results/report/tables/{table}.html", caption="../report/table.rst", category="6. Tables",
+                    labels=lambda wildcards: {"table": REPORT_TABLES[wildcards.table]}),
+    params:
+        title=lambda wildcards: REPORT_TABLES[wildcards.table],
+    conda:
+        "../envs/cytotrial.yaml"
+    log:
+        "logs/render_table_html/{table}.log",
+    script:
+        "../../scripts/render_table_html.py"
+
+
+rule write_provenance:
+    input:
+        files="results/tables/input_files.tsv",
+    output:
+        html=report("results/report/provenance.html", caption="../report/provenance.rst", category="7. Provenance"),
+    conda:
+        "../envs/cytotrial.yaml"
+    log:
+        "logs/write_provenance.log",
+    script:
+        "../../scripts/write_provenance.py"

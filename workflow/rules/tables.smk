@@ -100,6 +100,8 @@ rule summarise_acquisition:
     output:
         qc="results/tables/qc.tsv",
         inputs="results/tables/input_files.tsv",
+    params:
+        missing=MISSING_FCS,
     conda:
         "../envs/cytotrial.yaml"
     log:

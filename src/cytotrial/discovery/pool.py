@@ -21,7 +21,8 @@ def pool_gated_events(paths: list[str | os.PathLike], parent: str, max_cells: in
     Each sample contributes ``max_cells // n_samples`` events of ``parent`` (all of them if it has fewer), drawn
     without replacement by a generator seeded from ``seed`` and the sample id, so the pool is the same whatever
     the order of the files and at most ``max_cells`` events (memory bounded). Samples in which ``parent`` is
-    missing contribute nothing and are listed in ``uns['skipped']``.
+    missing contribute nothing and are listed in ``uns['skipped']``; excluded samples (bad files) are left out
+    before the share per sample is set, so the pool is that of a run without them.
 
     Parameters
     ----------
@@ -35,11 +36,12 @@ def pool_gated_events(paths: list[str | os.PathLike], parent: str, max_cells: in
     AnnData
         pooled events x channels (X gating units), obs: sample_id, population memberships, ``sample_info``.
     """
+    paths = [p for p in sorted(map(str, paths)) if not ad.read_h5ad(p, backed="r").uns.get("excluded")]
     if not paths:
-        raise DiscoveryError("no event files to pool")
-    per_sample = max(1, int(max_cells) // len(paths))
+        raise DiscoveryError("no event files to pool (all samples excluded)")
+    per_sample = max(1, int(max_cells) // len(paths))  # excluded samples do not count
     parts, skipped = [], []
-    for path in sorted(map(str, paths)):
+    for path in paths:
         events = ad.read_h5ad(path)
         sample_id = str(events.uns["sample_id"])
         if parent not in events.obs.columns:
@@ -63,7 +65,7 @@ def pool_gated_events(paths: list[str | os.PathLike], parent: str, max_cells: in
         for column in info.columns:
             pooled.obs[column] = info[column].to_numpy()
     pooled.uns["parent"] = parent
-    pooled.uns["populations"] = dict(ad.read_h5ad(sorted(map(str, paths))[0]).uns["populations"])
+    pooled.uns["populations"] = dict(ad.read_h5ad(paths[0]).uns["populations"])
     pooled.uns["skipped"] = skipped
     pooled.uns["cells_per_sample"] = per_sample
     return pooled

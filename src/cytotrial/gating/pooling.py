@@ -58,6 +58,8 @@ def fit_pooled_gates(samples: dict[str, ad.AnnData], template: GatingTemplate, b
 def _pooled_parent_events(samples, template, gate: PopulationGate, overrides, fitted, max_events_per_sample):
     parts, contributors = [], []
     for sample_id, adata in samples.items():
+        if adata.n_obs == 0:  # an excluded sample
+            continue
         result = apply_template(adata, template, overrides.get(sample_id), fitted)
         parent = result.masks[gate.parent]
         if parent.sum() < template.min_parent_events:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import anndata as ad
 import numpy as np
 
 from .engine import GatingResult
 from .methods import dimension_index
 
+
+
+TRANSFORM_KEYS = ("transform", "t", "w", "m", "a", "range")
 
 
 def display_dims(gate: dict) -> list[str]:
@@ -21,7 +26,9 @@ def review_events(result: GatingResult, adata: ad.AnnData, max_events: int = 300
     Returns
     -------
     dict
-        ``{population}__x`` and, for 2-D displays, ``{population}__y``: float32 arrays in gating units.
+        ``{population}__x`` and, for 2-D displays, ``{population}__y``: float32 arrays in gating units; with
+        ``{population}__xtransform`` / ``__ytransform`` (JSON of the axis's transform and the channel's range)
+        when the values are in the events' own gating units.
     """
     arrays: dict[str, np.ndarray] = {}
     for gate in result.gates:
@@ -32,6 +39,12 @@ def review_events(result: GatingResult, adata: ad.AnnData, max_events: int = 300
         rows = rows[:: max(1, rows.size // max_events)][:max_events]
         for axis, dim in zip(("x", "y"), dims):
             values = result.display.get((gate["population"], dim))
-            values = values[rows] if values is not None else adata.X[rows, dimension_index(adata, dim)]
+            if values is None:  # the events' own gating units: record the transform, for ticks in original units
+                j = dimension_index(adata, dim)
+                values = adata.X[rows, j]
+                params = {k: v for k, v in adata.var.iloc[j].items() if k in TRANSFORM_KEYS and v == v}
+                arrays[f"{gate['population']}__{axis}transform"] = np.array(json.dumps(params, default=float))
+            else:
+                values = values[rows]
             arrays[f"{gate['population']}__{axis}"] = values.astype(np.float32)
     return arrays

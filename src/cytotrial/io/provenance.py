@@ -8,7 +8,7 @@ import os
 import pandas as pd
 
 INPUT_COLUMNS = ["sample_id", "patient_id", "visit", "study_day", "batch", "source_sha256", "fcs_version", "events",
-                 "acquisition_duration_s", "cytometer", "transform_scope", "dropped_keywords"]
+                 "acquisition_duration_s", "cytometer", "transform_scope", "dropped_keywords", "excluded"]
 
 
 def input_files_table(paths: list[str | os.PathLike], samples: pd.DataFrame) -> pd.DataFrame:
@@ -21,7 +21,7 @@ def input_files_table(paths: list[str | os.PathLike], samples: pd.DataFrame) -> 
                      "fcs_version": record["fcs_version"], "events": record["events"],
                      "acquisition_duration_s": record["acquisition_duration_s"],
                      "cytometer": record["keywords"].get("$CYT", ""), "transform_scope": record["transform_scope"],
-                     "dropped_keywords": ", ".join(record["dropped"])})
+                     "dropped_keywords": ", ".join(record["dropped"]), "excluded": record.get("excluded", "")})
     info = samples[[c for c in ("sample_id", "patient_id", "visit", "study_day", "batch") if c in samples]]
     table = info.merge(pd.DataFrame(rows), on="sample_id", how="inner", validate="one_to_one")
     return table[[c for c in INPUT_COLUMNS if c in table]]

@@ -123,3 +123,14 @@ def _signal_panel(ax, result: QcResult, max_channels: int = 4) -> None:
     ax.set_ylabel(f"bin {sig.statistic} (transformed)")
     ax.set_title(f"signal: {sig.statistic}s of bins of {sig.events_per_bin} events", fontsize=9, loc="left")
     ax.legend(handles=handles, fontsize=7, loc="upper left")
+
+
+def plot_excluded(sample_id: str, reason: str, path: str | os.PathLike) -> None:
+    """The QC figure of an excluded sample: the reason, in words."""
+    import textwrap
+
+    fig = Figure(figsize=(8, 2.2), dpi=90)
+    FigureCanvasAgg(fig)
+    fig.text(0.03, 0.8, f"{sample_id}: excluded from the run", fontsize=12, weight="bold", color="#d00000")
+    fig.text(0.03, 0.62, "\n".join(textwrap.wrap(reason, 110)), fontsize=9, va="top")
+    fig.savefig(path, format="png", metadata={"Software": None})

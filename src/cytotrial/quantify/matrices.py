@@ -95,7 +95,7 @@ def event_anndata(result: GatingResult, adata: ad.AnnData, sample_id: str, max_e
         events x channels: ``X`` gating units, ``layers['compensated']`` linear values; ``obs``: sample_id and
         one bool column per population (membership; False for a missing population, listed in
         ``uns['missing_populations']``); ``var``: channels with their transform parameters; ``uns``: sample id,
-        populations with parents, events before subsampling.
+        populations with parents, events before subsampling, ``transforms`` (channel -> transform and parameters).
     """
     n = adata.n_obs
     rows = np.arange(n)
@@ -111,4 +111,8 @@ def event_anndata(result: GatingResult, adata: ad.AnnData, sample_id: str, max_e
     events.uns["populations"] = {g["population"]: g["parent"] for g in result.gates}
     events.uns["missing_populations"] = [g["population"] for g in result.gates if g["status"] != "ok"]
     events.uns["events_gated"] = int(n)
+    params = [c for c in ("transform", "t", "w", "m", "a", "cofactor") if c in adata.var.columns]
+    events.uns["transforms"] = {str(channel): {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()
+                                               if not (isinstance(v, float) and np.isnan(v))}
+                                for channel, row in adata.var[params].iterrows()}
     return events

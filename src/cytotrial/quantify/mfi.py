@@ -29,7 +29,7 @@ def population_mfi(result: GatingResult, adata: ad.AnnData, sample_id: str) -> p
         adata.var_names.to_numpy()[fluorescence]
     linear = np.asarray(adata.layers["compensated"])[:, fluorescence]
     transformed = np.asarray(adata.X)[:, fluorescence]
-    frames = []
+    columns = {c: [] for c in MFI_COLUMNS}
     for gate in result.gates:
         ok = gate["status"] == "ok"
         mask = result.masks[gate["population"]] if ok else None
@@ -39,9 +39,11 @@ def population_mfi(result: GatingResult, adata: ad.AnnData, sample_id: str) -> p
             medians_t = np.median(transformed[mask], axis=0)
         else:
             medians = medians_t = np.full(fluorescence.size, np.nan)
-        frames.append(pd.DataFrame({"sample_id": sample_id, "population": gate["population"], "marker": markers,
-                                    "channel": channels, "events": events, "mfi": medians,
-                                    "mfi_gating_units": medians_t}))
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=MFI_COLUMNS)
-    table["events"] = table["events"].astype("Int64")
-    return table[MFI_COLUMNS]
+        n = fluorescence.size
+        for column, values in (("sample_id", [sample_id] * n), ("population", [gate["population"]] * n),
+                               ("marker", list(markers)), ("channel", list(channels)), ("events", [events] * n),
+                               ("mfi", list(medians)), ("mfi_gating_units", list(medians_t))):
+            columns[column].extend(values)
+    table = pd.DataFrame(columns)
+    table["events"] = table["events"].astype("Float64").astype("Int64")
+    return table

@@ -382,7 +382,8 @@ def _ticks(ax, panel: ReviewPanel, axis_ticks: dict, left: bool, bottom: bool) -
     ax.tick_params(labelsize=6, length=2, pad=1)
     for axis, name in ((ax.xaxis, panel.x_name), (ax.yaxis, panel.y_name if panel.y is not None else None)):
         if name in axis_ticks:
-            ticks = list(axis_ticks[name])
+            low, high = sorted(axis.get_view_interval())
+            ticks = [t for t in axis_ticks[name] if low <= t[0] <= high]  # set_ticks would widen the view
             axis.set_ticks([t[0] for t in ticks], [t[1] for t in ticks])
         elif name is not None:
             axis.set_major_locator(MaxNLocator(nbins=3, prune="both"))

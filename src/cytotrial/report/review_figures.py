@@ -9,14 +9,20 @@ import os
 import numpy as np
 import pandas as pd
 
+from ..transforms import transform_from_params
 from .gate_review import ReviewPanel, gate_geometry, plot_gate_review
 
 
-def load_sample_review(gates_json: str | os.PathLike, review_npz: str | os.PathLike) -> tuple[dict, dict]:
-    """A sample's realised gates (population -> record) and its review events (npz arrays)."""
+def load_sample_review(gates_json: str | os.PathLike, review_npz: str | os.PathLike,
+                       population: str | None = None) -> tuple[dict, dict]:
+    """A sample's realised gates (population -> record) and its review events (npz arrays): only those of
+    ``population`` when given, so a figure of thousands of samples reads one gate's events from each."""
     gates = {g["population"]: g for g in json.loads(open(gates_json).read())["gates"]}
+    if population is not None:
+        gates = {population: gates[population]} if population in gates else {}
     with np.load(review_npz) as arrays:
-        return gates, {key: arrays[key] for key in arrays.files}
+        keys = [k for k in arrays.files if population is None or k.rsplit("__", 1)[0] == population]
+        return gates, {key: arrays[key] for key in keys}
 
 
 def review_panels(population: str, populations: pd.DataFrame, reviews: dict[str, tuple[dict, dict]],
@@ -79,4 +85,32 @@ def render_gate_review(population: str, populations: pd.DataFrame, reviews: dict
                 labels[name] = (f"{name} (linear / range)" if name.startswith(("FSC", "SSC"))
                                 else f"{name} ({fluorescence_units})")
     columns = len([v for v in visits if (populations.visit == v).any()])
-    plot_gate_review(population, parent, panels, path, axis_labels=labels, columns=columns)
+    ticks = {} if static else axis_ticks_in_original_units(population, reviews, dims)
+    for name in ticks:  # ticks carry the original values: say so in the label
+        scale = "linear" if name.startswith(("FSC", "SSC")) else fluorescence_units
+        labels[name] = f"{name} ({scale} scale; ticks in original units)"
+    plot_gate_review(population, parent, panels, path, axis_labels=labels, columns=columns, axis_ticks=ticks)
+
+
+def axis_ticks_in_original_units(population: str, reviews: dict, first) -> dict[str, list[tuple[float, str]]]:
+    """Tick positions (gating units) labelled with original values: decades for logicle/asinh axes (0, 10^2 ..
+    10^5), 50k steps of the detector range for scatter; from the first sample's recorded transform."""
+    if first is None:
+        return {}
+    ticks = {}
+    for axis, name in (("x", first.x_name), ("y", first.y_name)):
+        record = next((arrays[f"{population}__{axis}transform"] for _, arrays in reviews.values()
+                       if f"{population}__{axis}transform" in arrays), None)
+        if name is None or record is None:
+            continue
+        params = json.loads(str(record))
+        if params.get("transform") == "linear":  # scatter: value / range
+            top = float(params.get("range") or params.get("t"))
+            values = np.arange(0, top + 1, 50_000.0)
+            ticks[name] = [(v / top, f"{v / 1000:.0f}k" if v else "0") for v in values]
+            continue
+        transform = transform_from_params(params)
+        values = np.array([0.0] + [10.0 ** k for k in range(2, 7) if 10.0 ** k <= float(params["t"]) * 1.01])
+        positions = transform.apply(values.reshape(-1, 1)).ravel()
+        ticks[name] = [(float(p), "0" if v == 0 else f"1e{int(np.log10(v))}") for p, v in zip(positions, values)]
+    return ticks

@@ -2,9 +2,10 @@
 
 Every sheet has a frozen header row, an autofilter over its table, column widths fitted to the content (capped)
 and number formats by column kind (:data:`COLUMN_KINDS`): percentages and other values in percent units 0.00,
-p and q values 0.0000 (scientific below 1e-4), counts and other integers without decimals, model estimates and
-correlations 0.000. The README sheet (first) lists sheet, column and description for every column of every sheet,
-from :data:`COLUMN_DESCRIPTIONS` (or a caller's dict); a column without one reads :data:`NO_DESCRIPTION`.
+p and q values 0.0000 (scientific below 1e-4), counts and other integers without decimals, rank statistics 0.0,
+model estimates, correlations and other decimals 0.000. The README sheet (first) lists sheet, column and
+description for every column of every sheet, from :data:`COLUMN_DESCRIPTIONS` (or a caller's dict); a column
+without one reads :data:`NO_DESCRIPTION`.
 Cell contents are deterministic; the file's bytes are not (the xlsx zip holds timestamps).
 """
 
@@ -26,6 +27,24 @@ README_DESCRIPTION_WIDTH = 100
 
 _P = "p or q value"
 COLUMN_DESCRIPTIONS: dict[str, str] = {
+    # population table: absolute counts, QC and outlier columns
+    "abs_count": "Absolute count, cells per uL of blood: count / reference population count x its cells/uL.",
+    "abs_reference": "The reference of abs_count (population x blood-count column, or counting beads per uL).",
+    "qc_percent_removed": "% of the sample's events removed by the event QC.",
+    "qc_flags": "Event-QC flags of the sample (empty when none).",
+    "outlier": "True when the value is far from its acquisition batch or from the patient's other visits.",
+    "outlier_reason": "Why the value is flagged as an outlier.",
+    "excluded": "Why the file was excluded from the run (on_bad_file: exclude); empty when it was not.",
+    # event QC table
+    "events_in": "Events in the FCS file.",
+    "margin_removed": "Events removed as margin events (at the top of a detector's range or at/below 0).",
+    "flow_rate_removed": "Events removed in flow-rate anomalies (clogs, bubbles).",
+    "signal_removed": "Events removed in signal anomalies (sudden shifts of the median signal).",
+    "events_out": "Events kept after the event QC.",
+    "percent_removed": "% of the events removed by the event QC.",
+    "percent_margins": "% of the events that are margin events.",
+    "flags": "Event-QC flags: > 10 % margins, > 70 % removed, too few events.",
+    "warnings": "Event-QC warnings (e.g. signal drift) that do not remove events.",
     # identifiers and design
     "sample_id": "Sample identifier (patient_visit).",
     "patient_id": "Patient identifier.",
@@ -140,16 +159,17 @@ _PERCENT = {"median", "q1", "q3", "median_change", "q1_change", "q3_change", "me
             "median_responders", "median_nonresponders", "median_difference", "median_change_responders",
             "median_change_nonresponders", "percent_of", "percent_of_parent"}
 _PVALUE = {"p_value", "q_value", "q_value_in_family", "alpha"}
+_RANK = {"wilcoxon_v", "mann_whitney_u"}
 COLUMN_KINDS: dict[str, str] = {**{c: "int" for c in _INT}, **{c: "percent" for c in _PERCENT},
-                                **{c: "pvalue" for c in _PVALUE}}
+                                **{c: "pvalue" for c in _PVALUE}, **{c: "rank" for c in _RANK}}
 """Number format kind of a column; columns not listed are formatted by dtype (integer or 0.000)."""
 
-FORMATS = {"int": "0", "percent": "0.00", "pvalue": "[<0.0001]0.00E+00;0.0000", "number": "0.000"}
+FORMATS = {"int": "0", "percent": "0.00", "pvalue": "[<0.0001]0.00E+00;0.0000", "rank": "0.0", "number": "0.000"}
 _BAD_SHEET_CHARACTERS = re.compile(r"[\[\]:*?/\\]")
 
 
 def column_kind(name: str, series: pd.Series) -> str | None:
-    """'int', 'percent', 'pvalue', 'number' or None (text, booleans) for a column."""
+    """'int', 'percent', 'pvalue', 'rank', 'number' or None (text, booleans) for a column."""
     if name in COLUMN_KINDS:
         return COLUMN_KINDS[name]
     if pd.api.types.is_bool_dtype(series):
@@ -200,7 +220,7 @@ def _cell_text(value, kind: str | None) -> str:
             return f"{value:.0f}"
         if kind == "pvalue" and 0 < abs(value) < 1e-4:
             return f"{value:.2E}"
-        decimals = {"percent": 2, "pvalue": 4}.get(kind, 3)
+        decimals = {"percent": 2, "pvalue": 4, "rank": 1}.get(kind, 3)
         return f"{value:.{decimals}f}"
     return str(value)
 

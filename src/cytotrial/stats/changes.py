@@ -11,10 +11,11 @@ Tables (tidy, one row per population x visit, or per group x population x visit)
 
 Tests and multiplicity
 ----------------------
-* Wilcoxon signed-rank (:func:`wilcoxon_signed_rank`): zero differences are dropped (Wilcoxon's method, R's
-  default). With n <= :data:`EXACT_MAX_N` non-zero differences and no ties among their absolute values the exact
-  null distribution is used (``p_method="exact"``); otherwise the normal approximation with tie-corrected
-  variance and continuity correction (``"normal approx."``), as R's ``wilcox.test``. The statistic is R's V,
+* Wilcoxon signed-rank (:func:`wilcoxon_signed_rank`): with n <= :data:`EXACT_MAX_N` differences, none zero
+  and no ties among their absolute values, the exact null distribution (scipy ``method="exact"``,
+  ``p_method="exact"``); otherwise zero differences are dropped (Wilcoxon's method, R's default) and the normal
+  approximation with tie-corrected variance and continuity correction is used (``"normal approx."``), as R's
+  ``wilcox.test`` does (the exact distribution is wrong with ties and zeros). The statistic is R's V,
   the sum of the ranks of the positive differences.
 * Mann-Whitney U (:func:`mann_whitney`): exact when neither group has more than :data:`EXACT_MAX_N` values and
   there are no ties, otherwise the tie-corrected normal approximation with continuity correction (as R). U is
@@ -171,9 +172,17 @@ def _denominators(populations: pd.DataFrame) -> pd.Series:
 
 
 def _q(values: np.ndarray | pd.Series, q: float) -> float:
+    return _quartiles(values)[{0.25: 0, 0.5: 1, 0.75: 2}[q]]
+
+
+def _quartiles(values: np.ndarray | pd.Series) -> tuple[float, float, float]:
+    """(q1, median, q3) of the finite values (linear interpolation, numpy's default); NaN when there are none."""
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
-    return float(np.quantile(values, q)) if values.size else np.nan
+    if not values.size:
+        return np.nan, np.nan, np.nan
+    q1, median, q3 = np.quantile(values, [0.25, 0.5, 0.75])
+    return float(q1), float(median), float(q3)
 
 
 def _column(frame: pd.DataFrame, visit: str) -> pd.Series:
@@ -219,11 +228,12 @@ def change_tests(populations: pd.DataFrame, visits: list[str], baseline: str, va
                 positive = paired[:, 0] > 0
                 percent = 100 * change[positive] / paired[positive, 0]
                 v, p, method = (np.nan, np.nan, "baseline") if visit == baseline else wilcoxon_signed_rank(change)
+                q1, median, q3 = _quartiles(values)
+                q1_change, median_change, q3_change = _quartiles(change)
                 rows.append({"split": split, "group": str(group), "population": population,
                              "denominator": denominators.get(population), "visit": visit, "n": int(values.size),
-                             "median": _q(values, 0.5), "q1": _q(values, 0.25), "q3": _q(values, 0.75),
-                             "n_paired": int(len(paired)), "median_change": _q(change, 0.5),
-                             "q1_change": _q(change, 0.25), "q3_change": _q(change, 0.75),
+                             "median": median, "q1": q1, "q3": q3, "n_paired": int(len(paired)),
+                             "median_change": median_change, "q1_change": q1_change, "q3_change": q3_change,
                              "median_percent_change": _q(percent, 0.5), "wilcoxon_v": v, "p_value": p,
                              "p_method": method})
     table = pd.DataFrame(rows, columns=CHANGE_TEST_COLUMNS)
@@ -331,7 +341,10 @@ def primary_endpoint(populations: pd.DataFrame, baseline: str, endpoint: Mapping
     if data.empty:
         raise ValueError(f"primary endpoint population {population!r} has no values in the population table")
     groups = _patient_groups(data, group_column)
-    frame = _wide(data[data["patient_id"].isin(groups.index)], value)[population]
+    wide = _wide(data[data["patient_id"].isin(groups.index)], value)
+    if population not in wide:
+        raise ValueError(f"primary endpoint population {population!r} has no patient with a response group")
+    frame = wide[population]
     is_responder = (groups.reindex(frame.index) == RESPONDER).to_numpy()
     changes = pd.DataFrame({v: _column(frame, v) - _column(frame, baseline) for v in visits})
     label = f"{population} {value}: change from {baseline} at {'+'.join(visits)}"

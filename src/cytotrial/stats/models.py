@@ -142,7 +142,10 @@ def mixed_model_table(populations: pd.DataFrame, visits: list[str], baseline: st
     rows = []
     for population, frame in data.groupby("population", sort=False):
         n_obs, n_patients = len(frame), frame["patient_id"].nunique()
-        result, messages, _ = fit_mixed_model(frame, visits, baseline, value, clip)
+        try:
+            result, messages, _ = fit_mixed_model(frame, visits, baseline, value, clip)
+        except ValueError as exc:  # e.g. no baseline value
+            result, messages = None, f"not fitted: {exc}"
         if result is None:
             rows.append(_failed_row(LMM_NAME, population, n_obs, n_patients, messages))
             continue
@@ -197,9 +200,13 @@ def count_model_table(populations: pd.DataFrame, visits: list[str], baseline: st
     data = data[data[counts] > 0]
     rows = []
     for population, frame in data.groupby("population", sort=False):
-        frame = _ordered_visits(frame, visits, baseline)
-        frame = frame.assign(proportion=frame["count"] / frame[counts])
         n_obs, g = len(frame), frame["patient_id"].nunique()
+        try:
+            frame = _ordered_visits(frame, visits, baseline)
+        except ValueError as exc:
+            rows.append(_failed_row(GEE_NAME, population, n_obs, g, f"not fitted: {exc}"))
+            continue
+        frame = frame.assign(proportion=frame["count"] / frame[counts])
         model = smf.gee(_formula("proportion", visits, baseline), "patient_id", frame,
                         family=sm.families.Binomial(), cov_struct=sm.cov_struct.Exchangeable(),
                         weights=frame[counts].to_numpy(float))
@@ -285,9 +292,10 @@ def match_platelets(samples: pd.DataFrame, platelets: pd.DataFrame, tolerance_da
     pairs = pairs[pairs["distance"] <= tolerance_days].sort_values(["distance", "platelet_day"], kind="stable")
     nearest = pairs.drop_duplicates(["patient_id", "study_day"]).drop(columns="distance")
     out = samples.drop(columns=["platelets_1e9_per_L", "platelet_day", "log_platelets"], errors="ignore")
-    out = out.reset_index().merge(nearest, on=["patient_id", "study_day"], how="left").set_index("index")
-    out.index.name = samples.index.name
-    return out.assign(log_platelets=np.log(np.maximum(out["platelets_1e9_per_L"], 1.0)))
+    matched = out[["patient_id", "study_day"]].merge(nearest, on=["patient_id", "study_day"], how="left")
+    counts = matched["platelets_1e9_per_L"].to_numpy(float)
+    return out.assign(platelets_1e9_per_L=counts, platelet_day=matched["platelet_day"].to_numpy(float),
+                      log_platelets=np.log(np.maximum(counts, 1.0)))
 
 
 def rmcorr_table(populations: pd.DataFrame, platelets: pd.DataFrame, value: str = "percent_of",
@@ -315,7 +323,7 @@ def change_association_table(populations: pd.DataFrame, platelets: pd.DataFrame,
     """Spearman correlation across patients of (value at visit - baseline) with (log platelets at visit - baseline).
 
     p values use the t approximation (scipy ``spearmanr``, R's ``cor.test(method="spearman", exact=FALSE)``);
-    fewer than 3 patients give NaN. q values are BH over populations x visits.
+    fewer than 3 patients, or no variation in either change, give NaN. q values are BH over populations x visits.
 
     Returns
     -------
@@ -332,7 +340,8 @@ def change_association_table(populations: pd.DataFrame, platelets: pd.DataFrame,
         for visit in [v for v in visits if v != baseline and v in value_wide.columns]:
             pair = pd.concat([value_wide[visit] - value_wide[baseline],
                               platelet_wide[visit] - platelet_wide[baseline]], axis=1).dropna().to_numpy()
-            rho, p = (stats.spearmanr(pair[:, 0], pair[:, 1]) if len(pair) >= 3 else (np.nan, np.nan))
+            varies = len(pair) >= 3 and np.ptp(pair[:, 0]) > 0 and np.ptp(pair[:, 1]) > 0
+            rho, p = stats.spearmanr(pair[:, 0], pair[:, 1]) if varies else (np.nan, np.nan)
             rows.append({"population": population, "denominator": frame["denominator"].iloc[0]
                          if "denominator" in frame else None, "visit": visit, "n": len(pair),
                          "spearman_rho": float(rho), "p_value": float(p)})

@@ -1,0 +1,573 @@
+"""Per-file throughput and peak memory of the per-sample pipeline at 100k, 1M and 3M events (issue 9).
+
+Usage: python benchmarks/throughput.py [--events N [N ...]] [--repeats N] [--out DIR] [--no-wait]
+
+What is measured, for each size (default 100,000, 1,000,000 and 3,000,000 events), on one file of the demo trial
+written by the simulator (22 parameters: FSC-A/H, SSC-A/H, 17 fluorescence detectors, Time; float32 list mode,
+the $SPILLOVER of its acquisition run). The panel keeps 21 of them (4 scatter + 17 markers; Time goes to obs).
+Transform parameters are fitted as the workflow does with ``transform.scope: batch`` (config/config.yaml), on the
+file as a batch of one, before timing; that fit (rule fit_batch_transforms, which reads and compensates every file
+of a batch once more) is printed for reference but is not part of the per-file total.
+
+1. Per-file stages, best of --repeats (2 for sizes >= 3M) in this process, each stage on the previous one's
+   output, exactly as ``preprocess_fcs`` and the gate_sample rule run them (the staged result is checked equal to
+   one call of ``preprocess_fcs``):
+     read        read_fcs: HEADER/TEXT parse, DATA decode to float64, $PnE/$PnG/$TIMESTEP scaling, flowkit Sample
+     compensate  panel channels, the file's spillover (compensation.source: file), Matrix.apply, panel columns
+     transform   _transform_columns: scatter linear / $PnR, 17 x logicle with the batch parameters, into float32
+     event QC    run_event_qc (margins, flow rate, signal; config qc settings)
+     assemble    the rest of preprocess_fcs: var/obs tables, AnnData (X float32 + layers['compensated'] float32),
+                 SHA-256 of the file and de-identified metadata
+     gate        events[qc_keep].copy() + apply_template(config/gating/default.yaml), as scripts/gate_sample.py
+     stats       population_table + population_mfi
+   total = sum of the stages; events/s = events / total. Not included: writing/reading the .h5ad between the two
+   rules, QC plot, review npz, event AnnData, GatingML/FlowJo export (per-rule wall times: results/benchmarks).
+2. Peak RSS of the whole per-file pipeline (read -> stats once) in a fresh subprocess per size: VmHWM from
+   /proc/self/status at the end (cross-checked with getrusage(RUSAGE_CHILDREN).ru_maxrss in this process), the
+   RSS after imports (baseline), and for each stage the RSS before/after and the peak during the stage (VmHWM
+   reset with /proc/self/clear_refs before each stage). Compared with the event matrix of the file: events x 22
+   parameters x 4 bytes (float32, as stored in the file) and x 8 bytes (float64, what the reader holds). Target:
+   peak RSS above the import baseline < 4 x the float32 event matrix. If it fails, a tracemalloc run (largest
+   size <= 1M that fails) lists where the memory is allocated and held.
+3. flowkit (version printed) on the same file: fk.Sample(path) read + GatingStrategy.gate_sample of our realised
+   gates exported with export_gatingml (the GatingML holds the file's spillover and our transforms, so flowkit
+   compensates and transforms inside gate_sample), all events (flowkit has no event QC; memberships are checked
+   against ours on the QC-kept events). Ratio flowkit / ours for read + compensate + transform + gate, against
+   flowkit's faster configuration (cache_events=True); target ours >= 5x faster.
+4. numpy lower bound (benchmarks/gating_speed.numpy_bound): TEXT parse, np.fromfile of the DATA segment at its
+   offset, inverse-spillover matmul, flowutils logicle of the 17 markers, scatter / range. Target: our
+   read + compensate + transform within 2x of it.
+5. The whole demo trial on 2 cores is not rerun here: the per-rule benchmark files are listed from
+   results/benchmarks if present.
+
+The machine may be shared: os.getloadavg() is printed at start and end, and when the 1-minute load is above 2.5
+the run waits (at most 5 minutes in all, unless --no-wait) for it to fall before timing.
+Simulated files are kept under --out DIR (default: a temporary directory) and reused when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gating_speed import numpy_bound  # noqa: E402  (the same lower bound as the gating speed benchmark)
+
+STAGES = ("read", "compensate", "transform", "event QC", "assemble", "gate", "stats")
+READ_TO_TRANSFORM = ("read", "compensate", "transform")
+RSS_TARGET = 4.0  # peak RSS above the import baseline / float32 event matrix
+FLOWKIT_TARGET = 5.0  # flowkit / ours, read + compensate + transform + gate
+BOUND_TARGET = 2.0  # ours / numpy bound, read + compensate + transform
+LOAD_LIMIT = 2.5
+MAX_WAIT_S = 300.0
+MIB = 2**20
+
+
+# ---------------------------------------------------------------------------------------------------- the pipeline
+def load_inputs() -> dict:
+    from cytotrial.gating.template import load_template
+    from cytotrial.io.panel import Panel
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    settings = {key: config.get(key) or {} for key in ("compensation", "transform", "qc", "deidentification")}
+    return {"settings": settings, "panel": Panel.from_yaml(REPO / "config" / "panel.yaml"),
+            "template": load_template(REPO / "config" / "gating" / "default.yaml")}
+
+
+def pipeline_stages(fcs: str, inputs: dict, batch: dict, study_day: int = 28):
+    """The per-file pipeline as a list of (stage name, function of the state dict). Mirrors preprocess_fcs
+    (src/cytotrial/preprocess.py) step by step, then the gate_sample rule's gating and statistics."""
+    import anndata as ad
+    import pandas as pd
+
+    from cytotrial.compensation import compensation_matrix
+    from cytotrial.gating.engine import apply_template
+    from cytotrial.io.deid import deidentify_keywords
+    from cytotrial.io.fcs import read_fcs, sha256_of
+    from cytotrial.preprocess import CompensatedEvents, _transform_columns
+    from cytotrial.qc import QcSettings, run_event_qc
+    from cytotrial.quantify import population_mfi, population_table
+
+    settings, panel, template = inputs["settings"], inputs["panel"], inputs["template"]
+
+    def read(s):
+        s["sample"] = read_fcs(fcs)
+
+    def compensate(s):  # read_compensated after read_fcs
+        sample = s.pop("sample")
+        by_name = panel.resolve(list(sample.pnn_labels), list(sample.pns_labels), fcs)
+        matrix = compensation_matrix(sample, settings["compensation"], fcs, None)
+        events = matrix.apply(sample) if matrix is not None else sample.get_events(source="raw")
+        names = [*panel.scatter, *panel.markers]
+        channels = [by_name[n] for n in names]
+        columns = [sample.get_channel_index(c) for c in channels]
+        ranges = [float(sample.channels.loc[i, "pnr"]) for i in columns]
+        time_s = sample.get_events(source="raw")[:, sample.get_channel_index(by_name[panel.time])]
+        spill = {} if matrix is None else {"detectors": list(matrix.detectors), "matrix": matrix.matrix.tolist()}
+        s["events"] = CompensatedEvents(sample, names, channels, events[:, columns], ranges, time_s, spill)
+
+    def transform(s):
+        s["transformed"], s["records"] = _transform_columns(s["events"], panel, settings["transform"],
+                                                            batch["markers"])
+
+    def event_qc(s):
+        events = s["events"]
+        s["var"] = var = pd.DataFrame(s["records"]).set_index("channel", drop=False)
+        var.index.name = None
+        s["qc"] = run_event_qc(events.time_s, s["transformed"], events.channels, np.array(events.ranges),
+                               var["kind"].to_numpy() == "fluorescence", QcSettings.from_dict(settings["qc"]),
+                               linear=events.values)
+
+    def assemble(s):
+        events, qc = s.pop("events"), s.pop("qc")
+        obs = pd.DataFrame({"time_s": events.time_s, "qc_keep": qc.keep},
+                           index=pd.RangeIndex(events.values.shape[0]).astype(str))
+        adata = ad.AnnData(X=s.pop("transformed"), obs=obs, var=s.pop("var"),
+                           layers={"compensated": events.values.astype(np.float32)})
+        deid = settings["deidentification"]
+        metadata = deidentify_keywords(events.sample.metadata, study_day, sha256_of(fcs),
+                                       keep_instrument_serial=deid.get("keep_instrument_serial", False),
+                                       extra_whitelist=deid.get("extra_whitelist"))
+        adata.uns["sample_id"] = "bench"
+        adata.uns["source_sha256"] = metadata.source_sha256
+        adata.uns["metadata_json"] = json.dumps(metadata.as_record(), sort_keys=True)
+        adata.uns["fcs_version"] = str(events.sample.version)
+        adata.uns["spillover"] = events.spillover
+        adata.uns["transform_scope"] = "batch"
+        s["adata"] = adata
+        del s["records"]
+
+    def gate(s):
+        adata = s.pop("adata")
+        start = time.perf_counter()
+        s["kept"] = kept = adata[adata.obs["qc_keep"].to_numpy()].copy()
+        s["subset_s"] = time.perf_counter() - start
+        s["n"], s["n_kept"], s["adata_full"] = adata.n_obs, kept.n_obs, adata
+        s["result"] = apply_template(kept, template)
+
+    def stats(s):
+        s["populations"] = population_table(s["result"], "bench")
+        s["mfi"] = population_mfi(s["result"], s["kept"], "bench")
+
+    return list(zip(STAGES, (read, compensate, transform, event_qc, assemble, gate, stats), strict=True))
+
+
+def time_pipeline(fcs: str, inputs: dict, batch: dict, repeats: int) -> tuple[dict, dict]:
+    """Best time of every stage over ``repeats`` runs of the whole chain; the last run's state."""
+    best = dict.fromkeys([*STAGES, "gate: subset copy"], np.inf)
+    state: dict = {}
+    for _ in range(repeats):
+        state = {}
+        gc.collect()
+        for name, fn in pipeline_stages(fcs, inputs, batch):
+            start = time.perf_counter()
+            fn(state)
+            best[name] = min(best[name], time.perf_counter() - start)
+        best["gate: subset copy"] = min(best["gate: subset copy"], state["subset_s"])
+    return best, state
+
+
+# ------------------------------------------------------------------------------------------- memory (subprocess)
+def proc_status(*keys: str) -> dict[str, float]:
+    """Fields of /proc/self/status in MiB."""
+    out = {}
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            if key in keys:
+                out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def child_rss(fcs: str, batch_json: str) -> dict:
+    """One run of the pipeline; RSS after imports, per stage (before, peak during, after) and at the end."""
+    import anndata  # noqa: F401 - every import the pipeline needs, before the baseline
+    import flowkit  # noqa: F401
+
+    inputs = load_inputs()
+    batch = json.loads(Path(batch_json).read_text())
+    stages = pipeline_stages(fcs, inputs, batch)
+    gc.collect()
+    baseline = proc_status("VmRSS")["VmRSS"]
+    state: dict = {}
+    per_stage, resettable = [], True
+    for name, fn in stages:
+        before = proc_status("VmRSS")["VmRSS"]
+        resettable = reset_peak() and resettable
+        fn(state)
+        after = proc_status("VmRSS", "VmHWM")
+        per_stage.append({"stage": name, "before": before, "peak": after["VmHWM"], "after": after["VmRSS"]})
+    end = proc_status("VmRSS", "VmHWM")
+    peak = max([end["VmHWM"], *(r["peak"] for r in per_stage)]) if resettable else end["VmHWM"]
+    return {"baseline": baseline, "peak": peak, "end": end["VmRSS"], "stages": per_stage,
+            "resettable": resettable, "n_events": state["n"],
+            "ru_maxrss_self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def child_trace(fcs: str, batch_json: str, top: int = 4) -> dict:
+    """tracemalloc (numpy data buffers included) per stage: peak during it, held after it, and the biggest
+    allocation sites held after it and alive at its peak."""
+    import tracemalloc
+
+    inputs = load_inputs()
+    batch = json.loads(Path(batch_json).read_text())
+    stages = pipeline_stages(fcs, inputs, batch)
+    gc.collect()
+    tracemalloc.start(1)
+    state: dict = {}
+    out = []
+    for name, fn in stages:
+        start_current, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        fn(state)
+        current, peak = tracemalloc.get_traced_memory()
+        snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+        sites = [{"site": f"{_short(s.traceback[0].filename)}:{s.traceback[0].lineno}", "mib": s.size / MIB}
+                 for s in snapshot.statistics("lineno")[:top]]
+        out.append({"stage": name, "start": start_current / MIB, "peak": peak / MIB, "held": current / MIB,
+                    "sites": sites})
+    tracemalloc.stop()
+    return {"stages": out}
+
+
+def _short(filename: str) -> str:
+    for marker in ("site-packages/", "src/"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return filename
+
+
+def run_child(kind: str, fcs: str, batch_json: str) -> dict:
+    done = subprocess.run([sys.executable, __file__, f"--child-{kind}", fcs, batch_json], check=True,
+                          capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------------------ flowkit
+def time_flowkit(fcs: str, state: dict, repeats: int, tmp: Path) -> dict:
+    import flowkit as fk
+
+    from cytotrial.gating.gatingml_export import export_gatingml
+    from cytotrial.quantify import realised_gates
+
+    kept, result = state["kept"], state["result"]
+    gml = tmp / f"gates_{kept.n_obs}.xml"
+    ids = export_gatingml(realised_gates(result, kept), kept.var, kept.uns["spillover"], gml)
+    strategy = fk.parse_gating_xml(str(gml))
+    best = {"read": np.inf, "gate": np.inf, "gate_cached": np.inf}
+    sample = fk_result = None
+    for _ in range(repeats):
+        sample = None
+        gc.collect()
+        start = time.perf_counter()
+        sample = fk.Sample(fcs)
+        best["read"] = min(best["read"], time.perf_counter() - start)
+        start = time.perf_counter()
+        fk_result = strategy.gate_sample(sample)
+        best["gate"] = min(best["gate"], time.perf_counter() - start)
+        strategy.clear_cache()
+        start = time.perf_counter()
+        strategy.gate_sample(sample, cache_events=True)
+        best["gate_cached"] = min(best["gate_cached"], time.perf_counter() - start)
+        strategy.clear_cache()
+    keep = state["adata_full"].obs["qc_keep"].to_numpy()
+    differ = {name: int(np.count_nonzero(fk_result.get_gate_membership(gate_id)[keep] != result.masks[name]))
+              for name, gate_id in ids.items()}
+    worst = max(differ, key=lambda n: differ[n] / max(1, int(result.masks[n].sum())))
+    best.update(version=fk.__version__, gates=len(ids), differing=sum(v > 0 for v in differ.values()),
+                worst=worst, worst_events=differ[worst],
+                worst_fraction=differ[worst] / max(1, int(result.masks[worst].sum())))
+    return best
+
+
+def time_bound(fcs: str, adata, repeats: int) -> dict:
+    var = adata.var
+    scatter = [c for c in var.channel if var.loc[c, "kind"] == "scatter"]
+    fluorescence = {c: var.loc[c].to_dict() for c in var.channel if var.loc[c, "kind"] == "fluorescence"}
+    parts: dict = {}
+    best, bound = np.inf, None
+    for _ in range(repeats):
+        bound = None
+        start = time.perf_counter()
+        bound = numpy_bound(fcs, fluorescence, scatter, parts)
+        best = min(best, time.perf_counter() - start)
+    difference = float(np.max(np.abs(bound - adata[:, [*scatter, *fluorescence]].X)))
+    return {"total": best, "before_logicle": parts["before_logicle_s"], "logicle": parts["logicle_s"],
+            "difference": difference}
+
+
+# ----------------------------------------------------------------------------------------------------- helpers
+def simulate(events: int, out: Path) -> tuple[str, float | None]:
+    """The file of ``events`` events under ``out`` (simulated once, reused afterwards) and the seconds it took."""
+    from cytotrial.simulate.run import simulate_trial
+    from cytotrial.simulate.trial import SimulationSettings, trial_design
+
+    patients, samples = trial_design(str(out / f"fcs{events}"), patients_per_cohort=1, visits=["W4"])
+    patients, samples = patients.iloc[:1], samples.iloc[:1]
+    fcs = str(samples.fcs.iloc[0])
+    if Path(fcs).is_file():
+        return fcs, None
+    start = time.perf_counter()
+    simulate_trial(patients, samples, out / f"out{events}", SimulationSettings(events_per_sample=events))
+    return fcs, time.perf_counter() - start
+
+
+class LoadGate:
+    """Wait for the 1-minute load to fall to LOAD_LIMIT, at most MAX_WAIT_S seconds over the whole run."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.waited = enabled, 0.0
+
+    def __call__(self, what: str) -> None:
+        load = os.getloadavg()[0]
+        if not self.enabled or load <= LOAD_LIMIT:
+            return
+        start = time.monotonic()
+        while load > LOAD_LIMIT and self.waited + time.monotonic() - start < MAX_WAIT_S:
+            time.sleep(5)
+            load = os.getloadavg()[0]
+        spent = time.monotonic() - start
+        self.waited += spent
+        state = "fell to" if load <= LOAD_LIMIT else "is still"
+        print(f"  [waited {spent:.0f} s before {what}: 1-min load {state} {load:.2f}; "
+              f"{self.waited:.0f} s of {MAX_WAIT_S:.0f} s waiting budget used]", flush=True)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def fmt_events(n: int) -> str:
+    return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k"
+
+
+def print_benchmark_files() -> None:
+    root = REPO / "results" / "benchmarks"
+    print(f"\nWhole demo trial (2 cores): not rerun here; per-rule benchmark files are in {root}")
+    if not root.is_dir():
+        print("  (none yet)")
+        return
+    import pandas as pd
+
+    for entry in sorted(root.iterdir()):
+        files = sorted(entry.glob("*.tsv")) if entry.is_dir() else [entry]
+        if not files:
+            continue
+        table = pd.concat([pd.read_csv(f, sep="\t") for f in files], ignore_index=True)
+        newest = time.strftime("%Y-%m-%d %H:%M", time.localtime(max(f.stat().st_mtime for f in files)))
+        print(f"  {entry.name:<28} {len(files):>3} file(s), sum {table['s'].sum():8.1f} s, "
+              f"max {table['s'].max():7.1f} s, max_rss {table['max_rss'].max():7.0f} MiB  (newest {newest})")
+
+
+# -------------------------------------------------------------------------------------------------------- main
+def run_size(events: int, repeats: int, out: Path, load_gate: LoadGate, tmp: Path) -> dict:
+    from cytotrial.preprocess import fit_batch_transforms, preprocess_fcs
+
+    fcs, sim_s = simulate(events, out)
+    n_par = int(__import__("gating_speed").read_text(fcs)[0]["$PAR"])
+    inputs = load_inputs()
+    settings = inputs["settings"]
+    start = time.perf_counter()
+    batch = fit_batch_transforms([fcs], inputs["panel"], settings["compensation"], settings["transform"], None,
+                                 int(settings["transform"].get("max_events_per_file", 50_000)))
+    fit_s = time.perf_counter() - start
+    batch_json = tmp / f"batch{events}.json"
+    batch_json.write_text(json.dumps(batch))
+
+    load_gate(f"timing {fmt_events(events)}")
+    load_start = os.getloadavg()[0]
+    stage_s, state = time_pipeline(fcs, inputs, batch, repeats)
+    adata = state["adata_full"]
+    check, _ = preprocess_fcs(fcs, "bench", inputs["panel"], settings, 28, batch)
+    same = bool(np.array_equal(check.X, adata.X) and np.array_equal(check.layers["compensated"],
+                                                                    adata.layers["compensated"])
+                and np.array_equal(check.obs["qc_keep"].to_numpy(), adata.obs["qc_keep"].to_numpy()))
+    del check
+    fk = time_flowkit(fcs, state, repeats, tmp)
+    bound = time_bound(fcs, adata, repeats)
+    n, n_kept, n_pops = state["n"], state["n_kept"], len(state["result"].gates)
+    del state, adata
+    gc.collect()
+    rss = run_child("rss", fcs, str(batch_json))
+    load_end = os.getloadavg()[0]
+    return {"events": events, "n": n, "n_kept": n_kept, "n_par": n_par, "n_pops": n_pops, "fcs": fcs,
+            "sim_s": sim_s, "fit_s": fit_s, "stages": stage_s, "same": same, "flowkit": fk, "bound": bound,
+            "rss": rss, "repeats": repeats, "batch_json": str(batch_json), "load": (load_start, load_end)}
+
+
+def report(results: list[dict]) -> list[tuple[str, bool]]:
+    checks: list[tuple[str, bool]] = []
+    sizes = [fmt_events(r["events"]) for r in results]
+    col = "".join(f"{s:>12}" for s in sizes)
+
+    print("\n1. Per-file time of each stage (s, best of N in one process; see the docstring for what each covers)")
+    print(f"  {'events':<34}{col}")
+    print(f"  {'repeats (best of)':<34}" + "".join(f"{r['repeats']:>12}" for r in results))
+    print(f"  {'1-min load at start / end':<34}" + "".join(f"{r['load'][0]:>6.1f}/{r['load'][1]:<5.1f}"
+                                                           for r in results))
+    for stage in STAGES:
+        print(f"  {stage:<34}" + "".join(f"{r['stages'][stage]:>12.3f}" for r in results))
+        if stage == "gate":
+            print(f"  {'  of which events[qc_keep].copy()':<34}"
+                  + "".join(f"{r['stages']['gate: subset copy']:>12.3f}" for r in results))
+    totals = [sum(r["stages"][s] for s in STAGES) for r in results]
+    print(f"  {'total':<34}" + "".join(f"{t:>12.3f}" for t in totals))
+    print(f"  {'events/s (M)':<34}" + "".join(f"{r['n'] / t / 1e6:>12.3f}" for r, t in zip(results, totals)))
+    print(f"  {'read..transform (s)':<34}"
+          + "".join(f"{sum(r['stages'][s] for s in READ_TO_TRANSFORM):>12.3f}" for r in results))
+    print(f"  {'events in the file':<34}" + "".join(f"{r['n']:>12}" for r in results))
+    print(f"  {'events kept by QC / populations':<34}"
+          + "".join(f"{r['n_kept']:>9}/{r['n_pops']:<2}" for r in results))
+    print(f"  {'staged result == preprocess_fcs':<34}" + "".join(f"{str(r['same']):>12}" for r in results))
+    print(f"  {'(not in total) fit_batch_transforms':<34}" + "".join(f"{r['fit_s']:>12.3f}" for r in results))
+    print(f"  {'(not in total) simulation':<34}"
+          + "".join(f"{'reused' if r['sim_s'] is None else format(r['sim_s'], '.1f'):>12}" for r in results))
+
+    print("\n2. Peak RSS of the per-file pipeline (read -> stats once, fresh subprocess per size), MiB")
+    print(f"  {'events x parameters (file)':<34}" + "".join(f"{str(r['n']) + ' x ' + str(r['n_par']):>12}"
+                                                            for r in results))
+    m32 = [r["n"] * r["n_par"] * 4 / MIB for r in results]
+    m64 = [r["n"] * r["n_par"] * 8 / MIB for r in results]
+    print(f"  {'event matrix float32 (file)':<34}" + "".join(f"{m:>12.0f}" for m in m32))
+    print(f"  {'event matrix float64 (reader)':<34}" + "".join(f"{m:>12.0f}" for m in m64))
+    print(f"  {'RSS after imports (baseline)':<34}" + "".join(f"{r['rss']['baseline']:>12.0f}" for r in results))
+    print(f"  {'peak RSS (VmHWM)':<34}" + "".join(f"{r['rss']['peak']:>12.0f}" for r in results))
+    above = [r["rss"]["peak"] - r["rss"]["baseline"] for r in results]
+    print(f"  {'peak - baseline':<34}" + "".join(f"{a:>12.0f}" for a in above))
+    print(f"  {'peak / float32 matrix':<34}" + "".join(f"{r['rss']['peak'] / m:>12.2f}" for r, m in zip(results, m32)))
+    print(f"  {'(peak - baseline) / float32':<34}" + "".join(f"{a / m:>12.2f}" for a, m in zip(above, m32)))
+    print(f"  {'(peak - baseline) / float64':<34}" + "".join(f"{a / m:>12.2f}" for a, m in zip(above, m64)))
+    print(f"  {'RSS at the end (all results held)':<34}" + "".join(f"{r['rss']['end']:>12.0f}" for r in results))
+    print(f"  {'child ru_maxrss (self / CHILDREN)':<34}"
+          + "".join(f"{r['rss']['ru_maxrss_self']:>6.0f}/{r['rss_children']:<5.0f}" for r in results))
+    if not all(r["rss"]["resettable"] for r in results):
+        print("  (/proc/self/clear_refs not writable: per-stage peaks are cumulative)")
+    print("  per stage: RSS before -> peak during -> after (MiB; peak reset before each stage)")
+    for stage in STAGES:
+        cells = []
+        for r in results:
+            row = next(x for x in r["rss"]["stages"] if x["stage"] == stage)
+            cells.append(f"{row['before']:.0f}>{row['peak']:.0f}>{row['after']:.0f}")
+        print(f"  {'  ' + stage:<34}" + "".join(f"{c:>20}" for c in cells))
+
+    print("\n3. flowkit side by side (same file, our realised gates as GatingML; s, best of N)")
+    v = results[0]["flowkit"]["version"]
+    ours = [sum(r["stages"][s] for s in (*READ_TO_TRANSFORM, "gate")) for r in results]
+    print(f"  {'ours read+comp+transform+gate':<34}" + "".join(f"{o:>12.3f}" for o in ours))
+    print(f"  {'flowkit ' + v + ' fk.Sample(path)':<34}" + "".join(f"{r['flowkit']['read']:>12.3f}" for r in results))
+    print(f"  {'flowkit gate_sample (default)':<34}" + "".join(f"{r['flowkit']['gate']:>12.3f}" for r in results))
+    print(f"  {'flowkit gate_sample cache_events':<34}"
+          + "".join(f"{r['flowkit']['gate_cached']:>12.3f}" for r in results))
+    fk_best = [r["flowkit"]["read"] + min(r["flowkit"]["gate"], r["flowkit"]["gate_cached"]) for r in results]
+    fk_default = [r["flowkit"]["read"] + r["flowkit"]["gate"] for r in results]
+    print(f"  {'flowkit total (faster config)':<34}" + "".join(f"{t:>12.3f}" for t in fk_best))
+    print(f"  {'ratio flowkit / ours (faster)':<34}" + "".join(f"{f / o:>12.2f}" for f, o in zip(fk_best, ours)))
+    print(f"  {'ratio flowkit / ours (default)':<34}" + "".join(f"{f / o:>12.2f}" for f, o in zip(fk_default, ours)))
+    print(f"  {'gates exported / differing':<34}"
+          + "".join(f"{r['flowkit']['gates']:>9}/{r['flowkit']['differing']:<2}" for r in results))
+    print(f"  {'most differing gate (events, %)':<34}"
+          + "".join(f"  {r['flowkit']['worst']}:{r['flowkit']['worst_events']} ({r['flowkit']['worst_fraction']:.3%})"
+                    for r in results))
+
+    print("\n4. numpy lower bound (fromfile + inverse-spillover matmul + logicle), s, best of N")
+    print(f"  {'bound total':<34}" + "".join(f"{r['bound']['total']:>12.3f}" for r in results))
+    print(f"  {'  of which read + compensate':<34}" + "".join(f"{r['bound']['before_logicle']:>12.3f}" for r in results))
+    print(f"  {'  of which logicle (17 channels)':<34}" + "".join(f"{r['bound']['logicle']:>12.3f}" for r in results))
+    rt = [sum(r["stages"][s] for s in READ_TO_TRANSFORM) for r in results]
+    print(f"  {'ours read..transform':<34}" + "".join(f"{t:>12.3f}" for t in rt))
+    print(f"  {'ratio ours / bound':<34}" + "".join(f"{t / r['bound']['total']:>12.2f}" for t, r in zip(rt, results)))
+    print(f"  {'max |bound - ours| (gating units)':<34}" + "".join(f"{r['bound']['difference']:>12.2g}" for r in results))
+
+    for r, m, a, o, f, t in zip(results, m32, above, ours, fk_best, rt):
+        size = fmt_events(r["events"])
+        checks.append((f"{size}: peak RSS above baseline {a:.0f} MiB < {RSS_TARGET:g} x float32 matrix "
+                       f"({RSS_TARGET * m:.0f} MiB)  [{a / m:.2f}x]", a < RSS_TARGET * m))
+        checks.append((f"{size}: ours >= {FLOWKIT_TARGET:g}x faster than flowkit (read+comp+transform+gate)  "
+                       f"[{f / o:.2f}x]", f / o >= FLOWKIT_TARGET))
+        checks.append((f"{size}: our read..transform within {BOUND_TARGET:g}x of the numpy bound  "
+                       f"[{t / r['bound']['total']:.2f}x]", t / r["bound"]["total"] <= BOUND_TARGET))
+        checks.append((f"{size}: staged pipeline equals preprocess_fcs; flowkit memberships equal ours",
+                       r["same"] and r["flowkit"]["differing"] == 0))
+    return checks
+
+
+def print_trace(events: int, trace: dict) -> None:
+    print(f"\nMemory profile (tracemalloc, numpy buffers included) of the {fmt_events(events)}-event run, MiB:")
+    print(f"  {'stage':<12}{'start':>8}{'peak':>8}{'held':>8}   biggest allocation sites held after the stage")
+    for row in trace["stages"]:
+        sites = "; ".join(f"{s['site']} {s['mib']:.0f}" for s in row["sites"] if s["mib"] >= 1)
+        print(f"  {row['stage']:<12}{row['start']:>8.0f}{row['peak']:>8.0f}{row['held']:>8.0f}   {sites}")
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] in ("--child-rss", "--child-trace"):
+        fn = child_rss if sys.argv[1] == "--child-rss" else child_trace
+        print(json.dumps(fn(sys.argv[2], sys.argv[3])))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, nargs="+", default=[100_000, 1_000_000, 3_000_000])
+    parser.add_argument("--repeats", type=int, default=3, help="best of N (N=2 for sizes >= 3M)")
+    parser.add_argument("--out", type=Path, default=None, help="keep / reuse the simulated files here")
+    parser.add_argument("--no-wait", action="store_true", help="do not wait for the load to fall")
+    parser.add_argument("--trace", choices=("auto", "always", "never"), default="auto",
+                        help="tracemalloc profile: when the RSS target fails (auto), always or never")
+    args = parser.parse_args()
+
+    wall = time.perf_counter()
+    import flowkit
+    import numpy
+
+    print(f"throughput benchmark: {os.cpu_count()} CPUs, numpy {numpy.__version__}, flowkit {flowkit.__version__}, "
+          f"python {sys.version.split()[0]}")
+    print(f"os.getloadavg() at start: {tuple(round(x, 2) for x in os.getloadavg())}", flush=True)
+    load_gate = LoadGate(not args.no_wait)
+    with tempfile.TemporaryDirectory(prefix="cytotrial-throughput-") as scratch:
+        out = args.out or Path(scratch)
+        out.mkdir(parents=True, exist_ok=True)
+        results = []
+        for events in args.events:
+            repeats = 2 if events >= 3_000_000 else args.repeats
+            print(f"  {fmt_events(events)} events ...", flush=True)
+            children_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            result = run_size(events, repeats, out, load_gate, Path(scratch))
+            children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            result["rss_children"] = children if children > children_before else float("nan")
+            results.append(result)
+            print(f"  {fmt_events(events)} done ({time.perf_counter() - wall:.0f} s elapsed)", flush=True)
+        checks = report(results)
+        failing = [r for r in results if r["rss"]["peak"] - r["rss"]["baseline"] >= RSS_TARGET * r["n"] * r["n_par"] * 4 / MIB]
+        if args.trace == "always" or (args.trace == "auto" and failing):
+            candidates = [r for r in (failing or results) if r["events"] <= 1_000_000] or (failing or results)
+            target = max(candidates, key=lambda r: r["events"])
+            print_trace(target["events"], run_child("trace", target["fcs"], target["batch_json"]))
+    print_benchmark_files()
+    print("\nTargets:")
+    for text, ok in checks:
+        print(f"  {verdict(ok)}  {text}")
+    print(f"\nos.getloadavg() at end: {tuple(round(x, 2) for x in os.getloadavg())}; "
+          f"waited {load_gate.waited:.0f} s for the load; wall time {time.perf_counter() - wall:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+"""Rule plot_report_figures: swimmer plot, QC overview, trajectories and the change heatmap."""
+
+from cytotrial.io.tables import read_tsv
+from cytotrial.report.figures import write_report_figures
+from cytotrial.runlog import rule_logging
+
+with rule_logging(snakemake) as log:
+    write_report_figures(read_tsv(snakemake.input.populations, "population table"),
+                         read_tsv(snakemake.input.responses, "response table"),
+                         read_tsv(snakemake.input.counts, "platelet count table"),
+                         read_tsv(snakemake.input.patients, "patient table"),
+                         read_tsv(snakemake.input.qc, "QC table"), snakemake.params.visits,
+                         snakemake.params.baseline, snakemake.params.focus, dict(snakemake.output))
+    log.info("wrote %s", list(snakemake.output))
