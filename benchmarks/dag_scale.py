@@ -8,14 +8,14 @@ of about 20 samples, as in the demo trial), its sample sheet, and empty FCS and 
 needs the files to exist; none is read), with the default config, panel and gating template and demo.enabled:
 false. Then runs, each in a fresh process, and reports its wall time and peak resident memory (RSS):
 
-  parse  snakemake --list-rules        the Snakefile's top level: config and sheet validation, rules (no DAG)
-  dag    snakemake -n --quiet all      DAG construction (every job of the default target), printing nothing
-  dryrun snakemake -n                  DAG construction and the dry run's listing of every job
+  parse  snakemake --list-rules            the Snakefile's top level: config and sheet validation, rules (no DAG)
+  dag    snakemake --list-changes params   DAG construction (every job of the default target), printing nothing
+  dryrun snakemake -n                      DAG construction and the dry run's listing of every job
 
 and the number of jobs. The target is that the dry run of 5,000 samples takes under 60 s; the growth from 1,000
 to 5,000 samples shows whether any step is quadratic (linear: x5 time; quadratic: x25).
 
---profile N writes cProfile statistics of the dry run of N samples (in process) and prints the top entries.
+--profile N writes cProfile statistics of the DAG construction for N samples (in process) and prints the top entries.
 
 --merge-from WORKDIR N measures the merge steps instead: copies one sample's per-sample outputs of a finished run
 in WORKDIR (results/populations/{sample}.tsv and .mfi.tsv, results/qc/{sample}.tsv, results/metadata/{sample}.json;
@@ -43,7 +43,7 @@ VISITS = {"D0": -1, "W2": 14, "W4": 28, "W8": 56, "W12": 84, "W16": 112, "W28": 
 TARGET_SECONDS = 60.0
 STEPS = {
     "parse": ["--list-rules"],
-    "dag": ["-n", "--quiet", "all"],
+    "dag": ["--list-changes", "params"],
     "dryrun": ["-n"],
 }
 
@@ -163,7 +163,7 @@ def profile(workdir: Path, top: int = 25) -> None:
     from snakemake.cli import main
 
     stats_file = workdir / "dryrun.prof"
-    argv = snakemake_command(workdir, "-n", "--quiet", "all")[3:]
+    argv = snakemake_command(workdir, *STEPS["dag"])[3:]
     cwd = os.getcwd()
     os.chdir(REPO)
     try:
@@ -172,7 +172,7 @@ def profile(workdir: Path, top: int = 25) -> None:
         pass
     finally:
         os.chdir(cwd)
-    print(f"\ncProfile of the dry run ({stats_file}), top {top} by cumulative time:")
+    print(f"\ncProfile of the DAG construction ({stats_file}), top {top} by cumulative and by own time:")
     pstats.Stats(str(stats_file)).sort_stats("cumulative").print_stats(top)
     pstats.Stats(str(stats_file)).sort_stats("tottime").print_stats(top)
 
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, nargs="+", default=[1000, 2000, 5000])
     parser.add_argument("--keep", type=Path, help="write the trials here and keep them (default: a temporary "
                                                   "folder, removed afterwards)")
-    parser.add_argument("--profile", type=int, metavar="N", help="profile the dry run of N samples instead")
+    parser.add_argument("--profile", type=int, metavar="N", help="profile the DAG construction for N samples instead")
     parser.add_argument("--merge-from", nargs=2, metavar=("WORKDIR", "N"),
                         help="measure the merge rules on N copies of a finished run's per-sample tables instead")
     args = parser.parse_args(argv)

@@ -317,7 +317,8 @@ def test_a_bad_fcs_file_is_excluded_and_changes_no_other_result(tiny_run, tmp_pa
     config["on_bad_file"] = "fail"
     (bad / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     failed = snakemake(bad, "-n", "--cores", "1", check=False)
-    assert failed.returncode != 0 and f"{missing_id}.fcs' of sample '{missing_id}' does not exist" in failed.stderr
+    message = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and f"{missing_id}.fcs' of sample '{missing_id}' does not exist" in message
 
 
 @pytest.mark.slow

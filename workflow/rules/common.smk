@@ -89,8 +89,33 @@ if config["baseline_visit"] not in config["visits"]:
     )
 
 
+def literal_alternation(words):
+    """A regular expression matching exactly the given strings, as a trie of their characters.
+
+    Matches the same strings as "|".join(map(re.escape, words)), but a match costs the length of the string, not
+    the number of words: with 5,000 samples the flat alternation made DAG construction grow quadratically.
+    """
+    trie = {}
+    for word in words:
+        node = trie
+        for character in word:
+            node = node.setdefault(character, {})
+        node[""] = {}  # a word ends here
+
+    def pattern(node):
+        branches = [re.escape(character) + pattern(child) for character, child in sorted(node.items()) if character]
+        if not branches:
+            return ""
+        if len(branches) == 1 and "" not in node:
+            return branches[0]
+        group = branches[0] if len(branches) == 1 and len(branches[0]) == 1 else f"(?:{'|'.join(branches)})"
+        return group + ("?" if "" in node else "")
+
+    return pattern(trie)
+
+
 wildcard_constraints:
-    sample="|".join(sorted(SAMPLES.index)),
+    sample=literal_alternation(SAMPLES.index),
     figure="|".join(sorted(map(re.escape, REVIEW_FIGURES))),
     table="|".join(sorted(REPORT_TABLES)),
 

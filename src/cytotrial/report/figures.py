@@ -94,15 +94,16 @@ def plot_swimmer(counts: pd.DataFrame, responses: pd.DataFrame, patients: pd.Dat
 
 def plot_qc_overview(qc: pd.DataFrame, path: str | os.PathLike) -> None:
     """Events removed per sample by the event QC, by step (stacked %), flagged samples marked."""
-    qc = qc.sort_values(["patient_id", "sample_id"], kind="stable").reset_index(drop=True)
-    total = qc["events_in"].to_numpy(float)
+    qc = qc.reset_index(drop=True)  # sample-sheet order: patients, then visits
+    total = pd.to_numeric(qc["events_in"], errors="coerce").to_numpy(float)  # NaN for excluded samples
     steps = [(c, lab) for c, lab in (("margin_removed", "margin events"), ("flow_rate_removed", "flow rate"),
                                      ("signal_removed", "signal")) if c in qc.columns]
     fig = _figure(max(8.0, 0.09 * len(qc) + 2), 4.2)
     ax = fig.add_axes([0.08, 0.25, 0.74, 0.65])
     bottom = np.zeros(len(qc))
     for (column, label), colour in zip(steps, ("#9ecae1", "#fd8d3c", "#756bb1")):
-        share = 100 * qc[column].to_numpy(float) / np.maximum(total, 1)
+        share = np.nan_to_num(100 * pd.to_numeric(qc[column], errors="coerce").to_numpy(float)
+                              / np.maximum(total, 1))
         ax.bar(np.arange(len(qc)), share, bottom=bottom, color=colour, width=0.85, label=label)
         bottom += share
     flagged = qc["flags"].fillna("").astype(str) != ""
@@ -110,6 +111,7 @@ def plot_qc_overview(qc: pd.DataFrame, path: str | os.PathLike) -> None:
                label="flagged sample")
     ax.set_xticks(np.arange(len(qc)), qc.sample_id, rotation=90, fontsize=5 if len(qc) > 40 else 7)
     ax.set_xlim(-0.8, len(qc) - 0.2)
+    ax.set_ylim(0, max(1.0, float(np.nanmax(bottom)) * 1.12 + 0.5))
     ax.set_ylabel("events removed (% of events)")
     ax.set_xlabel("sample")
     ax.set_title(f"Event QC: {int(flagged.sum())} of {len(qc)} samples flagged; median removed "

@@ -1,0 +1,64 @@
+"""Gate one preprocessed sample and write everything the workflow keeps of it (rule gate_sample)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+
+from ..exclusion import excluded_reason
+from ..io.atomic import atomic_path
+from ..io.tables import write_json, write_tsv
+from ..preprocess import write_h5ad
+from ..quantify import event_anndata, population_mfi, population_table, realised_gates
+from ..quantify.excluded import write_excluded_gating_outputs
+from .engine import apply_template
+from .flowjo import export_flowjo_workspace
+from .gatingml_export import export_gatingml
+from .plan_engine import AnnDataEvents, StaticTemplate, apply_plan, load_gating_template
+from .review import review_events
+
+
+def gate_sample_files(sample_id: str, events_path: str, template_path: str, outputs: dict, overrides: dict,
+                      pooled_path: str | None, workspace_group: str, events_per_sample: int,
+                      log: logging.Logger) -> None:
+    """Gate the QC-kept events of one sample and write its outputs.
+
+    ``outputs``: populations, mfi, events (AnnData), gates (JSON), review (npz) and, for an adaptive template,
+    gatingml and workspace. An excluded sample (bad file) gets empty outputs that say why.
+    """
+    events = ad.read_h5ad(events_path)
+    if excluded_reason(events):
+        log.warning("%s: excluded: %s", sample_id, excluded_reason(events))
+        write_excluded_gating_outputs(sample_id, excluded_reason(events), outputs)
+        return
+    adata = events[events.obs["qc_keep"].to_numpy()].copy()  # gate only the events that passed the event QC
+    log.info("%s: gating %d of %d events (event QC)", sample_id, adata.n_obs, events.n_obs)
+    template = load_gating_template(template_path, workspace_group)
+    if isinstance(template, StaticTemplate):
+        result = apply_plan(adata, template)
+    else:
+        pooled = json.loads(Path(pooled_path).read_text()) if pooled_path else {}
+        result = apply_template(adata, template, overrides, pooled)
+    table = population_table(result, sample_id)
+    log.info("%s: %d populations, %d missing", sample_id, len(table), int((table.status != "ok").sum()))
+    write_tsv(table, outputs["populations"])
+    write_tsv(population_mfi(result, adata, sample_id), outputs["mfi"])
+    write_h5ad(event_anndata(result, adata, sample_id, events_per_sample), outputs["events"])
+    realised = realised_gates(result, adata)
+    write_json(realised, outputs["gates"])
+    if not isinstance(template, StaticTemplate):  # static gates are the template itself, the same on every sample
+        with atomic_path(outputs["gatingml"], suffix=".xml") as tmp:
+            export_gatingml(realised, adata.var, adata.uns.get("spillover") or None, tmp)
+        with warnings.catch_warnings(record=True):
+            left_out = export_flowjo_workspace(outputs["gatingml"], AnnDataEvents(adata).flowkit_sample(),
+                                               outputs["workspace"])
+        if left_out:
+            log.info("%s: FlowJo workspace without %s (Boolean gates and their children: see the GatingML file)",
+                     sample_id, left_out)
+    with atomic_path(outputs["review"], suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **review_events(result, adata))
