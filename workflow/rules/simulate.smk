@@ -19,6 +19,10 @@ if DEMO["enabled"]:
             settings={k: v for k, v in DEMO.items() if k not in ("enabled", "output_dir")},
             out_dir=lambda wildcards, output: str(Path(output.truth).parent.parent),
         threads: 8
+        resources:
+            # peak RSS of the demo (126 files x 200,000 events) with 8 workers: 1.9 GB
+            mem_mb=lambda wildcards, threads, attempt: (1000 + 250 * threads) * attempt,
+            runtime=lambda wildcards, attempt: 60 * attempt,
         conda:
             "../envs/cytotrial.yaml"
         log:

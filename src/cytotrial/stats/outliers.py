@@ -136,8 +136,12 @@ def _robust_z(table: pd.DataFrame, y: np.ndarray, keys: list[str], min_others: i
     others_n = np.zeros(size, dtype=int)
     finite = np.isfinite(y)
     group_keys = table[keys].astype(str).agg("\x1f".join, axis=1).to_numpy()
+    codes, uniques = pd.factorize(group_keys)  # rows of each group in one pass (linear in the table, not quadratic)
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    members = {uniques[g]: order[starts[g]:starts[g + 1]] for g in range(len(uniques))}
     for key in sorted(set(group_keys[finite])):
-        rows = np.flatnonzero((group_keys == key) & finite)
+        rows = members[key][finite[members[key]]]
         if rows.size - 1 < min_others:
             continue
         for k, row in enumerate(rows):
