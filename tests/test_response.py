@@ -344,14 +344,20 @@ def test_load_platelets_reads_a_good_file(tmp_path):
 
 # --- the demo trial --------------------------------------------------------------------------------------------
 
-DEMO_PLATELETS = REPO / "resources/demo/clinical/platelets.tsv"
-DEMO_TRUTH = REPO / "resources/demo/truth/patients.tsv"
+def test_demo_trial_agrees_with_truth(tmp_path):
+    """The demo trial's platelet table (the simulator's, default seed and settings of config/config.yaml) gives
+    each patient's true response."""
+    import yaml
 
+    from cytotrial.simulate.trial import assign_responses, platelet_counts, trial_design
 
-@pytest.mark.skipif(not (DEMO_PLATELETS.exists() and DEMO_TRUTH.exists()), reason="no demo data")
-def test_demo_trial_agrees_with_truth():
-    responses = derive_responses(load_platelets(DEMO_PLATELETS)).set_index("patient_id")
-    truth = pd.read_csv(DEMO_TRUTH, sep="\t", dtype={"patient_id": str}).set_index("patient_id")
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["demo"]
+    patients, _ = trial_design(str(tmp_path))
+    truth = assign_responses(patients, demo["seed"])
+    path = tmp_path / "platelets.tsv"
+    platelet_counts(truth, demo["seed"], demo["missing_platelet_fraction"]).to_csv(path, sep="\t", index=False)
+    responses = derive_responses(load_platelets(path)).set_index("patient_id")
+    truth = truth.set_index("patient_id")
     assert sorted(responses.index) == sorted(truth.index)
     truth = truth.loc[responses.index]
     assert responses.responded.tolist() == truth.responder.astype(bool).tolist()
