@@ -45,6 +45,15 @@ def snakemake(workdir, *args, check=True):
     return result
 
 
+def dry_run_job_counts(workdir) -> tuple[dict[str, int], str]:
+    """Jobs per rule of a dry run (`snakemake -n`), and its output."""
+    dry = snakemake(workdir, "-n", "--cores", "1")
+    output = dry.stdout + dry.stderr
+    jobs = {line.split()[0]: int(line.split()[1]) for line in output.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit()}
+    return jobs, output
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("tiny")
@@ -198,10 +207,7 @@ def test_an_override_regates_only_its_sample(tiny_run):
     config["gating_overrides"] = "overrides.yaml"
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     try:
-        dry = snakemake(workdir, "-n", "--cores", "1")
-        output = dry.stdout + dry.stderr
-        jobs = {line.split()[0]: int(line.split()[1]) for line in output.splitlines()
-                if len(line.split()) == 2 and line.split()[1].isdigit()}
+        jobs, output = dry_run_job_counts(workdir)
         assert jobs.get("gate_sample") == 1 and jobs.get("preprocess_sample") == 1, output[-2000:]
         assert f"wildcards: sample={sample_id}" in output
     finally:
@@ -248,10 +254,7 @@ def test_pooled_gates_are_fitted_once_per_batch(tiny_run, tmp_path):
     config["gating_template"] = "pooled.yaml"
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     try:
-        dry = snakemake(workdir, "-n", "--cores", "1")
-        output = dry.stdout + dry.stderr
-        jobs = {line.split()[0]: int(line.split()[1]) for line in output.splitlines()
-                if len(line.split()) == 2 and line.split()[1].isdigit()}
+        jobs, output = dry_run_job_counts(workdir)
         assert jobs.get("fit_pooled_gates") == samples.batch.nunique(), output[-2000:]
         assert jobs.get("gate_sample") == len(samples)
     finally:

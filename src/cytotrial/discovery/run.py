@@ -9,6 +9,7 @@ from pathlib import Path
 import anndata as ad
 import pandas as pd
 
+from ..stats.changes import response_groups
 from .cluster import ClusteringSettings, cluster_events
 from .concordance import cluster_abundance, cluster_annotation, cluster_marker_medians, concordance_summary
 from .plots import RESPONSE_COLOURS, plot_cluster_heatmap, plot_umap_categories, plot_umap_markers
@@ -76,9 +77,5 @@ def write_discovery_figures(result: Discovery, folder: str | os.PathLike, units:
 def sample_info_table(populations: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
     """Per sample: patient, visit, cohort and response group ('responder' / 'non-responder'), index sample_id."""
     info = populations.drop_duplicates("sample_id")[["sample_id", "patient_id", "visit", "cohort"]]
-    groups = responses[["patient_id", "responded"]].copy()
-    responded = groups["responded"].astype(str).str.lower().isin(["true", "1"])
-    groups["response_group"] = responded.map({True: "responder", False: "non-responder"})
-    info = info.merge(groups[["patient_id", "response_group"]], on="patient_id", how="left")
-    info["response_group"] = info["response_group"].fillna("")
+    info = info.assign(response_group=info["patient_id"].map(response_groups(responses)).fillna(""))
     return info.set_index("sample_id")

@@ -17,6 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from ..stats.changes import response_groups
+
 RESPONSE_COLOURS = {"responder": "#1b9e77", "non-responder": "#d95f02"}
 COHORT_COLOURS = {"A": "#66a61e", "B": "#e6ab02", "C": "#7570b3", "E": "#e7298a"}
 PLATELET_BANDS = ([0, 30, 100, 10_000], ["#d7301f", "#fdae61", "#1a9850"],
@@ -32,12 +34,6 @@ def _figure(width: float, height: float) -> Figure:
 
 def _save(fig: Figure, path: str | os.PathLike) -> None:
     fig.savefig(path, format="png", metadata={"Software": None})
-
-
-def response_groups(responses: pd.DataFrame) -> pd.Series:
-    """patient_id -> 'responder' / 'non-responder' from the response table's ``responded`` column."""
-    responded = responses.set_index("patient_id")["responded"].astype(str).str.lower().isin(["true", "1"])
-    return responded.map({True: "responder", False: "non-responder"})
 
 
 def plot_swimmer(counts: pd.DataFrame, responses: pd.DataFrame, patients: pd.DataFrame,

@@ -127,20 +127,24 @@ def mann_whitney(x: Iterable[float], y: Iterable[float]) -> tuple[float, float, 
     return float(result.statistic), float(result.pvalue), "exact" if method == "exact" else "normal approx."
 
 
-def add_response_groups(populations: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``populations`` with ``response_group`` ('responder' / 'non-responder', NA without a response).
+def response_groups(responses: pd.DataFrame) -> pd.Series:
+    """patient_id -> 'responder' / 'non-responder' (NA where ``responded`` is not a bool).
 
     Parameters
     ----------
     responses
         One row per patient with patient_id and responded (bool), e.g. ``derive_responses(platelets)``.
     """
-    require_columns(populations, ["patient_id"], "population table")
     require_columns(responses, ["patient_id", "responded"], "response table")
     if responses["patient_id"].duplicated().any():
         raise ValueError("response table has more than one row for a patient")
-    responded = responses.set_index("patient_id")["responded"]
-    group = populations["patient_id"].map(responded).map({True: RESPONDER, False: NON_RESPONDER})
+    return responses.set_index("patient_id")["responded"].map({True: RESPONDER, False: NON_RESPONDER})
+
+
+def add_response_groups(populations: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``populations`` with ``response_group`` ('responder' / 'non-responder', NA without a response)."""
+    require_columns(populations, ["patient_id"], "population table")
+    group = populations["patient_id"].map(response_groups(responses))
     return populations.assign(**{GROUP_COLUMN: group.astype(object)})
 
 
