@@ -60,12 +60,13 @@ def read_text(path: str) -> tuple[dict[str, str], int, int]:
 
 def numpy_bound(path: str, transforms: dict[str, dict], scatter: list[str], timings: dict | None = None
                 ) -> np.ndarray:
-    """Read + compensate + transform with plain numpy and flowutils: the channels of ``transforms``, in order.
+    """Read + compensate + transform with plain numpy and the fastest logicle we have (FastLogicle, a table of
+    flowutils' values, ~10x faster than flowutils' C per value): the channels of ``transforms``, in order.
 
     ``transforms``: $PnN -> the var record of the channel (logicle t, w, m, a) for fluorescence channels;
     ``scatter`` are divided by their range. ``timings`` (if given) receives the seconds of the logicle part.
     """
-    from flowutils.transforms import logicle
+    from cytotrial.logicle import FastLogicle
 
     start = time.perf_counter()
     keywords, data_start, _ = read_text(path)
@@ -86,7 +87,7 @@ def numpy_bound(path: str, transforms: dict[str, dict], scatter: list[str], timi
         out[:, j] = raw[:, names.index(channel)] / float(keywords[f"$P{names.index(channel) + 1}R"])
     before_logicle = time.perf_counter()
     for j, (channel, p) in enumerate(transforms.items(), start=len(scatter)):
-        out[:, j] = logicle(compensated[detectors.index(channel)], None, t=p["t"], m=p["m"], w=p["w"], a=p["a"])
+        out[:, j] = FastLogicle(p["t"], p["w"], p["m"], p["a"]).apply(compensated[detectors.index(channel)])
     if timings is not None:
         timings["logicle_s"] = min(timings.get("logicle_s", np.inf), time.perf_counter() - before_logicle)
         timings["before_logicle_s"] = min(timings.get("before_logicle_s", np.inf), before_logicle - start)

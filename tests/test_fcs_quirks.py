@@ -426,3 +426,53 @@ def test_second_data_set_with_offsets_counted_from_the_file_start(tmp_path):
     sample, notes = read_fcs_with_notes(tmp_path / "abs.lmd")
     assert np.array_equal(raw(sample), FLOATS.astype(np.float32))
     assert has_note(notes, "TEXT counted from the start of the file")
+
+
+# --- reading in blocks ------------------------------------------------------------------------------------------------
+
+BLOCK_CASES = {
+    "masked 16-bit": dict(datatype="I", bits=16, ranges=[1024, 1000, 1024, 65536]),
+    "mixed integer and float": dict(version="3.2", datatype="I", kinds=["I", "F", "D", "I"], bits=[16, 32, 64, 32],
+                                    ranges=[1024, 262144, 262144, 2 ** 32]),
+    "log amplification": dict(version="2.0", datatype="I", bits=16, ranges=[1024] * 4,
+                              keywords={"$P1E": "4,1", "$P2E": "4,1"}),
+    "gain and bad timestep": dict(datatype="F", bits=32, keywords={"$P2G": "4.0", "$TIMESTEP": "abc"}, escape=True),
+}
+
+
+@pytest.mark.parametrize("case", list(BLOCK_CASES))
+@pytest.mark.parametrize("chunk_rows", [1, 7, 64, 1000])
+def test_blocks_give_the_values_and_notes_of_the_whole_file(tmp_path, case, chunk_rows):
+    from cytotrial.io.fcs import FcsEventBlocks
+
+    rng = np.random.default_rng(7)
+    spec_args = dict(BLOCK_CASES[case])
+    if spec_args["datatype"] == "F":
+        stored = rng.normal(100, 50, size=(203, 4))
+        stored[[3, 150], 2] = np.nan  # non-finite values are counted over all blocks
+    else:
+        stored = rng.integers(0, 65536, size=(203, 4)).astype(float)
+        if spec_args.get("kinds"):
+            stored[:, 1] = rng.normal(0, 1e3, 203)
+            stored[[5, 90, 200], 2] = np.inf
+    path = write_fcs_file(tmp_path / "blocks.fcs", FcsSpec(stored, NAMES, **spec_args))
+    sample, notes = read_fcs_with_notes(path)
+    blocks = FcsEventBlocks.open(path, chunk_rows=chunk_rows)
+    pieces = list(blocks)
+    assert [start for start, _ in pieces] == list(range(0, 203, chunk_rows))
+    values = np.concatenate([block for _, block in pieces])
+    assert np.array_equal(values, raw(sample), equal_nan=True)
+    assert blocks.notes == notes and blocks.metadata == sample.metadata and blocks.version == sample.version
+    assert np.array_equal(np.concatenate([b for _, b in blocks]), values, equal_nan=True)  # a second pass
+    assert blocks.notes == notes  # ... adds no notes twice
+
+
+def test_blocks_of_a_truncated_file_name_the_file(tmp_path):
+    from cytotrial.io.fcs import FcsEventBlocks
+
+    path = write_fcs_file(tmp_path / "cut.fcs", FcsSpec(FLOATS, NAMES))
+    blob = path.read_bytes()
+    data_start, _ = offsets_of(blob)["data"]
+    path.write_bytes(blob[:data_start + 20])
+    with pytest.raises(FcsReadError, match=r"cut\.fcs.*truncated"):
+        list(FcsEventBlocks.open(path))

@@ -218,3 +218,28 @@ def test_static_rectangle_polygon_and_ellipse(gated, tmp_path):
     np.testing.assert_array_equal(result.masks["box"], (x >= 0.4) & (y < 0.3))
     assert (result.masks["square"] != result.masks["box"]).sum() <= 2  # only boundary events may differ
     np.testing.assert_array_equal(result.masks["round"], (x - 0.6) ** 2 + (y - 0.1) ** 2 <= 0.01)
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 999, 1000, 1001, 4321])
+def test_compact_rows_equals_boolean_indexing(n):
+    from cytotrial.gating.sample import compact_rows
+
+    rng = np.random.default_rng(n)
+    values = rng.normal(size=(n, 3)).astype(np.float32)
+    for keep in (rng.random(n) < 0.7, np.ones(n, bool), np.zeros(n, bool)):
+        assert np.array_equal(compact_rows(values.copy(), keep, block_rows=1000), values[keep])
+
+
+def test_qc_kept_events_equals_a_subset_copy(small_trial):
+    from cytotrial.gating.sample import qc_kept_events
+
+    panel = Panel.from_yaml(REPO / "config" / "panel.yaml")
+    adata, _ = preprocess_fcs(str(small_trial["samples"].fcs.iloc[0]), "s", panel,
+                              {"transform": {"fluorescence": "logicle"}})
+    assert 0 < (~adata.obs["qc_keep"]).sum()
+    expected = adata[adata.obs["qc_keep"].to_numpy()].copy()
+    kept = qc_kept_events(adata)
+    assert np.array_equal(kept.X, expected.X)
+    assert np.array_equal(kept.layers["compensated"], expected.layers["compensated"])
+    assert kept.obs.equals(expected.obs) and kept.var.equals(expected.var)
+    assert kept.uns.keys() == expected.uns.keys()

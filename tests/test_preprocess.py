@@ -64,3 +64,56 @@ def test_batch_transforms_are_recorded_and_applied(small_trial):
     assert cd4["w"] == batch["markers"]["CD4"]["w"] and adata.uns["transform_scope"] == "batch"
     metadata = json.loads(adata.uns["metadata_json"])
     assert metadata["study_day"] == 28 and "$SRC" in metadata["dropped"] and "$SRC" not in metadata["keywords"]
+
+
+def test_blocks_compensate_exactly_as_flowkit_does_the_whole_file(small_trial):
+    import flowkit as fk
+
+    from cytotrial.compensation import compensation_matrix
+    from cytotrial.io.fcs import FcsEventBlocks, read_fcs
+    from cytotrial.preprocess import iter_compensated, locate_panel
+
+    path = small_trial["samples"].fcs.iloc[0]
+    sample = read_fcs(path)
+    expected = compensation_matrix(sample, {"source": "file"}, path).apply(sample)  # flowkit, whole file
+    blocks = FcsEventBlocks.open(path, chunk_rows=999)
+    located = locate_panel(blocks, PANEL)
+    matrix = compensation_matrix(blocks, {"source": "file"}, path)
+    assert isinstance(matrix, fk.Matrix)
+    pieces = list(iter_compensated(blocks, located, matrix))
+    assert len(pieces) == -(-sample.event_count // 999) > 2
+    assert np.array_equal(np.concatenate([p[1] for p in pieces]), expected[:, located.columns])  # bit for bit
+    assert np.array_equal(np.concatenate([p[2] for p in pieces]), expected[:, located.time_column])
+
+
+def test_preprocessed_events_equal_flowkit_compensation_and_transforms(small_trial, monkeypatch):
+    import cytotrial.io.fcs
+    from cytotrial.compensation import compensation_matrix
+    from cytotrial.io.fcs import read_fcs
+    from cytotrial.transforms import transform_from_params
+
+    monkeypatch.setattr(cytotrial.io.fcs, "CHUNK_ROWS", 1_000)
+    path = small_trial["samples"].fcs.iloc[1]
+    batch = fit_batch_transforms([path], PANEL, {"source": "file"}, SETTINGS["transform"])
+    adata, _ = preprocess_fcs(path, "s", PANEL, SETTINGS, study_day=28, batch_transforms=batch)
+    sample = read_fcs(path)
+    compensated = compensation_matrix(sample, {"source": "file"}, path).apply(sample)
+    for j, record in enumerate(adata.var.to_dict("records")):
+        column = compensated[:, sample.get_channel_index(record["channel"])]
+        expected = transform_from_params(record).apply(column.reshape(-1, 1)).ravel()  # flowkit / flowutils
+        assert np.array_equal(adata.X[:, j], expected.astype(np.float32)), record["channel"]
+        assert np.array_equal(adata.layers["compensated"][:, j], column.astype(np.float32)), record["channel"]
+
+
+@pytest.mark.parametrize("max_events", [1, 997, 5_000, 10**9])
+def test_every_kth_event_is_the_subsample_of_the_whole_file(small_trial, max_events, monkeypatch):
+    import cytotrial.io.fcs
+    from cytotrial.preprocess import every_kth_event, read_compensated
+
+    monkeypatch.setattr(cytotrial.io.fcs, "CHUNK_ROWS", 1_000)  # many blocks, most not a multiple of the step
+
+    path = small_trial["samples"].fcs.iloc[0]
+    whole = read_compensated(path, PANEL, {"source": "file"})
+    step = max(1, whole.values.shape[0] // max_events)
+    _, subset = every_kth_event(path, PANEL, {"source": "file"}, None, max_events)
+    assert np.array_equal(subset, whole.values[::step][:max_events])

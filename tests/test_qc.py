@@ -288,3 +288,23 @@ def test_flow_rate_bins_follow_the_time_ticks():
     assert not result.mask.any() and not result.skipped
     fixed = find_flow_rate_anomalies(t, bin_s=1.0, refine=1)
     assert fixed.bin_s == pytest.approx(1.0) and fixed.counts.sum() == t.size
+
+
+@pytest.mark.parametrize("statistic", ["mean", "median"])
+@pytest.mark.parametrize("n", [999, 70_500, 130_001])
+def test_bin_levels_of_a_selection_equal_those_of_its_copy(statistic, n):
+    from cytotrial.qc.signal import bin_levels
+
+    rng = np.random.default_rng(n)
+    values = rng.normal(size=(n, 6)).astype(np.float32)
+    rows = np.flatnonzero(rng.random(n) < 0.9)
+    columns = np.array([0, 2, 5])
+    levels, bounds = bin_levels(values, 1000, statistic, rows=rows, columns=columns)
+    expected, expected_bounds = bin_levels(values[rows][:, columns], 1000, statistic)
+    assert np.array_equal(levels, expected) and np.array_equal(bounds, expected_bounds)
+    selected = values[rows][:, columns]
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):  # each bin by hand
+        if statistic == "mean":
+            assert np.allclose(levels[i], selected[a:b].mean(axis=0, dtype=np.float64), rtol=0, atol=1e-12)
+        else:
+            assert np.array_equal(levels[i], np.sort(selected[a:b], axis=0)[(b - a) // 2])

@@ -144,3 +144,18 @@ def test_event_anndata_subsample_is_seeded_and_keeps_memberships(gated):
     foxp3 = adata.var[adata.var.marker == "FOXP3"].iloc[0]
     assert events.uns["transforms"][foxp3.channel] == {"transform": "logicle", "t": foxp3.t, "w": foxp3.w,
                                                       "m": foxp3.m, "a": foxp3.a}
+
+
+def test_every_mfi_equals_numpy_median_of_the_population(gated):
+    adata, result = gated
+    table = population_mfi(result, adata, "P01_D0").set_index(["population", "marker"])
+    markers = list(adata.var.marker)
+    for gate in result.gates:
+        if gate["status"] != "ok" or not result.masks[gate["population"]].any():
+            continue
+        mask = result.masks[gate["population"]]
+        for marker in adata.var.marker[adata.var.kind == "fluorescence"]:
+            j = markers.index(marker)
+            row = table.loc[(gate["population"], marker)]
+            assert row.mfi == float(np.median(adata.layers["compensated"][mask, j])), (gate["population"], marker)
+            assert row.mfi_gating_units == float(np.median(adata.X[mask, j])), (gate["population"], marker)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import flowkit as fk
 
+from .logicle import FastLogicle
+
 
 def estimate_logicle_w(values: np.ndarray, t: float, m: float = 4.5, quantile: float = 0.05) -> float:
     """Linearisation width W from the data, as flowCore's estimateLogicle.
@@ -69,6 +71,17 @@ def transform_from_params(params: dict) -> fk.transforms.Transform:
     if kind == "asinh":
         return fk.transforms.AsinhTransform(param_t=params["t"], param_m=params["m"], param_a=params["a"])
     raise ValueError(f"unknown transform {kind!r}")
+
+
+def channel_transform(params: dict):
+    """The transform of one channel as a function of a 1-D float64 array (flowkit's definitions).
+
+    Logicle uses :class:`cytotrial.logicle.FastLogicle`, a table of flowutils' own values that gives the same
+    float32 results ~10x faster; linear and arcsinh use flowkit's transforms."""
+    if params["transform"] == "logicle":
+        return FastLogicle(params["t"], params["w"], params["m"], params["a"]).apply
+    xform = transform_from_params(params)
+    return lambda values: xform.apply(values.reshape(-1, 1)).ravel()
 
 
 def inverse_transform(params: dict, values: np.ndarray) -> np.ndarray:

@@ -10,8 +10,12 @@ from .keywords import CompensationError, spillover_from_keywords
 SOURCES = ("file", "matrix", "controls", "none")
 
 
-def compensation_matrix(sample: fk.Sample, settings: dict, source: str, matrix_path: str | None = None) -> fk.Matrix | None:
+def compensation_matrix(sample: fk.Sample, settings: dict, source: str,
+                        matrix_path: str | None = None) -> fk.Matrix | None:
     """The spillover matrix to compensate ``sample`` with, or None for no compensation.
+
+    ``sample`` is a flowkit Sample or an ``io.fcs.FcsEventBlocks`` (only its TEXT keywords and channel labels
+    are used).
 
     Parameters
     ----------

@@ -46,8 +46,9 @@ def singlets(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned
     """Singlets: a prediction band around the robust (Huber) regression of pulse height on pulse area.
 
     Doublets have a larger area for their height and fall below the band. The band is ``mad_multiple`` robust
-    SDs of the residuals wide on each side (``args.mad_multiple``, default 4). ``pinned`` may fix
-    ``slope``, ``intercept`` and ``half_width``.
+    SDs of the residuals wide on each side (``args.mad_multiple``, default 4). The line and the spread are
+    fitted on every k-th parent event, at most ``args.max_events`` (default 200,000; all of them below twice
+    that), so the result is deterministic. ``pinned`` may fix ``slope``, ``intercept`` and ``half_width``.
     """
     area_j, height_j = (dimension_index(adata, d) for d in gate.dims)
     area, height = adata.X[:, area_j].astype(float), adata.X[:, height_j].astype(float)
@@ -56,9 +57,12 @@ def singlets(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned
     if {"slope", "intercept", "half_width"} <= set(pinned):
         slope, intercept, half_width = pinned["slope"], pinned["intercept"], pinned["half_width"]
     else:
-        slope_, intercept_ = robust_line(area[parent], height[parent][:, None])
+        rows = np.flatnonzero(parent)
+        rows = rows[::max(1, rows.size // int(gate.args.get("max_events", 200_000)))]
+        fit_area, fit_height = area[rows], height[rows]
+        slope_, intercept_ = robust_line(fit_area, fit_height[:, None])
         slope, intercept = float(slope_[0]), float(intercept_[0])
-        residual = height[parent] - intercept - slope * area[parent]
+        residual = fit_height - intercept - slope * fit_area
         spread = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
         half_width = float(gate.args.get("mad_multiple", 4.0)) * spread
     residual = height - intercept - slope * area
@@ -75,16 +79,17 @@ def cuts(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned: di
     keep = parent.copy()
     realised = {}
     sequential = bool(gate.args.get("sequential", False))
+    rows = np.flatnonzero(parent)  # work on the parent's events only: X[rows, j] is ~5x faster than X[mask, j]
     for cut in gate.cuts:
-        j = dimension_index(adata, cut.dim)
+        values = adata.X[rows, dimension_index(adata, cut.dim)]
         if cut.dim in pinned:
             value, method = float(pinned[cut.dim]), "pinned"
         else:
             key = (gate.name if sequential else gate.parent, *cut.key)
             if key not in cache:
-                cache[key] = find_cut(adata.X[keep if sequential else parent, j], cut.method, dict(cut.args))
+                cache[key] = find_cut(values[keep[rows]] if sequential else values, cut.method, dict(cut.args))
             value, method = cache[key], cut.method
-        keep &= adata.X[:, j] > value if cut.keep == "above" else adata.X[:, j] <= value
+        keep[rows] &= values > value if cut.keep == "above" else values <= value
         realised[cut.dim] = {"keep": cut.keep, "method": method, "cut": value}
     return keep, {"cuts": realised}
 

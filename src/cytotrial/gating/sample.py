@@ -23,6 +23,32 @@ from .plan_engine import AnnDataEvents, StaticTemplate, apply_plan, load_gating_
 from .review import review_events
 
 
+def compact_rows(values: np.ndarray, keep: np.ndarray, block_rows: int = 16_384) -> np.ndarray:
+    """``values[keep]`` computed IN PLACE: the kept rows are moved to the front of ``values`` block by block
+    (a kept row only ever moves towards the start, onto rows already read) and the first ``keep.sum()`` rows
+    are returned as a view. No second matrix is allocated; ``values`` itself is overwritten."""
+    written = 0
+    for start in range(0, len(keep), block_rows):
+        kept = values[start:start + block_rows][keep[start:start + block_rows]]  # a copy of at most one block
+        values[written:written + len(kept)] = kept
+        written += len(kept)
+    return values[:written]
+
+
+def qc_kept_events(events: ad.AnnData) -> ad.AnnData:
+    """The events that passed the event QC, equal to ``events[events.obs['qc_keep']].copy()`` but without a
+    second copy of the event matrices: X and every layer are compacted in place (:func:`compact_rows`), so
+    ``events`` must not be used afterwards (it is left without X and layers)."""
+    keep = events.obs["qc_keep"].to_numpy()
+    x = compact_rows(np.asarray(events.X), keep)
+    layers = {name: compact_rows(np.asarray(events.layers[name]), keep) for name in list(events.layers)}
+    events.X = None
+    for name in list(events.layers):
+        del events.layers[name]
+    return ad.AnnData(X=x, obs=events.obs[keep].copy(), var=events.var.copy(), uns=events.uns.copy(),
+                      layers=layers)
+
+
 def gate_sample_files(sample_id: str, events_path: str, template_path: str, outputs: dict, overrides: dict,
                       pooled_path: str | None, workspace_group: str, events_per_sample: int,
                       log: logging.Logger) -> None:
@@ -36,8 +62,10 @@ def gate_sample_files(sample_id: str, events_path: str, template_path: str, outp
         log.warning("%s: excluded: %s", sample_id, excluded_reason(events))
         write_excluded_gating_outputs(sample_id, excluded_reason(events), outputs)
         return
-    adata = events[events.obs["qc_keep"].to_numpy()].copy()  # gate only the events that passed the event QC
-    log.info("%s: gating %d of %d events (event QC)", sample_id, adata.n_obs, events.n_obs)
+    n_events = events.n_obs
+    adata = qc_kept_events(events)  # gate only the events that passed the event QC
+    del events
+    log.info("%s: gating %d of %d events (event QC)", sample_id, adata.n_obs, n_events)
     template = load_gating_template(template_path, workspace_group)
     if isinstance(template, StaticTemplate):
         result = apply_plan(adata, template)

@@ -18,13 +18,16 @@ import hashlib
 import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import flowio
 import flowkit as fk
 import numpy as np
 
-from .fcs_events import read_raw_events, scale_events
+from .fcs_events import CHUNK_ROWS, iter_scaled_events, read_raw_events, scale_events
 from .fcs_layout import Layout, build_layout
 from .fcs_segments import HEADER_BYTES, FcsFormatError, choose_data_set, read_data_sets
 
@@ -131,6 +134,79 @@ def _decode(path: Path) -> tuple[_DecodedFlowData, list[str]]:
     return _DecodedFlowData(path.name, layout, raw), notes
 
 
+@contextmanager
+def _read_errors_name(path: Path):
+    """Turn any failure to parse or read ``path`` into one FcsReadError naming the file."""
+    try:
+        yield
+    except FcsReadError:
+        raise
+    except FcsFormatError as err:
+        raise FcsReadError(f"{path}: cannot be read as FCS: {err}") from None
+    except OSError as err:
+        raise FcsReadError(f"{path}: cannot be read ({err.strerror or err}). Check that the file is readable "
+                           "and the disk is available.") from None
+    except Exception as err:  # noqa: BLE001 - last guard: a damaged file must never surface a library traceback
+        raise FcsReadError(f"{path}: cannot be read as FCS ({type(err).__name__}: {err}). The file may be "
+                           "corrupt; re-export it from the acquisition software.") from None
+
+
+@dataclass
+class FcsEventBlocks:
+    """One FCS file's TEXT (as a flowkit Sample describes it) and its events, read block by block.
+
+    For a pipeline that works on blocks of events (compensate, transform, keep float32) without ever holding
+    the file's whole float64 matrix. Iterating yields ``(first event index, float64 block)`` of events scaled by
+    $PnG/$PnE/$TIMESTEP, the same values as ``read_fcs(path).get_events(source='raw')``; it can be iterated
+    more than once. The attributes are those of a flowkit Sample that the compensation and panel code use.
+    """
+
+    path: Path
+    version: str
+    metadata: dict[str, str]
+    pnn_labels: list[str]
+    pns_labels: list[str]
+    fluoro_indices: list[int]
+    ranges: list[float]
+    event_count: int
+    notes: list[str] = field(default_factory=list)
+    chunk_rows: int = CHUNK_ROWS
+    _layout: Layout | None = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, chunk_rows: int | None = None) -> "FcsEventBlocks":
+        """Parse HEADER and TEXT (FcsReadError naming the file if they are bad); DATA is read on iteration, in
+        blocks of ``chunk_rows`` events (None: the module's CHUNK_ROWS)."""
+        path = Path(path)
+        _check_file(path)
+        with _read_errors_name(path), open(path, "rb") as handle:
+            file_size = os.fstat(handle.fileno()).st_size
+            data_sets, notes = read_data_sets(handle, file_size)
+            layout = build_layout(choose_data_set(data_sets, notes), file_size)
+        names = [c.name for c in layout.channels]
+        notes = notes + layout.notes  # about the file and its TEXT; notes about the DATA come with iteration
+        layout.notes = []
+        for note in notes:
+            log.warning("%s: %s", path, note)
+        return cls(path=path, version=layout.version, metadata=layout.keywords, pnn_labels=names,
+                   pns_labels=[c.marker for c in layout.channels], fluoro_indices=_channel_kinds(names)[0],
+                   ranges=[c.range for c in layout.channels], event_count=layout.event_count,
+                   notes=notes, chunk_rows=chunk_rows or CHUNK_ROWS, _layout=layout)
+
+    def get_channel_index(self, label: str) -> int:
+        return self.pnn_labels.index(label)
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        layout = self._layout
+        layout.notes = []  # the notes about the DATA of this pass (the same on every pass)
+        with _read_errors_name(self.path), open(self.path, "rb") as handle:
+            yield from iter_scaled_events(handle, layout, self.chunk_rows)
+        for note in layout.notes:
+            if note not in self.notes:
+                self.notes.append(note)
+                log.warning("%s: %s", self.path, note)
+
+
 def read_fcs_with_notes(path: str | os.PathLike) -> tuple[fk.Sample, list[str]]:
     """Read an FCS 2.0/3.0/3.1/3.2 file and say which quirks were tolerated.
 
@@ -149,19 +225,11 @@ def read_fcs_with_notes(path: str | os.PathLike) -> tuple[fk.Sample, list[str]]:
     """
     path = Path(path)
     _check_file(path)
-    try:
+    with _read_errors_name(path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             flow_data, notes = _decode(path)
             sample = fk.Sample(flow_data, sample_id=path.stem, subsample=0)
-    except FcsFormatError as err:
-        raise FcsReadError(f"{path}: cannot be read as FCS: {err}") from None
-    except OSError as err:
-        raise FcsReadError(f"{path}: cannot be read ({err.strerror or err}). Check that the file is readable "
-                           "and the disk is available.") from None
-    except Exception as err:  # noqa: BLE001 - last guard: a damaged file must never surface a library traceback
-        raise FcsReadError(f"{path}: cannot be read as FCS ({type(err).__name__}: {err}). The file may be "
-                           "corrupt; re-export it from the acquisition software.") from None
     return sample, notes + flow_data.notes
 
 

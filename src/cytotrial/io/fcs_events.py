@@ -1,7 +1,14 @@
-"""Decode the DATA segment of an FCS file with NumPy and scale it like flowio ($PnE, $PnG, $TIMESTEP)."""
+"""Decode the DATA segment of an FCS file with NumPy and scale it like flowio ($PnE, $PnG, $TIMESTEP).
+
+Events are decoded in blocks of rows (:data:`CHUNK_ROWS`), so that neither the DATA bytes of the whole file nor
+a second copy of the event matrix is ever held: :func:`read_raw_events` fills one float64 matrix block by block
+and :func:`iter_scaled_events` hands out scaled blocks one at a time.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from typing import BinaryIO
 
 import numpy as np
@@ -9,71 +16,133 @@ import numpy as np
 from .fcs_layout import Channel, Layout
 from .fcs_segments import REEXPORT, FcsFormatError
 
+CHUNK_ROWS = 8_192  # events per decoded block: 22 float64 parameters = 1.4 MiB
+
 
 def _dtype(channel: Channel, byteorder: str) -> np.dtype:
     code = "u" if channel.kind == "i" else "f"
     return np.dtype(f"{byteorder}{code}{channel.storage_bits // 8}")
 
 
-def read_raw_events(handle: BinaryIO, layout: Layout) -> np.ndarray:
+class _BlockDecoder:
+    """Decodes blocks of stored rows to float64 and counts what the notes report (masked bits, non-finite
+    values) over all blocks, so that a file gets the same notes however it is split."""
+
+    def __init__(self, layout: Layout):
+        self.layout = layout
+        dtypes = [_dtype(c, layout.byteorder) for c in layout.channels]
+        self.uniform = dtypes[0] if len(set(dtypes)) == 1 else None
+        self.record = None if self.uniform is not None else np.dtype(
+            [(f"p{c.number}", d) for c, d in zip(layout.channels, dtypes)])
+        n = len(layout.channels)
+        self.high_bits = np.zeros(n, dtype=np.int64)
+        self.non_finite = np.zeros(n, dtype=np.int64)
+        self.masked = [j for j, c in enumerate(layout.channels) if c.mask is not None]
+        if self.uniform is not None and self.masked:
+            self.masks = np.array([c.mask if c.mask is not None else -1 for c in layout.channels]
+                                  ).astype(self.uniform)
+        self.has_floats = any(c.kind != "i" for c in layout.channels)
+
+    def decode(self, buffer: bytes, out: np.ndarray) -> None:
+        """Stored rows in ``buffer`` -> float64 ``out`` (rows x parameters), integer bit masks applied."""
+        channels = self.layout.channels
+        with np.errstate(all="ignore"):  # signalling NaNs in damaged float data are kept as NaN (and noted)
+            if self.uniform is not None:
+                stored = np.frombuffer(buffer, dtype=self.uniform).reshape(out.shape)
+                for j in self.masked:
+                    self.high_bits[j] += np.count_nonzero(stored[:, j] > channels[j].mask)
+                out[...] = (stored & self.masks) if self.masked else stored
+            else:
+                record = np.frombuffer(buffer, dtype=self.record)
+                for j, channel in enumerate(channels):
+                    column = record[f"p{channel.number}"]
+                    if channel.mask is not None:
+                        self.high_bits[j] += np.count_nonzero(column > channel.mask)
+                        column = column & column.dtype.type(channel.mask)
+                    out[:, j] = column
+        if self.has_floats:
+            self.non_finite += np.count_nonzero(~np.isfinite(out), axis=0)
+
+    def add_notes(self) -> None:
+        """Append the notes of everything decoded so far to ``layout.notes`` (once, after the last block)."""
+        notes, channels = self.layout.notes, self.layout.channels
+        for j, channel in enumerate(channels):
+            if self.high_bits[j]:
+                notes.append(f"channel {channel.name!r}: {int(self.high_bits[j])} values had bits above "
+                             f"$P{channel.number}R={channel.range:g} set; masked to "
+                             f"{int(channel.mask).bit_length()} bits")
+        for channel, count in zip(channels, self.non_finite):
+            if count:
+                notes.append(f"channel {channel.name!r}: {int(count)} values are NaN or infinite")
+
+
+def _check_data_size(handle: BinaryIO, layout: Layout) -> None:
+    needed = layout.event_count * layout.event_bytes
+    available = max(0, os.fstat(handle.fileno()).st_size - layout.data_start)
+    if available < needed:
+        raise FcsFormatError(f"only {min(available, needed)} of the {needed} bytes of events could be read from "
+                             f"byte {layout.data_start} (the file is truncated). {REEXPORT}")
+
+
+def _read_block(handle: BinaryIO, layout: Layout, rows: int) -> bytes:
+    needed = rows * layout.event_bytes
+    buffer = handle.read(needed)
+    if len(buffer) != needed:
+        raise FcsFormatError(f"a block of {needed} bytes of events could not be read (the file is truncated "
+                             f"or changed while it was read). {REEXPORT}")
+    return buffer
+
+
+def read_raw_events(handle: BinaryIO, layout: Layout, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
     """Stored event values as float64 (events x parameters), integers masked by their $PnB/$PnR bit mask.
 
     Notes on masked values and non-finite floats are appended to ``layout.notes``.
     """
-    channels, total = layout.channels, layout.event_count
+    total = layout.event_count
+    events = np.empty((total, len(layout.channels)), dtype=np.float64)
     if total == 0:
-        return np.empty((0, len(channels)), dtype=np.float64)
-    needed = total * layout.event_bytes
+        return events
+    _check_data_size(handle, layout)
+    decoder = _BlockDecoder(layout)
     handle.seek(layout.data_start)
-    buffer = handle.read(needed)
-    if len(buffer) != needed:
-        raise FcsFormatError(f"only {len(buffer)} of the {needed} bytes of events could be read from byte "
-                             f"{layout.data_start} (the file is truncated). {REEXPORT}")
-    dtypes = [_dtype(c, layout.byteorder) for c in channels]
-    with np.errstate(all="ignore"):  # signalling NaNs in damaged float data are kept as NaN (and noted)
-        if len(set(dtypes)) == 1:
-            events = _uniform(np.frombuffer(buffer, dtype=dtypes[0]).reshape(total, len(channels)), layout)
-        else:
-            record = np.frombuffer(buffer, dtype=np.dtype([(f"p{c.number}", d) for c, d in zip(channels, dtypes)]))
-            events = np.empty((total, len(channels)), dtype=np.float64)
-            for j, channel in enumerate(channels):
-                column = record[f"p{channel.number}"]
-                events[:, j] = _masked(channel, column, layout.notes) if channel.mask is not None else column
-    _note_non_finite(events, channels, layout.notes)
+    for start in range(0, total, chunk_rows):
+        stop = min(total, start + chunk_rows)
+        decoder.decode(_read_block(handle, layout, stop - start), events[start:stop])
+    decoder.add_notes()
     return events
 
 
-def _uniform(stored: np.ndarray, layout: Layout) -> np.ndarray:
-    """float64 copy of a matrix stored in one type, with integer bit masks applied column-wise."""
-    masked = [c for c in layout.channels if c.mask is not None]
-    if not masked:
-        return stored.astype(np.float64)
-    masks = np.array([c.mask if c.mask is not None else -1 for c in layout.channels]).astype(stored.dtype)
-    for channel in masked:
-        _note_high_bits(channel, stored[:, channel.number - 1], layout.notes)
-    return (stored & masks).astype(np.float64)
+def iter_scaled_events(handle: BinaryIO, layout: Layout, chunk_rows: int = CHUNK_ROWS
+                       ) -> Iterator[tuple[int, np.ndarray]]:
+    """(first event index, float64 block of scaled events) for consecutive blocks of the DATA segment.
+
+    The values equal :func:`read_raw_events` followed by :func:`scale_events`; the notes (masked bits,
+    non-finite values, $TIMESTEP) are appended to ``layout.notes`` after the last block.
+    """
+    total = layout.event_count
+    if total:
+        _check_data_size(handle, layout)
+    decoder = _BlockDecoder(layout)
+    step = _time_step_or_none(layout)
+    handle.seek(layout.data_start)
+    for start in range(0, total, chunk_rows):
+        stop = min(total, start + chunk_rows)
+        block = np.empty((stop - start, len(layout.channels)), dtype=np.float64)
+        decoder.decode(_read_block(handle, layout, stop - start), block)
+        yield start, scale_events(block, layout, 1.0 if step is None else step)
+    decoder.add_notes()
+    if step is None:
+        time_step(layout)  # the note about an unusable $TIMESTEP, once
 
 
-def _masked(channel: Channel, column: np.ndarray, notes: list[str]) -> np.ndarray:
-    """Integer values with the bits above the channel's range cleared."""
-    _note_high_bits(channel, column, notes)
-    return column & column.dtype.type(channel.mask)
-
-
-def _note_high_bits(channel: Channel, column: np.ndarray, notes: list[str]) -> None:
-    high = int(np.count_nonzero(column > channel.mask))
-    if high:
-        notes.append(f"channel {channel.name!r}: {high} values had bits above $P{channel.number}R="
-                     f"{channel.range:g} set; masked to {int(channel.mask).bit_length()} bits")
-
-
-def _note_non_finite(events: np.ndarray, channels: list[Channel], notes: list[str]) -> None:
-    if not any(c.kind != "i" for c in channels):
-        return
-    bad = np.count_nonzero(~np.isfinite(events), axis=0)
-    for channel, count in zip(channels, bad):
-        if count:
-            notes.append(f"channel {channel.name!r}: {int(count)} values are NaN or infinite")
+def _time_step_or_none(layout: Layout) -> float | None:
+    """$TIMESTEP when it is usable (no note), None when :func:`time_step` would note a problem."""
+    text = layout.keywords.get("timestep")
+    try:
+        value = float(text) if text is not None else 1.0
+    except ValueError:
+        return None
+    return value if np.isfinite(value) and value > 0 else None
 
 
 def time_step(layout: Layout) -> float:
@@ -89,12 +158,17 @@ def time_step(layout: Layout) -> float:
     return value
 
 
-def scale_events(events: np.ndarray, layout: Layout) -> np.ndarray:
+def scale_events(events: np.ndarray, layout: Layout, step: float | None = None) -> np.ndarray:
     """Stored values to linear values IN PLACE, as flowio does: time x $TIMESTEP, log channels
-    10**(decades * x / $PnR) * offset, then division by the gain $PnG. Returns ``events``."""
+    10**(decades * x / $PnR) * offset, then division by the gain $PnG. Returns ``events``.
+
+    ``step``: the time step to use (None: :func:`time_step`, which notes an unusable $TIMESTEP)."""
     times = [j for j, c in enumerate(layout.channels) if c.name.lower() == "time"]
     time_index = times[-1] if times else None  # like flowio: the last channel named 'time'
-    step = time_step(layout) if times else 1.0
+    if not times:
+        step = 1.0
+    elif step is None:
+        step = time_step(layout)
     with np.errstate(all="ignore"):  # overflow of damaged values gives inf, as in flowio
         for j, channel in enumerate(layout.channels):
             if j == time_index and step != 1.0:

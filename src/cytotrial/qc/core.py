@@ -180,13 +180,13 @@ def run_event_qc(time_s, values, channel_names, channel_ranges, fluorescence_idx
     if "signal" in settings.steps:
         kept = np.flatnonzero(keep)
         channels = resolve_channels(settings.signal_channels, names, is_fluorescence)
-        rows = values[kept] if kept.size < n else values
-        subset = rows if channels.size == len(names) and (channels == np.arange(len(names))).all() \
-            else rows[:, channels]
-        signal = find_signal_anomalies(subset, [names[i] for i in channels], time_s[kept],
+        every_channel = channels.size == len(names) and (channels == np.arange(len(names))).all()
+        signal = find_signal_anomalies(values, [names[i] for i in channels], time_s[kept],
                                        settings.events_per_bin, settings.signal_min_bins, settings.signal_mad,
                                        settings.signal_min_shift, settings.consecutive_bins,
-                                       settings.min_run_bins, settings.drift_min_shift, settings.signal_statistic)
+                                       settings.min_run_bins, settings.drift_min_shift, settings.signal_statistic,
+                                       rows=kept if kept.size < n else None,
+                                       columns=None if every_channel else channels)
         keep[kept[signal.mask]] = False
         removed["signal"] = signal.n_removed
         if signal.skipped:

@@ -86,40 +86,54 @@ class SignalResult:
         return {c: int(k) for c, k in zip(self.channels, self.outlying.sum(axis=0), strict=True)}
 
 
-def bin_levels(values: np.ndarray, events_per_bin: int, statistic: str = "mean"
-                   ) -> tuple[np.ndarray, np.ndarray]:
+BINS_PER_GROUP = 64  # bins whose events are copied out of the event matrix at a time
+
+
+def bin_levels(values: np.ndarray, events_per_bin: int, statistic: str = "mean", rows: np.ndarray | None = None,
+               columns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mean (or median) of consecutive bins of ``events_per_bin`` events (the last bin takes the remainder).
 
-    The median of an even-sized bin is its upper middle value (one partition instead of two: the difference
-    is negligible for bins of hundreds of events and halves the time). Returns the (n_bins, n_channels)
-    statistics and the (n_bins + 1,) bin bounds.
+    ``rows`` / ``columns`` (indices, optional) select the events and channels of ``values`` to bin; the selected
+    values are copied :data:`BINS_PER_GROUP` bins at a time, never as a whole. The median of an even-sized bin is
+    its upper middle value (one partition instead of two: the difference is negligible for bins of hundreds of
+    events and halves the time). Returns the (n_bins, n_channels) statistics and the (n_bins + 1,) bin bounds.
     """
     if statistic not in ("median", "mean"):
         raise ValueError(f"statistic must be 'median' or 'mean', not {statistic!r}")
-    n, k = values.shape
+    n = values.shape[0] if rows is None else rows.size
+    k = values.shape[1] if columns is None else len(columns)
     n_bins = max(1, n // events_per_bin)
     bounds = np.minimum(np.arange(n_bins + 1, dtype=np.int64) * events_per_bin, n)
     bounds[-1] = n
-    full = (n_bins - 1) * events_per_bin
     out = np.empty((n_bins, k), dtype=np.float64)
-    rest = values[full:]
-    if statistic == "mean":
-        if n_bins > 1:
-            out[:-1] = values[:full].reshape(n_bins - 1, events_per_bin, k).mean(axis=1, dtype=np.float64)
-        out[-1] = rest.mean(axis=0, dtype=np.float64)
-        return out, bounds
-    if n_bins > 1:
-        block = values[:full].reshape(n_bins - 1, events_per_bin, k)
-        middle = events_per_bin // 2
-        out[:-1] = np.partition(block, middle, axis=1)[:, middle]
-    out[-1] = np.partition(rest, rest.shape[0] // 2, axis=0)[rest.shape[0] // 2]
+    middle = events_per_bin // 2
+    for first in range(0, n_bins, BINS_PER_GROUP):
+        last = min(n_bins, first + BINS_PER_GROUP)  # bins first..last-1; bin n_bins-1 holds the remainder
+        whole = last - 1 if last == n_bins else last  # bins of exactly events_per_bin events
+        block = _selected(values, rows, columns, bounds[first], bounds[last])
+        if whole > first:
+            full = block[:(whole - first) * events_per_bin].reshape(whole - first, events_per_bin, k)
+            out[first:whole] = full.mean(axis=1, dtype=np.float64) if statistic == "mean" \
+                else np.partition(full, middle, axis=1)[:, middle]
+        if whole < last:
+            rest = block[(whole - first) * events_per_bin:]
+            out[-1] = rest.mean(axis=0, dtype=np.float64) if statistic == "mean" \
+                else np.partition(rest, rest.shape[0] // 2, axis=0)[rest.shape[0] // 2]
     return out, bounds
+
+
+def _selected(values: np.ndarray, rows: np.ndarray | None, columns: np.ndarray | None, start: int, stop: int
+              ) -> np.ndarray:
+    """Selected events start..stop-1 (in selection order) and the selected channels, as one array."""
+    block = values[start:stop] if rows is None else values[rows[start:stop]]
+    return block if columns is None else block[:, columns]
 
 
 def find_signal_anomalies(values: np.ndarray, channel_names, time_s=None, events_per_bin: int = 1000,
                           min_bins: int = 100, mad: float = 5.0, min_shift: float = 0.01,
                           consecutive_bins: int = 5, min_run_bins: int = 1,
-                          drift_min_shift: float = 0.05, statistic: str = "mean") -> SignalResult:
+                          drift_min_shift: float = 0.05, statistic: str = "mean", rows: np.ndarray | None = None,
+                          columns: np.ndarray | None = None) -> SignalResult:
     """Signal anomalies of one sample.
 
     Parameters
@@ -142,11 +156,15 @@ def find_signal_anomalies(values: np.ndarray, channel_names, time_s=None, events
         Smallest total change of the smoothed levels reported as drift.
     statistic
         'mean' or 'median' (PeacoQC) of each bin and channel.
+    rows, columns
+        Indices of the events (in acquisition order) and channels of ``values`` to check; None: all. The
+        selection is never copied whole (see :func:`bin_levels`).
     """
     values = np.asarray(values)
     if values.ndim != 2:
         raise ValueError(f"values must be 2-D (events x channels), not shape {values.shape}")
-    n, k = values.shape
+    n = values.shape[0] if rows is None else rows.size
+    k = values.shape[1] if columns is None else len(columns)
     names = tuple(channel_names)
     if len(names) != k:
         raise ValueError(f"{k} channels but {len(names)} names")
@@ -154,7 +172,7 @@ def find_signal_anomalies(values: np.ndarray, channel_names, time_s=None, events
     if k == 0 or n // size < MIN_BINS:
         return SignalResult(mask=np.zeros(n, dtype=bool), channels=names,
                             skipped="no channels" if k == 0 else f"fewer than {MIN_BINS} bins of {size} events")
-    levels, bounds = bin_levels(values, size, statistic)
+    levels, bounds = bin_levels(values, size, statistic, rows, columns)
     center = np.median(levels, axis=0)
     deviation = np.abs(levels - center)
     spread = MAD_TO_SD * np.median(deviation, axis=0)

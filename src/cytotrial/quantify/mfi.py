@@ -27,25 +27,26 @@ def population_mfi(result: GatingResult, adata: ad.AnnData, sample_id: str) -> p
     markers = adata.var["marker"].to_numpy()[fluorescence]
     channels = adata.var["channel"].to_numpy()[fluorescence] if "channel" in adata.var else \
         adata.var_names.to_numpy()[fluorescence]
-    linear = np.asarray(adata.layers["compensated"])[:, fluorescence]
-    transformed = np.asarray(adata.X)[:, fluorescence]
-    linear_columns = [np.ascontiguousarray(linear[:, j]) for j in range(fluorescence.size)]
-    transformed_columns = [np.ascontiguousarray(transformed[:, j]) for j in range(fluorescence.size)]
+    index_type = np.int32 if adata.n_obs < 2**31 else np.intp  # the populations' rows: 4 bytes per event
+    rows = {g["population"]: np.flatnonzero(result.masks[g["population"]]).astype(index_type)
+            for g in result.gates if g["status"] == "ok"}
+    medians = {population: np.full((2, fluorescence.size), np.nan) for population in rows}
+    for layer, values in enumerate((adata.layers["compensated"], adata.X)):
+        for k, j in enumerate(fluorescence):  # one contiguous channel at a time, never a copy of the matrix
+            column = np.ascontiguousarray(np.asarray(values)[:, j])
+            for population, population_rows in rows.items():
+                if population_rows.size:
+                    medians[population][layer, k] = _median(column.take(population_rows))
     columns = {c: [] for c in MFI_COLUMNS}
     for gate in result.gates:
         ok = gate["status"] == "ok"
-        mask = result.masks[gate["population"]] if ok else None
-        events = float(mask.sum()) if ok else np.nan
-        if ok and events:
-            rows = np.flatnonzero(mask)
-            medians = np.array([_median(linear_columns[j].take(rows)) for j in range(fluorescence.size)])
-            medians_t = np.array([_median(transformed_columns[j].take(rows)) for j in range(fluorescence.size)])
-        else:
-            medians = medians_t = np.full(fluorescence.size, np.nan)
+        events = float(rows[gate["population"]].size) if ok else np.nan
+        linear_medians, transformed_medians = medians[gate["population"]] if ok else \
+            np.full((2, fluorescence.size), np.nan)
         n = fluorescence.size
         for column, values in (("sample_id", [sample_id] * n), ("population", [gate["population"]] * n),
                                ("marker", list(markers)), ("channel", list(channels)), ("events", [events] * n),
-                               ("mfi", list(medians)), ("mfi_gating_units", list(medians_t))):
+                               ("mfi", list(linear_medians)), ("mfi_gating_units", list(transformed_medians))):
             columns[column].extend(values)
     table = pd.DataFrame(columns)
     table["events"] = table["events"].astype("Float64").astype("Int64")
