@@ -4,14 +4,14 @@ import anndata as ad
 
 from cytotrial.gating.plan_engine import load_gating_template
 from cytotrial.gating.pooling import fit_pooled_gates
+from cytotrial.gating.sample import qc_kept_events
 from cytotrial.io.tables import write_json
 from cytotrial.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     samples = {}
     for sample_id, path in zip(snakemake.params.samples, snakemake.input.events, strict=True):
-        events = ad.read_h5ad(path)
-        samples[sample_id] = events[events.obs["qc_keep"].to_numpy()].copy()  # as gate_sample gates them
+        samples[sample_id] = qc_kept_events(ad.read_h5ad(path))  # the events gate_sample gates
     template = load_gating_template(snakemake.input.template)
     fitted = fit_pooled_gates(samples, template, snakemake.wildcards.batch, snakemake.params.overrides)
     for population, fit in fitted.items():

@@ -112,3 +112,21 @@ def test_a_flowjo_workspace_is_a_static_template():
     with pytest.raises(GatingMLError, match="group"):
         load_gating_template(REPO / "tests" / "data" / "flowjo" / "simple_diamond_example_quad_gate.wsp",
                              workspace_group="No such group")
+
+
+def test_root_mask_gives_the_masks_of_the_subset(gated):
+    """Gating all events with the QC-kept ones as root equals gating a copy of the QC-kept events, for the
+    adaptive engine and for a static template (what gate_sample relies on to avoid the copy)."""
+    adata = gated["adata"]
+    keep = adata.obs["qc_keep"].to_numpy()
+    assert 0 < (~keep).sum()
+    subset = adata[keep].copy()
+    adaptive = load_template(REPO / "config" / "gating" / "default.yaml")
+    static = load_gating_template(gated["xml"])
+    for whole, part in ((apply_template(adata, adaptive, root=keep), apply_template(subset, adaptive)),
+                        (apply_plan(adata, static, root=keep), apply_plan(subset, static))):
+        assert whole.masks.keys() == part.masks.keys()
+        for name, mask in whole.masks.items():
+            assert not mask[~keep].any() and np.array_equal(mask[keep], part.masks[name]), name
+        assert population_table(whole, "s").equals(population_table(part, "s"))
+        assert whole.gates == part.gates

@@ -36,7 +36,7 @@ class GatingResult:
 
 
 def apply_template(adata: ad.AnnData, template: GatingTemplate, overrides: dict | None = None,
-                   pooled: dict | None = None) -> GatingResult:
+                   pooled: dict | None = None, root: np.ndarray | None = None) -> GatingResult:
     """Gate one sample.
 
     A population whose parent has fewer than ``template.min_parent_events`` events, or whose gate cannot be
@@ -53,12 +53,15 @@ def apply_template(adata: ad.AnnData, template: GatingTemplate, overrides: dict 
         population -> gate parameters fitted on the pooled events of the sample's acquisition batch
         (:func:`cytotrial.gating.pooling.fit_pooled_gates`; same form as ``overrides`` plus 'batch'). A reviewer's
         override of the same population wins.
+    root
+        (n_events,) bool: the events to gate (e.g. those that passed the event QC); None gates all. Gating with a
+        root mask gives the masks (over all events) that gating ``adata[root]`` would give, without the copy.
     """
     overrides, pooled = overrides or {}, pooled or {}
     unknown = set(overrides) - set(template.names)
     if unknown:
         raise TemplateError(f"overrides name populations not in the gating template: {sorted(unknown)}")
-    masks = {"root": np.ones(adata.n_obs, dtype=bool)}
+    masks = {"root": np.ones(adata.n_obs, dtype=bool) if root is None else np.asarray(root, dtype=bool).copy()}
     gates: list[dict] = []
     cache: dict = {}
     missing: set[str] = set()

@@ -76,10 +76,10 @@ def cuts(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned: di
     """One cut per dimension, ANDed. Cuts are found on the parent's events, or, with ``args.sequential``, each
     on the events that passed the cuts listed before it (e.g. CD25 on CD127lo cells). ``pinned`` maps a
     dimension to a fixed cut (a reviewer's override)."""
-    keep = parent.copy()
     realised = {}
     sequential = bool(gate.args.get("sequential", False))
     rows = np.flatnonzero(parent)  # work on the parent's events only: X[rows, j] is ~5x faster than X[mask, j]
+    passed = np.ones(rows.size, dtype=bool)  # of the parent's events, those that passed the cuts so far
     for cut in gate.cuts:
         values = adata.X[rows, dimension_index(adata, cut.dim)]
         if cut.dim in pinned:
@@ -87,10 +87,12 @@ def cuts(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned: di
         else:
             key = (gate.name if sequential else gate.parent, *cut.key)
             if key not in cache:
-                cache[key] = find_cut(values[keep[rows]] if sequential else values, cut.method, dict(cut.args))
+                cache[key] = find_cut(values[passed] if sequential else values, cut.method, dict(cut.args))
             value, method = cache[key], cut.method
-        keep[rows] &= values > value if cut.keep == "above" else values <= value
+        passed &= values > value if cut.keep == "above" else values <= value
         realised[cut.dim] = {"keep": cut.keep, "method": method, "cut": value}
+    keep = np.zeros(parent.size, dtype=bool)
+    keep[rows[passed]] = True
     return keep, {"cuts": realised}
 
 

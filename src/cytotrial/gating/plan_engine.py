@@ -77,9 +77,11 @@ class AnnDataEvents:
     def file_compensated(self, source: str, gate_id: str) -> np.ndarray:
         return np.asarray(self.adata.layers["compensated"], dtype=np.float64)
 
-    def flowkit_sample(self) -> fk.Sample:
-        """The raw events as a flowkit Sample (channel names $PnN), e.g. for writing a FlowJo workspace."""
-        return fk.Sample(self.raw("flowkit", ""), sample_id=self.id, channel_labels=self.pnn)
+    def flowkit_sample(self, rows: np.ndarray | None = None) -> fk.Sample:
+        """The raw events (those where ``rows`` is True, if given) as a flowkit Sample (channel names $PnN), e.g.
+        for writing a FlowJo workspace."""
+        raw = self.raw("flowkit", "")
+        return fk.Sample(raw if rows is None else raw[rows], sample_id=self.id, channel_labels=self.pnn)
 
     def raw(self, source: str, gate_id: str) -> np.ndarray:
         """Uncompensated values: the compensated values times the spillover the preprocessing removed."""
@@ -109,18 +111,18 @@ class AnnDataEvents:
                           [self.pnn.index(d) for d in matrix.detectors])
 
 
-def apply_plan(adata: ad.AnnData, template: StaticTemplate) -> GatingResult:
+def apply_plan(adata: ad.AnnData, template: StaticTemplate, root: np.ndarray | None = None) -> GatingResult:
     """Gate one sample's events with a static template.
 
     Every plan gate becomes a population named by its gate id, with its parent (or 'root'). As with the adaptive
     engine, a population whose parent has fewer than ``template.min_parent_events`` events is reported missing.
     ``GatingResult.display`` holds, per (population, dimension), the values in the gate's own units for review
-    figures.
+    figures. ``root`` (bool per event) restricts gating to those events, as :func:`~.engine.apply_template`.
     """
     plan = template.plan
     events = PlanEvents(plan, AnnDataEvents(adata))
     masks_by_id = evaluate_plan(plan, events)
-    masks = {"root": np.ones(adata.n_obs, dtype=bool)}
+    masks = {"root": np.ones(adata.n_obs, dtype=bool) if root is None else np.asarray(root, dtype=bool).copy()}
     gates, display, missing = [], {}, set()
     for gate in plan.gates.values():
         parent = gate.parent or "root"
@@ -136,7 +138,7 @@ def apply_plan(adata: ad.AnnData, template: StaticTemplate) -> GatingResult:
                       else f"parent '{parent}' has {parent_count} events (< {template.min_parent_events})")
             gates.append({**record, "count": None, "status": "missing", "reason": reason})
             continue
-        masks[gate.id] = masks_by_id[gate.id]
+        masks[gate.id] = masks_by_id[gate.id] if root is None else masks_by_id[gate.id] & masks["root"]
         for dim in gate.dims[:2]:
             display[(gate.id, _dim_name(dim))] = events.values(dim, gate.id).astype(np.float32)
         gates.append({**record, "count": int(masks[gate.id].sum()), "status": "ok", "reason": ""})

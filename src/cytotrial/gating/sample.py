@@ -62,31 +62,29 @@ def gate_sample_files(sample_id: str, events_path: str, template_path: str, outp
         log.warning("%s: excluded: %s", sample_id, excluded_reason(events))
         write_excluded_gating_outputs(sample_id, excluded_reason(events), outputs)
         return
-    n_events = events.n_obs
-    adata = qc_kept_events(events)  # gate only the events that passed the event QC
-    del events
-    log.info("%s: gating %d of %d events (event QC)", sample_id, adata.n_obs, n_events)
+    kept = events.obs["qc_keep"].to_numpy()  # gate only the events that passed the event QC (root mask)
+    log.info("%s: gating %d of %d events (event QC)", sample_id, int(kept.sum()), events.n_obs)
     template = load_gating_template(template_path, workspace_group)
     if isinstance(template, StaticTemplate):
-        result = apply_plan(adata, template)
+        result = apply_plan(events, template, root=kept)
     else:
         pooled = json.loads(Path(pooled_path).read_text()) if pooled_path else {}
-        result = apply_template(adata, template, overrides, pooled)
+        result = apply_template(events, template, overrides, pooled, root=kept)
     table = population_table(result, sample_id)
     log.info("%s: %d populations, %d missing", sample_id, len(table), int((table.status != "ok").sum()))
     write_tsv(table, outputs["populations"])
-    write_tsv(population_mfi(result, adata, sample_id), outputs["mfi"])
-    write_h5ad(event_anndata(result, adata, sample_id, events_per_sample), outputs["events"])
-    realised = realised_gates(result, adata)
+    write_tsv(population_mfi(result, events, sample_id), outputs["mfi"])
+    write_h5ad(event_anndata(result, events, sample_id, events_per_sample), outputs["events"])
+    realised = realised_gates(result, events)
     write_json(realised, outputs["gates"])
     if not isinstance(template, StaticTemplate):  # static gates are the template itself, the same on every sample
         with atomic_path(outputs["gatingml"], suffix=".xml") as tmp:
-            export_gatingml(realised, adata.var, adata.uns.get("spillover") or None, tmp)
+            export_gatingml(realised, events.var, events.uns.get("spillover") or None, tmp)
         with warnings.catch_warnings(record=True):
-            left_out = export_flowjo_workspace(outputs["gatingml"], AnnDataEvents(adata).flowkit_sample(),
+            left_out = export_flowjo_workspace(outputs["gatingml"], AnnDataEvents(events).flowkit_sample(kept),
                                                outputs["workspace"])
         if left_out:
             log.info("%s: FlowJo workspace without %s (Boolean gates and their children: see the GatingML file)",
                      sample_id, left_out)
     with atomic_path(outputs["review"], suffix=".npz") as tmp:
-        np.savez_compressed(tmp, **review_events(result, adata))
+        np.savez_compressed(tmp, **review_events(result, events))

@@ -97,14 +97,16 @@ def event_anndata(result: GatingResult, adata: ad.AnnData, sample_id: str, max_e
         ``uns['missing_populations']``); ``var``: channels with their transform parameters; ``uns``: sample id,
         populations with parents, events before subsampling, ``transforms`` (channel -> transform and parameters).
     """
-    n = adata.n_obs
-    rows = np.arange(n)
+    gated = np.flatnonzero(result.masks["root"])  # the events gated (QC-kept): event i is the i-th of them
+    n = gated.size
+    positions = np.arange(n)
     if n > max_events:
         rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(sample_id.encode())]))
-        rows = np.sort(rng.choice(n, size=max_events, replace=False))
+        positions = np.sort(rng.choice(n, size=max_events, replace=False))
+    rows = gated[positions]
     membership = {g["population"]: result.masks[g["population"]][rows] for g in result.gates}
     obs = pd.DataFrame({"sample_id": pd.Categorical([sample_id] * rows.size), **membership},
-                       index=[f"{sample_id}-{i}" for i in rows])
+                       index=[f"{sample_id}-{i}" for i in positions])
     events = ad.AnnData(X=np.asarray(adata.X[rows], dtype=np.float32), obs=obs, var=adata.var.copy(),
                         layers={"compensated": np.asarray(adata.layers["compensated"][rows], dtype=np.float32)})
     events.uns["sample_id"] = sample_id

@@ -27,7 +27,7 @@ def population_table(result: GatingResult, sample_id: str) -> pd.DataFrame:
     DataFrame
         One row per population, in template order, with :data:`POPULATION_COLUMNS`.
     """
-    counts = {"root": int(result.masks["root"].size)}
+    counts = {"root": int(np.count_nonzero(result.masks["root"]))}
     counts.update({g["population"]: g["count"] for g in result.gates})
     rows = []
     for gate in result.gates:
