@@ -463,12 +463,11 @@ def report(results: list[dict]) -> list[tuple[str, bool]]:
     for stage in STAGES:
         print(f"  {stage:<34}" + "".join(f"{r['stages'][stage]:>12.3f}" for r in results))
         if stage == "read+comp+transform":
-            print(f"  {'  of which decoding the blocks':<34}"
-                  + "".join(f"{r['stages']['read']:>12.3f}" for r in results))
-            print(f"  {'  of which compensation':<34}"
-                  + "".join(f"{r['stages']['read+compensate'] - r['stages']['read']:>12.3f}" for r in results))
-            print(f"  {'  of which transforms, float32':<34}"
-                  + "".join(f"{r['stages'][stage] - r['stages']['read+compensate']:>12.3f}" for r in results))
+            parts = {"decoding the blocks": lambda t: t["read"],
+                     "compensation": lambda t: t["read+compensate"] - t["read"],
+                     "transforms, float32": lambda t: t[stage] - t["read+compensate"]}
+            for label, seconds in parts.items():
+                print(f"  {'  of which ' + label:<34}" + "".join(f"{seconds(r['stages']):>12.3f}" for r in results))
     totals = [sum(r["stages"][s] for s in STAGES) for r in results]
     print(f"  {'total':<34}" + "".join(f"{t:>12.3f}" for t in totals))
     print(f"  {'events/s (M)':<34}" + "".join(f"{r['n'] / t / 1e6:>12.3f}" for r, t in zip(results, totals)))
