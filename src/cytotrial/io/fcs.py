@@ -3,7 +3,8 @@
 The HEADER, TEXT and DATA segments are parsed here (``fcs_segments``, ``fcs_layout``, ``fcs_events``)
 rather than by flowio, so that every size is checked against the file before anything is allocated and
 every problem becomes one :class:`FcsReadError` naming the file. The result is handed to flowkit as a
-``flowio.FlowData``, so callers get an ordinary ``flowkit.Sample``.
+``flowio.FlowData``, so callers get an ordinary ``flowkit.Sample``. :class:`FcsEventBlocks` gives the same
+events block by block (the preprocessing reads files that way, never holding a whole float64 matrix).
 
 Tolerated quirks (each recorded as a note, see :func:`read_fcs_with_notes`): several data sets
 (the first FCS 3.x one is read), HEADER and TEXT DATA offsets that disagree, an end offset one byte
