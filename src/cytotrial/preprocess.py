@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from .compensation import compensation_matrix
-from .compensation.keywords import CompensationError
 from .io.atomic import atomic_path
 from .io.deid import deidentify_keywords
 from .io.fcs import FcsEventBlocks, sha256_of
@@ -72,11 +71,7 @@ def iter_compensated(fcs: FcsEventBlocks, located: PanelChannels, matrix: fk.Mat
     from scipy.linalg import lu_factor, lu_solve
 
     detectors = []
-    if matrix is not None:
-        missing = [d for d in matrix.detectors if d not in fcs.pnn_labels]
-        if missing:
-            raise CompensationError(f"{fcs.path}: the spillover matrix names detectors {missing} that the file "
-                                    f"does not have ($PnN: {fcs.pnn_labels}). Use the matrix of this panel.")
+    if matrix is not None:  # from compensation_matrix, which checks that its detectors are the file's
         detectors = [fcs.get_channel_index(d) for d in matrix.detectors]
         factors = lu_factor(np.asarray(matrix.matrix, dtype=np.float64).T)
     # panel columns that are detectors of the matrix: (position in the panel block, row of the solution)
@@ -221,13 +216,11 @@ def transform_events(fcs: FcsEventBlocks, located: PanelChannels, matrix: fk.Mat
     out = EventArrays(np.empty((n, k), dtype=np.float32), np.empty((n, k), dtype=np.float32),
                       np.empty(n, dtype=np.float64))
     transforms: list[Callable[[np.ndarray], np.ndarray]] = [channel_transform(r) for r in records]
-    transformed = np.empty((0, k), dtype=np.float32)
     for start, block, time_block in iter_compensated(fcs, located, matrix):
         stop = start + len(block)
         out.compensated[start:stop] = block
         out.time_s[start:stop] = time_block
-        if transformed.shape[0] != len(block):
-            transformed = np.empty((len(block), k), dtype=np.float32)  # one block, filled column by column
+        transformed = np.empty((len(block), k), dtype=np.float32)  # the block, filled column by column
         for j, apply in enumerate(transforms):
             transformed[:, j] = apply(np.ascontiguousarray(block[:, j]))
         out.transformed[start:stop] = transformed

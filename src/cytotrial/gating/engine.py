@@ -35,6 +35,11 @@ class GatingResult:
     display: dict = field(default_factory=dict)  # (population, dim) -> values in the gate's own units, if not X
 
 
+def root_mask(n_events: int, root: np.ndarray | None) -> np.ndarray:
+    """The events a template gates: all of them, or those where ``root`` is True (a copy)."""
+    return np.ones(n_events, dtype=bool) if root is None else np.array(root, dtype=bool)
+
+
 def apply_template(adata: ad.AnnData, template: GatingTemplate, overrides: dict | None = None,
                    pooled: dict | None = None, root: np.ndarray | None = None) -> GatingResult:
     """Gate one sample.
@@ -61,7 +66,7 @@ def apply_template(adata: ad.AnnData, template: GatingTemplate, overrides: dict 
     unknown = set(overrides) - set(template.names)
     if unknown:
         raise TemplateError(f"overrides name populations not in the gating template: {sorted(unknown)}")
-    masks = {"root": np.ones(adata.n_obs, dtype=bool) if root is None else np.asarray(root, dtype=bool).copy()}
+    masks = {"root": root_mask(adata.n_obs, root)}
     gates: list[dict] = []
     cache: dict = {}
     missing: set[str] = set()

@@ -21,7 +21,7 @@ import flowkit as fk
 import numpy as np
 from flowutils.compensate import compensate
 
-from .engine import GatingResult
+from .engine import GatingResult, root_mask
 from .gatingml import GatingMLError, GatingPlan, PlanEvents, PlanGate, evaluate_plan, load_gatingml
 from .template import GatingTemplate, TemplateError, load_template
 
@@ -122,7 +122,7 @@ def apply_plan(adata: ad.AnnData, template: StaticTemplate, root: np.ndarray | N
     plan = template.plan
     events = PlanEvents(plan, AnnDataEvents(adata))
     masks_by_id = evaluate_plan(plan, events)
-    masks = {"root": np.ones(adata.n_obs, dtype=bool) if root is None else np.asarray(root, dtype=bool).copy()}
+    masks = {"root": root_mask(adata.n_obs, root)}
     gates, display, missing = [], {}, set()
     for gate in plan.gates.values():
         parent = gate.parent or "root"
@@ -138,7 +138,7 @@ def apply_plan(adata: ad.AnnData, template: StaticTemplate, root: np.ndarray | N
                       else f"parent '{parent}' has {parent_count} events (< {template.min_parent_events})")
             gates.append({**record, "count": None, "status": "missing", "reason": reason})
             continue
-        masks[gate.id] = masks_by_id[gate.id] if root is None else masks_by_id[gate.id] & masks["root"]
+        masks[gate.id] = masks_by_id[gate.id] & masks["root"]
         for dim in gate.dims[:2]:
             display[(gate.id, _dim_name(dim))] = events.values(dim, gate.id).astype(np.float32)
         gates.append({**record, "count": int(masks[gate.id].sum()), "status": "ok", "reason": ""})

@@ -93,22 +93,31 @@ def _read_block(handle: BinaryIO, layout: Layout, rows: int) -> bytes:
     return buffer
 
 
+def _decoded_blocks(handle: BinaryIO, layout: Layout, chunk_rows: int, into: np.ndarray | None = None
+                    ) -> Iterator[tuple[int, np.ndarray]]:
+    """(first event index, float64 block of stored values) for consecutive blocks of the DATA segment, decoded
+    into ``into[start:stop]`` when given; the notes of all blocks are appended after the last one."""
+    total = layout.event_count
+    if total:
+        _check_data_size(handle, layout)
+    decoder = _BlockDecoder(layout)
+    handle.seek(layout.data_start)
+    for start in range(0, total, chunk_rows):
+        stop = min(total, start + chunk_rows)
+        block = into[start:stop] if into is not None else np.empty((stop - start, len(layout.channels)))
+        decoder.decode(_read_block(handle, layout, stop - start), block)
+        yield start, block
+    decoder.add_notes()
+
+
 def read_raw_events(handle: BinaryIO, layout: Layout, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
     """Stored event values as float64 (events x parameters), integers masked by their $PnB/$PnR bit mask.
 
     Notes on masked values and non-finite floats are appended to ``layout.notes``.
     """
-    total = layout.event_count
-    events = np.empty((total, len(layout.channels)), dtype=np.float64)
-    if total == 0:
-        return events
-    _check_data_size(handle, layout)
-    decoder = _BlockDecoder(layout)
-    handle.seek(layout.data_start)
-    for start in range(0, total, chunk_rows):
-        stop = min(total, start + chunk_rows)
-        decoder.decode(_read_block(handle, layout, stop - start), events[start:stop])
-    decoder.add_notes()
+    events = np.empty((layout.event_count, len(layout.channels)), dtype=np.float64)
+    for _ in _decoded_blocks(handle, layout, chunk_rows, into=events):
+        pass
     return events
 
 
@@ -117,26 +126,17 @@ def iter_scaled_events(handle: BinaryIO, layout: Layout, chunk_rows: int = CHUNK
     """(first event index, float64 block of scaled events) for consecutive blocks of the DATA segment.
 
     The values equal :func:`read_raw_events` followed by :func:`scale_events`; the notes (masked bits,
-    non-finite values, $TIMESTEP) are appended to ``layout.notes`` after the last block.
+    non-finite values, $TIMESTEP) are appended to ``layout.notes`` after the last block, in that order.
     """
-    total = layout.event_count
-    if total:
-        _check_data_size(handle, layout)
-    decoder = _BlockDecoder(layout)
-    step = _time_step_or_none(layout)
-    handle.seek(layout.data_start)
-    for start in range(0, total, chunk_rows):
-        stop = min(total, start + chunk_rows)
-        block = np.empty((stop - start, len(layout.channels)), dtype=np.float64)
-        decoder.decode(_read_block(handle, layout, stop - start), block)
+    step = _usable_time_step(layout)
+    for start, block in _decoded_blocks(handle, layout, chunk_rows):
         yield start, scale_events(block, layout, 1.0 if step is None else step)
-    decoder.add_notes()
     if step is None:
         time_step(layout)  # the note about an unusable $TIMESTEP, once
 
 
-def _time_step_or_none(layout: Layout) -> float | None:
-    """$TIMESTEP when it is usable (no note), None when :func:`time_step` would note a problem."""
+def _usable_time_step(layout: Layout) -> float | None:
+    """$TIMESTEP as a positive float (1 when it is missing); None when it is unusable."""
     text = layout.keywords.get("timestep")
     try:
         value = float(text) if text is not None else 1.0
@@ -147,12 +147,9 @@ def _time_step_or_none(layout: Layout) -> float | None:
 
 def time_step(layout: Layout) -> float:
     """$TIMESTEP as a positive float; 1 (with a note) when it is missing or unusable."""
-    text = layout.keywords.get("timestep")
-    try:
-        value = float(text) if text is not None else 1.0
-    except ValueError:
-        value = float("nan")
-    if not np.isfinite(value) or value <= 0:
+    value = _usable_time_step(layout)
+    if value is None:
+        text = layout.keywords.get("timestep")
         layout.notes.append(f"$TIMESTEP is {text[:20]!r}; time values were not scaled")  # type: ignore[index]
         return 1.0
     return value
