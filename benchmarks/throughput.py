@@ -15,7 +15,8 @@ of a batch once more) is printed for reference but is not part of the per-file t
      open                 HEADER/TEXT parse, panel channels, the file's spillover (compensation.source: file),
                           the batch's transform parameters (open_compensation, transform_records)
      read+comp+transform  transform_events: blocks of 8,192 events decoded to float64, $PnE/$PnG/$TIMESTEP
-                          scaling, spillover solve, scatter / $PnR and 17 x logicle into float32, float32
+                          scaling, x = y S^-1 (one matrix product a block), scatter / $PnR and 17 x logicle
+                          (FastLogicle, compiled) into float32, float32
                           compensated copy; "of which" rows time decoding alone and decoding + compensation
      event QC             run_event_qc (margins, flow rate, signal; config qc settings)
      assemble             assemble_anndata: var/obs tables, AnnData, SHA-256 of the file, de-identified metadata
@@ -49,7 +50,9 @@ of a batch once more) is printed for reference but is not part of the per-file t
 4. numpy lower bound (benchmarks/gating_speed.numpy_bound): TEXT parse, np.fromfile of the DATA segment at its
    offset, inverse-spillover matmul, FastLogicle of the 17 markers, scatter / range. Target: our
    read + compensate + transform within 2x of it.
-5. The whole demo trial on 2 cores is not rerun here: the per-rule benchmark files are listed from
+5. Fixed costs of a fresh process, printed for reference: imports, and the first run of the pipeline on a small
+   file against a second run (numba loads its cached kernels on first use).
+6. The whole demo trial on 2 cores is not rerun here: the per-rule benchmark files are listed from
    results/benchmarks if present.
 
 The machine may be shared: os.getloadavg() is printed at start and end, and when the 1-minute load is above 2.5
@@ -235,6 +238,30 @@ def child_rss(fcs: str, batch_json: str, warmup_fcs: str) -> dict:
     return {"cold": cold, "baseline": baseline, "peak": peak, "end": end["VmRSS"], "stages": per_stage,
             "resettable": resettable, "n_events": state["n"],
             "ru_maxrss_self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def child_startup(fcs: str, batch_json: str) -> dict:
+    """Fixed costs of a fresh process, which the per-file figures (best of N in a warm process) leave out: importing
+    the pipeline's modules, then the first run of the whole pipeline on a small file minus a second run of it (numba
+    loading its cached machine code, modules imported on first use)."""
+    start = time.perf_counter()
+    import anndata  # noqa: F401
+    import flowkit  # noqa: F401
+    import numba  # noqa: F401
+
+    from cytotrial.gating.engine import apply_template  # noqa: F401
+    from cytotrial.preprocess import transform_events  # noqa: F401
+    imports = time.perf_counter() - start
+    inputs = load_inputs()
+    batch = json.loads(Path(batch_json).read_text())
+    runs = []
+    for _ in range(2):
+        state: dict = {}
+        start = time.perf_counter()
+        for _, fn in pipeline_stages(fcs, inputs, batch):
+            fn(state)
+        runs.append(time.perf_counter() - start)
+    return {"imports": imports, "first": runs[0], "second": runs[1]}
 
 
 def child_trace(fcs: str, batch_json: str, top: int = 4) -> dict:
@@ -582,7 +609,7 @@ def main() -> None:
         if kind == "prepare":
             result = child_prepare(int(rest[0]), rest[1], rest[2])
         else:
-            result = child_rss(*rest) if kind == "rss" else child_trace(rest[0], rest[1])
+            result = {"rss": child_rss, "trace": child_trace, "startup": child_startup}[kind](*rest)
         print(json.dumps(result))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -615,6 +642,7 @@ def main() -> None:
         for events in args.events:
             prepared.append(run_child("prepare", str(events), str(out), scratch))
             print(f"  {fmt_events(events)}: file ready {elapsed()}", flush=True)
+        startup = run_child("startup", warmup["fcs"], warmup["batch_json"])
         for p in prepared:
             p["rss"] = run_child("rss", p["fcs"], p["batch_json"], warmup["fcs"])
             print(f"  {fmt_events(p['events'])}: peak RSS measured {elapsed()}", flush=True)
@@ -634,6 +662,10 @@ def main() -> None:
         checks = report(results)
         if trace is not None:
             print_trace(*trace)
+    print(f"\n5. Fixed costs of a fresh process (each workflow job pays them once; not in the figures above): "
+          f"imports {startup['imports']:.2f} s (anndata, flowkit, numba, cytotrial); first run of the pipeline on a "
+          f"{fmt_events(WARMUP_EVENTS)}-event file {startup['first']:.2f} s vs {startup['second']:.2f} s for the "
+          f"second (numba loads its cached kernels on first use)")
     print_benchmark_files()
     print("\nTargets:")
     for text, ok in checks:

@@ -128,8 +128,8 @@ def test_matches_flowkit(t, w, m, a):
 def test_realistic_values_use_the_table(monkeypatch, t, w, m, a):
     """Only zeros' neighbours, out-of-table and non-finite values reach flowutils at apply time."""
     fast = FastLogicle(t, w, m, a)
-    assert fast.highest_tabulated >= 1e12
-    assert fast.lowest_tabulated <= (0.1 if w == 0 and a == 0 else 1e-4)
+    assert fast.highest_tabulated >= 4 * t  # compensated values rarely exceed a few T
+    assert fast.lowest_tabulated <= (0.1 if w == 0 and a == 0 else t * 2.0**-23)
     passed_to_flowutils = []
 
     def counting_reference(values, *args):
@@ -210,3 +210,28 @@ def test_table_build_is_deterministic():
 def test_rejects_invalid_parameters(t, m):
     with pytest.raises(ValueError):
         FastLogicle(t, 0.5, m, 0.0)
+
+
+@pytest.mark.parametrize(("t", "w", "m", "a"), PARAMETER_SETS)
+def test_compiled_roots_are_flowutils_doubles(t, w, m, a):
+    """logicle_kernels.logicle_roots (flowutils' C code compiled by numba) gives flowutils' doubles bit for bit,
+    -1 where it does not converge included."""
+    from cytotrial.logicle_kernels import logicle_roots
+
+    rng = np.random.default_rng([int(t), int(w * 1000), int(m * 10), int(a * 10), 1])
+    values = np.concatenate([random_values(t, 100_000, rng), special_values(t, FastLogicle(t, w, m, a))])
+    assert np.array_equal(logicle_roots(values, t, w, m, a), flowkit_logicle(values, t, w, m, a), equal_nan=True)
+
+
+def test_apply_into_writes_strided_float32_columns():
+    """apply_into on columns of an event block gives apply's values rounded to float32, in place."""
+    fast = FastLogicle(262144.0, 0.5, 4.5, 0.0)
+    block = np.random.default_rng(5).normal(300.0, 2000.0, (5000, 6))
+    block[::97, 2] = 0.0
+    block[3, 2], block[4, 2] = 1e9, np.nan  # outside the table
+    out = np.full((5000, 6), -7.0, dtype=np.float32)
+    fast.apply_into(block[:, 2], out[:, 2])
+    np.testing.assert_array_equal(out[:, 2], fast.apply(block[:, 2]).astype(np.float32))
+    assert (out[:, [0, 1, 3, 4, 5]] == -7.0).all()
+    with pytest.raises(ValueError, match="1-D float64"):
+        fast.apply_into(block[:, 2].astype(np.float32), out[:, 2])

@@ -14,19 +14,20 @@ How
 y(|x|) is tabulated once per parameter set on a grid that is uniform within each power of two ("octave") of |x|,
 32 intervals per octave, so that a value's interval is its float64 bit pattern shifted right (no logarithm, no
 search). Each interval holds a degree-6 polynomial in (|x| - left end of the interval) interpolating y at 7
-Chebyshev points, whose values come from flowutils itself (one call with ~13,000 values: ~2 ms to build, up to
-~5 ms for m = 2, w = 0). ``apply`` works on chunks of 16,384 values, numpy only, float64: |x|, a subtraction
-and a shift for the interval, an AND for its left end, 7 table look-ups and Horner steps, and the reflection
-2 x1 - y for negatives written as flowutils rounds it. Values outside the table -- |x| below
-2**(floor(log2 t) - 36) (3.8e-6 for t = 262144) or at/above 2**(floor(log2 t) + 25) (8.8e12), and NaN/inf -- are
-computed by flowutils, exact zeros give x1; so all of those are identical to flowutils. When w = a = 0 the
-octaves where y < 1e-4 (|x| < 0.0625 for t = 262144, m = 4.5) are left to flowutils as well: there its
-result is accurate to ~1e-17 absolute only, noise a table cannot reproduce in float32 terms.
+Chebyshev points, whose values are flowutils' own (``logicle_kernels.logicle_roots``, its C code compiled with
+numba: the same doubles; ~6,000 values, ~0.8 ms to build). ``apply`` / ``apply_into`` run one compiled loop
+(``logicle_kernels.tabulated_logicle``): |x|, a subtraction and a shift for the interval, an AND for its left
+end, 7 table look-ups and Horner steps, and the reflection 2 x1 - y for negatives written as flowutils rounds
+it. Values outside the table -- |x| below 2**(floor(log2 t) - 24) (0.0156 for t = 262144) or at/above
+2**(floor(log2 t) + 3) (2.1e6, 8 t), and NaN/inf -- are computed by flowutils, exact zeros give x1; so all of
+those are identical to flowutils (they are rare in compensated data: |x| < 0.0156 is ~1e-4 of the values). When
+w = a = 0 the octaves where y < 1e-4 (|x| < 0.0625 for t = 262144, m = 4.5) are left to flowutils as well: there
+its result is accurate to ~1e-17 absolute only, noise a table cannot reproduce in float32 terms.
 
 Accuracy
 --------
 tests/test_logicle.py (24 parameter sets, t 1024 .. 4194304, m 3 .. 6, w 0 .. 2.2, a 0 .. 2; 4.8 million
-values from -1.5 t to 1e13 plus edge cases): max |FastLogicle - flowkit| = 1.8e-15 (4 units in the last place
+values from -1.5 t to 1e13 plus edge cases): max |FastLogicle - flowkit| <= 1.8e-15 (4 units in the last place
 of |y| ~ 2.3), 0 values differ after casting both to float32. Against the exact root (40-digit decimal, t =
 262144, w = 0.5) FastLogicle is within 9.5e-16 and flowutils within 3.4e-16: the difference between the two is
 mostly flowutils' own rounding, which the table inherits from its samples.
@@ -41,8 +42,8 @@ its neighbours), not -1.
 
 Speed
 -----
-benchmarks/logicle_speed.py, 1,000,000 compensated values, 3 parameter sets: ~11 ns/value against 90-150 ns/value
-for flowkit or the raw flowutils call, 8-13x faster.
+benchmarks/logicle_speed.py, 100,000 and 1,000,000 compensated values, 3 parameter sets: 6-10 ns/value against
+100-170 ns/value for flowkit or the raw flowutils call, 14-28x faster; a table takes 0.7-1.1 ms to build.
 """
 
 from __future__ import annotations
@@ -52,15 +53,16 @@ import math
 import numpy as np
 import flowutils
 
+from .logicle_kernels import logicle_roots, tabulated_logicle
+
 __all__ = ["FastLogicle"]
 
 # Table layout: polynomial degree, intervals per octave of |x| (a power of two), and the octave range relative
 # to t. With 6 / 32 the interpolation error (~5e-17 where y is log-like) is below flowutils' own rounding.
 POLYNOMIAL_DEGREE = 6
 INTERVALS_PER_OCTAVE = 32
-OCTAVES_BELOW_T = 36
-OCTAVES_ABOVE_T = 24
-CHUNK_SIZE = 16_384
+OCTAVES_BELOW_T = 24
+OCTAVES_ABOVE_T = 2
 # Octaves with logicle values below this are left to flowutils (only when x1 = (w + a) / (m + a) is below it, i.e.
 # w = a = 0 or tiny): there flowutils' result is accurate to ~1e-17 absolute, not relative, which a table cannot
 # reproduce to the float32 bit.
@@ -155,7 +157,8 @@ class FastLogicle:
         sample_s = _chebyshev_points(degree)
         middles = left_ends + widths / 2
         sample_values = middles[:, None] + (widths / 2)[:, None] * sample_s[None, :]
-        y = _reference_logicle(sample_values.ravel(), self.t, self.w, self.m, self.a).reshape(sample_values.shape)
+        # flowutils' values (logicle_roots is its C code compiled by numba: the same doubles, ~1.4x faster)
+        y = logicle_roots(sample_values.ravel(), self.t, self.w, self.m, self.a).reshape(sample_values.shape)
         usable = np.isfinite(y) & (y >= SMALLEST_TABULATED_OUTPUT)
         octave_usable = usable.reshape(len(octaves), -1).all(axis=1)
         if not octave_usable.all():
@@ -167,7 +170,7 @@ class FastLogicle:
             first = int(below.max()) + 2 if below.size else 0
             stop = int(above.min()) - 1 if above.size else len(octaves)
             if not first <= t_index < stop:
-                self._coefficients = np.zeros((degree + 1, 1))
+                self._coefficients = np.zeros((1, degree + 1))
                 return lowest_octave, lowest_octave
             keep = slice(first * INTERVALS_PER_OCTAVE, stop * INTERVALS_PER_OCTAVE)
             y, widths = y[keep], widths[keep]
@@ -189,7 +192,7 @@ class FastLogicle:
                 shifted[j] += math.comb(k, j) * (-1) ** (k - j) * centred[k]
         # s + 1 = 2 d / width  ->  coefficient of d**j is e_j * (2 / width)**j.
         scale = (2.0 / widths)[None, :] ** np.arange(degree + 1)[:, None]
-        self._coefficients = np.ascontiguousarray(shifted * scale)  # (degree + 1, intervals)
+        self._coefficients = np.ascontiguousarray((shifted * scale).T)  # (intervals, degree + 1)
         return lowest_octave, highest_octave
 
     def apply(self, values: np.ndarray) -> np.ndarray:
@@ -206,56 +209,27 @@ class FastLogicle:
             float64 array of the same shape: flowutils' logicle of each value.
         """
         data = np.ascontiguousarray(values, dtype=np.float64)
-        flat = data.reshape(-1)
-        result = np.empty_like(flat)
-        chunk = min(CHUNK_SIZE, max(flat.size, 1))
-        magnitude = np.empty(chunk)
-        index = np.empty(chunk, dtype=np.int64)
-        left_end_bits = np.empty(chunk, dtype=np.int64)
-        accumulator = np.empty(chunk)
-        term = np.empty(chunk)
-        negative = np.empty(chunk, dtype=bool)
-        # inf / NaN (and out-of-table values) go through the arithmetic before flowutils replaces them.
-        with np.errstate(all="ignore"):
-            for start in range(0, flat.size, chunk):
-                stop = min(start + chunk, flat.size)
-                n = stop - start
-                self._transform_chunk(flat[start:stop], result[start:stop], magnitude[:n], index[:n],
-                                      left_end_bits[:n], accumulator[:n], term[:n], negative[:n])
-        return result.reshape(data.shape)
+        result = np.empty_like(data)
+        self.apply_into(data.reshape(-1), result.reshape(-1))
+        return result
 
-    def _transform_chunk(self, x: np.ndarray, out: np.ndarray, magnitude: np.ndarray, index: np.ndarray,
-                         left_end_bits: np.ndarray, accumulator: np.ndarray, term: np.ndarray,
-                         negative: np.ndarray) -> None:
-        """Transform one chunk ``x`` into ``out``; the other arrays are scratch space of the same length."""
-        coefficients = self._coefficients
-        np.abs(x, out=magnitude)
-        bits = magnitude.view(np.int64)
-        # Interval index; values below the table (incl. 0) go negative, above it (incl. inf, NaN) >= count.
-        np.subtract(bits, self._lowest_bits, out=index)
-        np.right_shift(index, self._index_shift, out=index)
-        # d = |x| - left end of its interval (exact: same octave).
-        np.bitwise_and(bits, self._left_end_mask, out=left_end_bits)
-        distance = left_end_bits.view(np.float64)
-        np.subtract(magnitude, distance, out=distance)
-        # Horner; mode="clip" keeps out-of-table indices harmless (those values are replaced below).
-        coefficients[self._degree].take(index, out=accumulator, mode="clip")
-        for power in range(self._degree - 1, -1, -1):
-            accumulator *= distance
-            coefficients[power].take(index, out=term, mode="clip")
-            accumulator += term
-        # Negative x reflected as flowutils does it, y(x) = 2 x1 - y(|x|) (same rounding), as
-        # copysign(y(|x|), x) + (x < 0) * 2 x1, valid as tabulated y(|x|) >= SMALLEST_TABULATED_OUTPUT > 0.
-        np.less(x, 0.0, out=negative)
-        np.multiply(negative, 2.0 * self.zero_position, out=term)
-        np.copysign(accumulator, x, out=accumulator)
-        np.add(accumulator, term, out=out)
-        if index.view(np.uint64).max() >= self._interval_count:
-            outside = np.flatnonzero(index.view(np.uint64) >= self._interval_count)
-            outside_values = x[outside]
-            outside_result = np.full(outside.size, self.zero_position)
+    def apply_into(self, values: np.ndarray, out: np.ndarray) -> None:
+        """Logicle-transform a 1-D float64 array into ``out`` (1-D, float64 or float32, same length; either may
+        be a strided view, e.g. a column of an event block). float32 output is the float64 result rounded to
+        nearest, as ``astype(np.float32)``."""
+        if values.dtype != np.float64 or values.ndim != 1 or out.ndim != 1 or values.shape != out.shape:
+            raise ValueError("apply_into needs a 1-D float64 input and a 1-D output of the same length")
+        pending = np.empty(values.size, dtype=np.int64)
+        n_pending = tabulated_logicle(values, out, self._coefficients, self._lowest_bits, self._index_shift,
+                                       self._left_end_mask, self._interval_count, 2.0 * self.zero_position,
+                                       pending)
+        if n_pending:  # zeros, non-finite values and values outside the table
+            rows = pending[:n_pending]
+            outside_values = values[rows]
+            outside_result = np.full(rows.size, self.zero_position)
             nonzero = outside_values != 0
             if nonzero.any():
                 outside_result[nonzero] = _reference_logicle(outside_values[nonzero], self.t, self.w, self.m,
                                                              self.a)
-            out[outside] = outside_result
+            out[rows] = outside_result
+

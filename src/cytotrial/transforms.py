@@ -5,6 +5,8 @@ All are flowkit transforms (GatingML 2.0 definitions), so realised gates can be 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import flowkit as fk
 
@@ -73,15 +75,21 @@ def transform_from_params(params: dict) -> fk.transforms.Transform:
     raise ValueError(f"unknown transform {kind!r}")
 
 
-def channel_transform(params: dict):
-    """The transform of one channel as a function of a 1-D float64 array (flowkit's definitions).
+def channel_transform(params: dict) -> Callable[[np.ndarray, np.ndarray], None]:
+    """The transform of one channel as a function ``apply_into(values, out)``: 1-D float64 values (may be a
+    strided column) into a 1-D output of the same length (float32 or float64, may be strided), with flowkit's
+    definitions.
 
     Logicle uses :class:`cytotrial.logicle.FastLogicle`, a table of flowutils' own values that gives the same
-    float32 results ~10x faster; linear and arcsinh use flowkit's transforms."""
+    float32 results ~20x faster; linear and arcsinh use flowkit's transforms."""
     if params["transform"] == "logicle":
-        return FastLogicle(params["t"], params["w"], params["m"], params["a"]).apply
+        return FastLogicle(params["t"], params["w"], params["m"], params["a"]).apply_into
     xform = transform_from_params(params)
-    return lambda values: xform.apply(values.reshape(-1, 1)).ravel()
+
+    def apply_into(values: np.ndarray, out: np.ndarray) -> None:
+        out[:] = xform.apply(values.reshape(-1, 1)).ravel()
+
+    return apply_into
 
 
 def inverse_transform(params: dict, values: np.ndarray) -> np.ndarray:

@@ -70,7 +70,10 @@ def apply_template(adata: ad.AnnData, template: GatingTemplate, overrides: dict 
     gates: list[dict] = []
     cache: dict = {}
     missing: set[str] = set()
-    for gate in template.populations:
+    last_child = {gate.parent: i for i, gate in enumerate(template.populations)}
+    for i, gate in enumerate(template.populations):
+        if i and last_child.get(template.populations[i - 1].parent) == i - 1:  # free the previous parent's events
+            cache.get(methods.PARENT_EVENTS, {}).pop(template.populations[i - 1].parent, None)
         parent = masks[gate.parent]
         parent_count = int(parent.sum())
         pool = pooled.get(gate.name, {}) if gate.name not in overrides else {}

@@ -47,7 +47,7 @@ def singlets(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned
 
     Doublets have a larger area for their height and fall below the band. The band is ``mad_multiple`` robust
     SDs of the residuals wide on each side (``args.mad_multiple``, default 4). The line and the spread are
-    fitted on every k-th parent event, at most ``args.max_events`` (default 200,000; all of them below twice
+    fitted on every k-th parent event, at most ``args.max_events`` (default 20,000; all of them below twice
     that), so the result is deterministic. ``pinned`` may fix ``slope``, ``intercept`` and ``half_width``.
     """
     area_j, height_j = (dimension_index(adata, d) for d in gate.dims)
@@ -58,7 +58,7 @@ def singlets(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned
         slope, intercept, half_width = pinned["slope"], pinned["intercept"], pinned["half_width"]
     else:
         rows = np.flatnonzero(parent)
-        rows = rows[::max(1, rows.size // int(gate.args.get("max_events", 200_000)))]
+        rows = rows[::max(1, rows.size // int(gate.args.get("max_events", 20_000)))]
         fit_area, fit_height = area[rows], height[rows]
         slope_, intercept_ = robust_line(fit_area, fit_height[:, None])
         slope, intercept = float(slope_[0]), float(intercept_[0])
@@ -78,10 +78,13 @@ def cuts(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned: di
     dimension to a fixed cut (a reviewer's override)."""
     realised = {}
     sequential = bool(gate.args.get("sequential", False))
-    rows = np.flatnonzero(parent)  # work on the parent's events only: X[rows, j] is ~5x faster than X[mask, j]
+    rows, columns = parent_events(parent, gate.parent, cache)
     passed = np.ones(rows.size, dtype=bool)  # of the parent's events, those that passed the cuts so far
     for cut in gate.cuts:
-        values = adata.X[rows, dimension_index(adata, cut.dim)]
+        column = dimension_index(adata, cut.dim)
+        if column not in columns:
+            columns[column] = adata.X[rows, column]
+        values = columns[column]
         if cut.dim in pinned:
             value, method = float(pinned[cut.dim]), "pinned"
         else:
@@ -94,6 +97,19 @@ def cuts(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned: di
     keep = np.zeros(parent.size, dtype=bool)
     keep[rows[passed]] = True
     return keep, {"cuts": realised}
+
+
+PARENT_EVENTS = "parent events"  # key of the per-parent rows and values in the template's cache
+
+
+def parent_events(parent: np.ndarray, parent_name: str, cache: dict) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """The parent's rows (X[rows, j] is ~5x faster than X[mask, j]) and a dict column -> the parent's values,
+    kept in the template's cache so that gates on the same parent (naive / CM / EM / TEMRA) gather them once.
+    ``apply_template`` drops them after the parent's last child gate."""
+    shared = cache.setdefault(PARENT_EVENTS, {})
+    if parent_name not in shared:
+        shared[parent_name] = (np.flatnonzero(parent), {})
+    return shared[parent_name]
 
 
 def boolean(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, masks: dict) -> tuple[np.ndarray, dict]:
