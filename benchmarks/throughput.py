@@ -43,7 +43,9 @@ of a batch once more) is printed for reference but is not part of the per-file t
 3. flowkit (version printed) on the same file: fk.Sample(path) read + GatingStrategy.gate_sample of our realised
    gates exported with export_gatingml (the GatingML holds the file's spillover and our transforms, so flowkit
    compensates and transforms inside gate_sample), all events (flowkit has no event QC; memberships are checked
-   against ours on the QC-kept events). Ratio flowkit / ours for read + compensate + transform + gate, against
+   against ours on the QC-kept events: equal but for at most max(3, 1e-5 x events) events a gate, events whose
+   values lie within rounding of the gate's edge, as flowkit solves the spillover per event in float64 and we
+   multiply by its inverse and store float32; at 1M one event was seen, 1.5e-7 outside the singlet band). Ratio flowkit / ours for read + compensate + transform + gate, against
    flowkit's faster configuration (cache_events=True, best of N; the default configuration is timed once, and
    not at >= 3M to keep the run short); target ours >= 5x faster. Note that our 'gate' places the gates from
    the data (density valleys, singlet band, mixtures) and applies them; flowkit only applies the finished ones.
@@ -92,6 +94,9 @@ READ_TO_TRANSFORM = ("open", "read+comp+transform")
 RSS_TARGET = 4.0  # peak RSS above the baseline (imports + warm-up run) / float32 event matrix
 FLOWKIT_TARGET = 5.0  # flowkit / ours, read + compensate + transform + gate
 BOUND_TARGET = 2.0  # ours / numpy bound, read + compensate + transform
+# Events a gate may put on the other side than flowkit: values within rounding of a gate's edge (our compensation
+# multiplies by the spillover's inverse, flowkit solves per event; float32 storage; 6 significant digits in GatingML)
+BOUNDARY_EVENTS_MIN, BOUNDARY_EVENTS_FRACTION = 3, 1e-5
 LOAD_LIMIT = 2.5
 MAX_WAIT_S = 300.0
 MIB = 2**20
@@ -588,9 +593,11 @@ def report(results: list[dict]) -> list[tuple[str, bool]]:
         checks.append((f"{size}: our read..transform within {BOUND_TARGET:g}x of the numpy bound  "
                        f"[{t / r['bound']['total']:.2f}x; CPU time {tc / r['bound']['total cpu']:.2f}x]",
                        t / r["bound"]["total"] <= BOUND_TARGET))
+        limit = max(BOUNDARY_EVENTS_MIN, int(BOUNDARY_EVENTS_FRACTION * r["n"]))
         checks.append((f"{size}: staged pipeline equals preprocess_fcs"
-                       f"{'' if r['same'] is not None else ' (checked up to 1M)'}; flowkit memberships equal ours",
-                       r["same"] is not False and r["flowkit"]["differing"] == 0))
+                       f"{'' if r['same'] is not None else ' (checked up to 1M)'}; flowkit memberships equal ours but "
+                       f"for <= {limit} boundary events a gate  [most: {r['flowkit']['worst_events']}]",
+                       r["same"] is not False and r["flowkit"]["worst_events"] <= limit))
     return checks
 
 

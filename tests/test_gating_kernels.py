@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from cytotrial.gating import kernels
-from cytotrial.gating.cuts import GRID_POINTS, _quantiles
+from cytotrial.gating.cuts import GRID_POINTS
+from cytotrial.stats.robust import quantiles
 
 
 def _values(n: int, seed: int) -> np.ndarray:
@@ -46,13 +47,13 @@ def test_finite_values_mean_sd_range():
 @pytest.mark.parametrize("n", [2, 3, 10, 1_001, 50_000])
 def test_quantiles_equal_numpy_percentile(n):
     x = _values(n, n).astype(np.float64)
-    q75, q25 = _quantiles(x, (0.75, 0.25))
+    q75, q25 = quantiles(x, (0.75, 0.25))
     expected = np.percentile(x, [75, 25])
     assert q75 == pytest.approx(expected[0], rel=1e-15, abs=1e-15)
     assert q25 == pytest.approx(expected[1], rel=1e-15, abs=1e-15)
 
 
-def test_mean_shift_and_half_spread_equal_their_numpy_forms():
+def test_mean_shift_and_inner_distances_equal_their_numpy_forms():
     x = _values(20_000, 9).astype(np.float64)
     mode, width = 0.31, 0.04
     for _ in range(10):  # the numpy form of the mean shift
@@ -62,8 +63,14 @@ def test_mean_shift_and_half_spread_equal_their_numpy_forms():
             break
         mode = new
     assert kernels.mean_shift_mode(x, 0.31, 0.04, 10) == pytest.approx(mode, rel=1e-12)
-    inner = x[x <= mode]
-    assert kernels.half_spread(x, mode, True) == pytest.approx(1.4826 * np.median(np.abs(inner - mode)), rel=1e-15)
-    outer = x[x >= mode]
-    assert kernels.half_spread(x, mode, False) == pytest.approx(1.4826 * np.median(np.abs(outer - mode)), rel=1e-15)
-    assert kernels.half_spread(np.array([1.0, 2.0]), 0.5, True) == 0.0
+    assert np.array_equal(kernels.inner_distances(x, mode, True), np.abs(x[x <= mode] - mode))
+    assert np.array_equal(kernels.inner_distances(x, mode, False), np.abs(x[x >= mode] - mode))
+    assert kernels.inner_distances(np.array([1.0, 2.0]), 0.5, True).size == 0
+
+
+@pytest.mark.parametrize("qs", [(0.75, 0.25), (0.5,), (0.0, 1.0), (0.25, 0.25, 0.9)])
+@pytest.mark.parametrize("n", [1, 2, 5, 4_000])
+def test_quantiles_from_nested_partitions(qs, n):
+    x = np.random.default_rng(n).integers(0, 50, n).astype(np.float32)  # many ties
+    expected = np.quantile(x.astype(np.float64), qs)
+    np.testing.assert_allclose(quantiles(x, qs), expected, rtol=1e-15, atol=1e-15)

@@ -235,3 +235,4 @@ def test_apply_into_writes_strided_float32_columns():
     assert (out[:, [0, 1, 3, 4, 5]] == -7.0).all()
     with pytest.raises(ValueError, match="1-D float64"):
         fast.apply_into(block[:, 2].astype(np.float32), out[:, 2])
+

@@ -53,7 +53,7 @@ import math
 import numpy as np
 import flowutils
 
-from .logicle_kernels import logicle_roots, tabulated_logicle
+from .logicle_kernels import interval_polynomials, logicle_roots, tabulated_logicle
 
 __all__ = ["FastLogicle"]
 
@@ -175,24 +175,13 @@ class FastLogicle:
             keep = slice(first * INTERVALS_PER_OCTAVE, stop * INTERVALS_PER_OCTAVE)
             y, widths = y[keep], widths[keep]
             lowest_octave, highest_octave = int(octaves[first]), int(octaves[stop - 1]) + 1
-        # Interpolate in s around the middle, after taking out a straight line (keeps the fitted data tiny so
-        # the monomial solve adds no rounding error), then re-expand around the left end (s = -1) and scale
-        # s = 2 (v - left) / width - 1 to d = v - left (widths are powers of two: exact).
-        line_at_0 = y.mean(axis=1)
-        line_slope = (y[:, -1] - y[:, 0]) / (sample_s[-1] - sample_s[0])
-        residual = y - (line_at_0[:, None] + line_slope[:, None] * sample_s[None, :])
-        vandermonde = np.vander(sample_s, degree + 1, increasing=True)
-        centred = np.linalg.solve(vandermonde, residual.T)  # (degree + 1, intervals), power k of s
-        centred[0] += line_at_0
-        centred[1] += line_slope
-        # Taylor shift: p(s) = sum_k c_k s**k = sum_j e_j (s + 1)**j with e_j = sum_{k>=j} C(k, j) (-1)**(k-j) c_k.
-        shifted = np.zeros_like(centred)
-        for j in range(degree + 1):
-            for k in range(j, degree + 1):
-                shifted[j] += math.comb(k, j) * (-1) ** (k - j) * centred[k]
-        # s + 1 = 2 d / width  ->  coefficient of d**j is e_j * (2 / width)**j.
-        scale = (2.0 / widths)[None, :] ** np.arange(degree + 1)[:, None]
-        self._coefficients = np.ascontiguousarray((shifted * scale).T)  # (intervals, degree + 1)
+        # Interpolate in s around the middle (after taking out a straight line), re-expand around the left end
+        # (s = -1) and scale s = 2 (v - left) / width - 1 to d = v - left (widths are powers of two: exact).
+        vandermonde_inverse = np.linalg.inv(np.vander(sample_s, degree + 1, increasing=True))
+        binomials = np.array([[math.comb(k, j) * (-1) ** (k - j) if j <= k else 0 for j in range(degree + 1)]
+                              for k in range(degree + 1)], dtype=np.float64)
+        self._coefficients = interval_polynomials(np.ascontiguousarray(y), sample_s, np.ascontiguousarray(widths),
+                                                  vandermonde_inverse, binomials)  # (intervals, degree + 1)
         return lowest_octave, highest_octave
 
     def apply(self, values: np.ndarray) -> np.ndarray:

@@ -131,6 +131,45 @@ def logicle_roots(values, t, w_decades, m, a_decades):  # pragma: no cover - com
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def interval_polynomials(y, sample_s, widths, vandermonde_inverse, binomials):  # pragma: no cover - numba
+    """Per interval, the polynomial through the samples ``y[i]`` (at ``sample_s`` in [-1, 1] around the interval's
+    middle) as coefficients of powers of d = |x| - left end of the interval: (intervals, degree + 1).
+
+    A straight line is taken out first (so the solve with the inverse Vandermonde matrix works on tiny numbers and
+    adds no rounding error of note), then the polynomial in s is re-expanded around s = -1 (Taylor shift,
+    ``binomials[k, j]`` = C(k, j) (-1)**(k - j)) and scaled to d = (s + 1) width / 2.
+    """
+    intervals, points = y.shape
+    out = np.empty((intervals, points))
+    residual = np.empty(points)
+    centred = np.empty(points)
+    for i in range(intervals):
+        line_at_0 = 0.0
+        for j in range(points):
+            line_at_0 += y[i, j]
+        line_at_0 /= points
+        line_slope = (y[i, points - 1] - y[i, 0]) / (sample_s[points - 1] - sample_s[0])
+        for j in range(points):
+            residual[j] = y[i, j] - (line_at_0 + line_slope * sample_s[j])
+        for k in range(points):
+            total = 0.0
+            for j in range(points):
+                total += vandermonde_inverse[k, j] * residual[j]
+            centred[k] = total
+        centred[0] += line_at_0
+        centred[1] += line_slope
+        factor = 2.0 / widths[i]
+        power = 1.0
+        for j in range(points):
+            shifted = 0.0
+            for k in range(j, points):
+                shifted += binomials[k, j] * centred[k]
+            out[i, j] = shifted * power
+            power *= factor
+    return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def tabulated_logicle(values, out, coefficients, lowest_bits, index_shift, left_end_mask, interval_count,
                       two_zero_position, pending):  # pragma: no cover - compiled by numba
     """Table look-up and Horner evaluation of every value of ``values`` into ``out`` (1-D, any strides; float32

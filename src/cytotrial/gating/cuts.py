@@ -10,10 +10,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels
+from ..stats.robust import quantiles
 
 GRID_POINTS = 512
 MIN_EVENTS = 10
+
+
+def _kernels():
+    """The compiled loops (:mod:`cytotrial.gating.kernels`), imported on first use: importing numba takes ~0.3 s
+    and ~50 MB, which jobs that only read a template or gating results need not pay."""
+    from . import kernels
+
+    return kernels
 
 
 class TooFewEventsError(ValueError):
@@ -55,34 +63,20 @@ class Density:
 
 def kernel_density(values: np.ndarray, adjust: float = 1.0) -> Density:
     """Gaussian KDE by binning and convolution, bandwidth = ``adjust`` x Silverman's rule (as R's bw.nrd0)."""
-    x = kernels.finite_values(values)
+    x = _kernels().finite_values(values)
     if x.size < MIN_EVENTS:
         raise TooFewEventsError(f"{x.size} events, fewer than the {MIN_EVENTS} needed to estimate a density")
-    _, sd, low, high = kernels.mean_sd_range(x)
-    q75, q25 = _quantiles(x, (0.75, 0.25))
+    _, sd, low, high = _kernels().mean_sd_range(x)
+    q75, q25 = quantiles(x, (0.75, 0.25))
     spread = min(sd, (q75 - q25) / 1.34) or sd or 1e-3
     bw = adjust * 0.9 * spread * x.size ** -0.2
     edges = np.linspace(low - 3 * bw, high + 3 * bw, GRID_POINTS + 1)
-    counts = kernels.histogram_counts(x, edges)
+    counts = _kernels().histogram_counts(x, edges)
     step = edges[1] - edges[0]
     half = int(np.ceil(4 * bw / step))
     kernel = np.exp(-0.5 * (np.arange(-half, half + 1) * step / bw) ** 2)
     density = np.convolve(counts, kernel / (kernel.sum() * step * x.size), mode="same")
     return Density(grid=(edges[:-1] + edges[1:]) / 2, density=density, bandwidth=float(bw))
-
-
-def _quantiles(x: np.ndarray, qs: tuple[float, ...]) -> list[float]:
-    """Quantiles of ``x`` with linear interpolation between order statistics (numpy's default), from one
-    partition (no sort, no copy of the partitioned array kept)."""
-    positions = [q * (x.size - 1) for q in qs]
-    below = [int(np.floor(p)) for p in positions]
-    above = [min(b + 1, x.size - 1) for b in below]
-    selected = np.partition(x, sorted(set(below + above)))
-    out = []
-    for p, lo, hi in zip(positions, below, above, strict=True):
-        a, b, gamma = float(selected[lo]), float(selected[hi]), p - lo
-        out.append(a + (b - a) * gamma if gamma < 0.5 else b - (b - a) * (1 - gamma))
-    return out
 
 
 def refine_mode(values: np.ndarray, start: float, width: float, steps: int = 10) -> float:
@@ -91,8 +85,7 @@ def refine_mode(values: np.ndarray, start: float, width: float, steps: int = 10)
     The grid maximum of a density is noisy (a fraction of a bandwidth); the tail cut measures a spread from the
     mode, so it uses this estimate instead.
     """
-    return float(kernels.mean_shift_mode(np.asarray(values, dtype=np.float64), float(start), float(width),
-                                         int(steps)))
+    return float(_kernels().mean_shift_mode(np.asarray(values), float(start), float(width), int(steps)))
 
 
 def valley_cut(values: np.ndarray, range: tuple[float, float] | None = None, adjust: float = 1.0,
@@ -127,7 +120,7 @@ def valley_cut(values: np.ndarray, range: tuple[float, float] | None = None, adj
         valley = left + int(np.argmin(kde.density[left:right + 1]))
         if kde.density[valley] <= max_valley_ratio * min(kde.density[left], kde.density[right]):
             return float(kde.grid[valley])
-    mode = (refine_mode(kernels.finite_values(values), kde.grid[peaks[0]], kde.half_width(int(peaks[0])))
+    mode = (refine_mode(_kernels().finite_values(values), kde.grid[peaks[0]], kde.half_width(int(peaks[0])))
             if peaks.size else None)
     cut = tail_cut(values, side=single_peak.removesuffix("_tail"), sd_multiple=sd_multiple, adjust=adjust, mode=mode)
     return cut if range is None else float(np.clip(cut, *range))  # as openCyto, the cut stays within gate_range
@@ -145,19 +138,20 @@ def tail_cut(values: np.ndarray, side: str = "upper", sd_multiple: float = 3.0, 
     """
     if side not in ("upper", "lower"):
         raise ValueError(f"tail side must be 'upper' or 'lower', not {side!r}")
-    x = kernels.finite_values(values)
+    x = _kernels().finite_values(values)
     if mode is None:
         kde = kernel_density(x, adjust)
         inside = np.ones(kde.grid.size, bool) if range is None else (kde.grid >= range[0]) & (kde.grid <= range[1])
         peak = int(np.flatnonzero(inside)[int(np.argmax(kde.density[inside]))])
         mode = refine_mode(x, kde.grid[peak], kde.half_width(peak))
-    spread = float(kernels.half_spread(x, float(mode), side == "upper"))  # 1.4826 x median distance, inner side
+    inner = _kernels().inner_distances(x, float(mode), side == "upper")
+    spread = 1.4826 * quantiles(inner, (0.5,))[0] if inner.size else 0.0
     return mode + sd_multiple * spread if side == "upper" else mode - sd_multiple * spread
 
 
 def quantile_cut(values: np.ndarray, q: float) -> float:
     """The ``q`` quantile of the values."""
-    return float(np.quantile(kernels.finite_values(values), q))
+    return float(np.quantile(_kernels().finite_values(values), q))
 
 
 CUT_METHODS = {

@@ -47,7 +47,7 @@ def singlets(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned
 
     Doublets have a larger area for their height and fall below the band. The band is ``mad_multiple`` robust
     SDs of the residuals wide on each side (``args.mad_multiple``, default 4). The line and the spread are
-    fitted on every k-th parent event, at most ``args.max_events`` (default 20,000; all of them below twice
+    fitted on every k-th parent event, at most ``args.max_events`` (default 10,000; all of them below twice
     that), so the result is deterministic. ``pinned`` may fix ``slope``, ``intercept`` and ``half_width``.
     """
     area_j, height_j = (dimension_index(adata, d) for d in gate.dims)
@@ -58,7 +58,7 @@ def singlets(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned
         slope, intercept, half_width = pinned["slope"], pinned["intercept"], pinned["half_width"]
     else:
         rows = np.flatnonzero(parent)
-        rows = rows[::max(1, rows.size // int(gate.args.get("max_events", 20_000)))]
+        rows = rows[::max(1, rows.size // int(gate.args.get("max_events", 10_000)))]
         fit_area, fit_height = area[rows], height[rows]
         slope_, intercept_ = robust_line(fit_area, fit_height[:, None])
         slope, intercept = float(slope_[0]), float(intercept_[0])
