@@ -4,7 +4,9 @@
     flowutils' C ``logicle_scale`` (Moore & Parks 2012: parameter set-up with the RTSAFE solve for d, the
     16-term Taylor series near data zero, Halley iteration), the same floating-point operations in the same
     order, so the same doubles (tests/test_logicle.py compares them bit for bit). Used to sample the table,
-    ~3x faster than the C extension, which is called through a Python wrapper that copies its input.
+    ~1.4x faster than the C extension, which is called through a Python wrapper that copies its input.
+``interval_polynomials``
+    The fit of the table's per-interval polynomials to those samples.
 ``tabulated_logicle``
     The table look-up and Horner evaluation of :class:`cytotrial.logicle.FastLogicle`.
 

@@ -83,14 +83,17 @@ def iter_compensated(fcs: FcsEventBlocks, located: PanelChannels, matrix: fk.Mat
             selection[detectors, k] = inverse[:, detectors.index(column)]
         else:
             selection[column, k] = 1.0
+    # for blocks with a non-finite value (0 x inf is NaN): it must stay in its own column (and the detectors it
+    # spills to), so the panel columns are picked and only the compensated ones multiplied
+    compensated = [k for k, column in enumerate(located.columns) if column in detectors]
+    detector_selection = selection[detectors][:, compensated]
     for start, block in fcs:
         if np.isfinite(block).all():
             panel = block @ selection
-        else:  # 0 x inf is NaN: a non-finite value must stay in its own column (and the detectors it spills to)
+        else:
             panel = block[:, located.columns]
-            compensated = [k for k, column in enumerate(located.columns) if column in detectors]
             if compensated:
-                panel[:, compensated] = block[:, detectors] @ selection[detectors][:, compensated]
+                panel[:, compensated] = block[:, detectors] @ detector_selection
         yield start, panel, block[:, located.time_column]
 
 

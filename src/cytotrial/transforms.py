@@ -11,7 +11,6 @@ import numpy as np
 import flowkit as fk
 
 
-
 def estimate_logicle_w(values: np.ndarray, t: float, m: float = 4.5, quantile: float = 0.05) -> float:
     """Linearisation width W from the data, as flowCore's estimateLogicle.
 

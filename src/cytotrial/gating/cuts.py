@@ -113,16 +113,16 @@ def valley_cut(values: np.ndarray, range: tuple[float, float] | None = None, adj
         What to do when there is only one peak: 'upper_tail' or 'lower_tail' cut at ``sd_multiple`` robust SDs
         from it (see :func:`tail_cut`).
     """
-    kde = kernel_density(values, adjust)
+    x = _kernels().finite_values(values)  # once, for the density, the mode and the tail cut
+    kde = kernel_density(x, adjust)
     peaks = kde.peaks(min_peak_height, within=range)
     for second in peaks[1:]:  # the tallest peak with the next tallest whose valley is a real dip
         left, right = sorted((peaks[0], second))
         valley = left + int(np.argmin(kde.density[left:right + 1]))
         if kde.density[valley] <= max_valley_ratio * min(kde.density[left], kde.density[right]):
             return float(kde.grid[valley])
-    mode = (refine_mode(_kernels().finite_values(values), kde.grid[peaks[0]], kde.half_width(int(peaks[0])))
-            if peaks.size else None)
-    cut = tail_cut(values, side=single_peak.removesuffix("_tail"), sd_multiple=sd_multiple, adjust=adjust, mode=mode)
+    mode = refine_mode(x, kde.grid[peaks[0]], kde.half_width(int(peaks[0]))) if peaks.size else None
+    cut = tail_cut(x, side=single_peak.removesuffix("_tail"), sd_multiple=sd_multiple, adjust=adjust, mode=mode)
     return cut if range is None else float(np.clip(cut, *range))  # as openCyto, the cut stays within gate_range
 
 
