@@ -9,9 +9,9 @@ Transform parameters are fitted as the workflow does with ``transform.scope: bat
 file as a batch of one, before timing; that fit (rule fit_batch_transforms, which reads and compensates every file
 of a batch once more) is printed for reference but is not part of the per-file total.
 
-1. Per-file stages, best of --repeats (2 for sizes >= 3M) in this process, each stage on the previous one's
-   output: the library functions preprocess_fcs calls, then the gate_sample rule's gating and statistics (the
-   result is checked equal to one call of ``preprocess_fcs``):
+1. Per-file stages, best of --repeats (default: 10 at 100k, 3 at 1M, 2 at 3M; see default_repeats) in this
+   process, each stage on the previous one's output: the library functions preprocess_fcs calls, then the
+   gate_sample rule's gating and statistics (the result is checked equal to one call of ``preprocess_fcs``):
      open                 HEADER/TEXT parse, panel channels, the file's spillover (compensation.source: file),
                           the batch's transform parameters (open_compensation, transform_records)
      read+comp+transform  transform_events: blocks of 8,192 events decoded to float64, $PnE/$PnG/$TIMESTEP
@@ -455,6 +455,14 @@ def child_prepare(events: int, out: str, tmp: str) -> dict:
             "n_par": int(read_text(fcs)[0]["$PAR"])}
 
 
+def default_repeats(events: int) -> int:
+    """Best of how many runs, by default: about three million events' worth, between 2 and 10 (10 at 100k, 3 at
+    1M, 2 at 3M). Single runs of the same stage on this kind of machine (a 2-CPU VM) vary by up to 1.6x, also
+    within one process, so small files, whose runs are short, are timed more often to find their undisturbed
+    time."""
+    return max(2, min(10, round(3_000_000 / events)))
+
+
 def time_size(prepared: dict, repeats: int, load_gate: LoadGate, tmp: Path) -> dict:
     """Stage times, the check against preprocess_fcs, flowkit and the numpy bound, in this process."""
     from cytotrial.preprocess import preprocess_fcs
@@ -622,7 +630,8 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, nargs="+", default=[100_000, 1_000_000, 3_000_000])
-    parser.add_argument("--repeats", type=int, default=3, help="best of N (N=2 for sizes >= 3M)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="best of N (default: 10 at 100k, 3 at 1M, 2 at 3M)")
     parser.add_argument("--out", type=Path, default=None, help="keep / reuse the simulated files here")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for the load to fall")
     parser.add_argument("--trace", choices=("auto", "always", "never"), default="auto",
@@ -664,7 +673,7 @@ def main() -> None:
             print(f"  {fmt_events(target['events'])}: memory profile done {elapsed()}", flush=True)
         results = []
         for p in prepared:
-            repeats = 2 if p["events"] >= 3_000_000 else args.repeats
+            repeats = args.repeats or default_repeats(p["events"])
             results.append(time_size(p, repeats, load_gate, Path(scratch)))
             print(f"  {fmt_events(p['events'])}: timed {elapsed()}", flush=True)
         checks = report(results)

@@ -15,14 +15,16 @@ y(|x|) is tabulated once per parameter set on a grid that is uniform within each
 32 intervals per octave, so that a value's interval is its float64 bit pattern shifted right (no logarithm, no
 search). Each interval holds a degree-6 polynomial in (|x| - left end of the interval) interpolating y at 7
 Chebyshev points, whose values are flowutils' own (``logicle_kernels.logicle_roots``, its C code compiled with
-numba: the same doubles; ~6,000 values, ~0.8 ms to build). ``apply`` / ``apply_into`` run one compiled loop
-(``logicle_kernels.tabulated_logicle``): |x|, a subtraction and a shift for the interval, an AND for its left
-end, 7 table look-ups and Horner steps, and the reflection 2 x1 - y for negatives written as flowutils rounds
-it. Values outside the table -- |x| below 2**(floor(log2 t) - 24) (0.0156 for t = 262144) or at/above
-2**(floor(log2 t) + 3) (2.1e6, 8 t), and NaN/inf -- are computed by flowutils, exact zeros give x1; so all of
-those are identical to flowutils (they are rare in compensated data: |x| < 0.0156 is ~1e-4 of the values). When
-w = a = 0 the octaves where y < 1e-4 (|x| < 0.0625 for t = 262144, m = 4.5) are left to flowutils as well: there
-its result is accurate to ~1e-17 absolute only, noise a table cannot reproduce in float32 terms.
+numba: the same doubles; 6,048 values, ~0.5 ms to build). ``apply`` / ``apply_into`` run one compiled loop
+(``logicle_kernels.tabulated_logicle``): the bits of |x| minus those of the table's lowest value, shifted right,
+give the interval; its row of the table (64 bytes: the 7 coefficients and the interval's left end) gives
+d = |x| - left end and the polynomial by Horner's rule (unrolled: the degree is a compile-time constant), then the
+reflection 2 x1 - y for negatives, written as flowutils rounds it. Values outside the table -- |x| below
+2**(floor(log2 t) - 24) (0.0156 for t = 262144) or at/above 2**(floor(log2 t) + 3) (2.1e6, 8 t), and NaN/inf --
+are computed by flowutils, exact zeros give x1; so all of those are identical to flowutils (they are rare in
+compensated data: |x| < 0.0156 is ~1e-4 of the values). When w = a = 0 the octaves where y < 1e-4
+(|x| < 0.0625 for t = 262144, m = 4.5) are left to flowutils as well: there its result is accurate to ~1e-17
+absolute only, noise a table cannot reproduce in float32 terms.
 
 Accuracy
 --------
@@ -42,24 +44,26 @@ its neighbours), not -1.
 
 Speed
 -----
-benchmarks/logicle_speed.py, 100,000 and 1,000,000 compensated values, 3 parameter sets: 6-10 ns/value against
-100-170 ns/value for flowkit or the raw flowutils call, 14-28x faster; a table takes 0.7-1.1 ms to build.
+benchmarks/logicle_speed.py, 100,000 and 1,000,000 compensated values, 3 parameter sets: 2.6-3.2 ns/value
+against 100-170 ns/value for flowkit or the raw flowutils call, 39-65x faster; a table takes ~0.5 ms to build
+(0.6-0.8 ms the first time in a process).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import flowutils
 
-from .logicle_kernels import interval_polynomials, logicle_roots, tabulated_logicle
+from .logicle_kernels import POLYNOMIAL_DEGREE, interval_polynomials, logicle_roots, tabulated_logicle
 
 __all__ = ["FastLogicle"]
 
-# Table layout: polynomial degree, intervals per octave of |x| (a power of two), and the octave range relative
-# to t. With 6 / 32 the interpolation error (~5e-17 where y is log-like) is below flowutils' own rounding.
-POLYNOMIAL_DEGREE = 6
+# Table layout: intervals per octave of |x| (a power of two), polynomial degree (logicle_kernels.POLYNOMIAL_DEGREE,
+# a compile-time constant of the look-up), and the octave range relative to t. With 32 / 6 the interpolation error
+# (~5e-17 where y is log-like) is below flowutils' own rounding.
 INTERVALS_PER_OCTAVE = 32
 OCTAVES_BELOW_T = 24
 OCTAVES_ABOVE_T = 2
@@ -80,6 +84,20 @@ def _chebyshev_points(degree: int) -> np.ndarray:
     """The degree + 1 Chebyshev points of the first kind on [-1, 1], ascending."""
     k = np.arange(degree + 1)
     return -np.cos((2 * k + 1) * np.pi / (2 * degree + 2))
+
+
+@functools.cache
+def _fit_constants(degree: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What every table's fit uses, computed once a process: the sample points s (Chebyshev, in [-1, 1] around
+    an interval's middle), the inverse of their Vandermonde matrix, and the Taylor-shift binomials
+    C(k, j) (-1)**(k - j) that re-expand a polynomial in s around s = -1 (read-only arrays)."""
+    sample_s = _chebyshev_points(degree)
+    vandermonde_inverse = np.linalg.inv(np.vander(sample_s, degree + 1, increasing=True))
+    binomials = np.array([[math.comb(k, j) * (-1) ** (k - j) if j <= k else 0 for j in range(degree + 1)]
+                          for k in range(degree + 1)], dtype=np.float64)
+    for constant in (sample_s, vandermonde_inverse, binomials):
+        constant.flags.writeable = False
+    return sample_s, vandermonde_inverse, binomials
 
 
 class FastLogicle:
@@ -125,8 +143,12 @@ class FastLogicle:
         self.highest_tabulated = math.ldexp(1.0, highest_octave)
         self._lowest_bits = int(np.float64(self.lowest_tabulated).view(np.int64))
         self._interval_count = (highest_octave - lowest_octave) * INTERVALS_PER_OCTAVE
-        # Clearing the bits below the interval index gives the left end of a value's interval.
-        self._left_end_mask = ~((1 << self._index_shift) - 1)
+        # the look-up's table: a row per interval, the coefficients and then the interval's left end (its bits
+        # are the interval index shifted left, added to those of the lowest value)
+        left_end_bits = (np.arange(self._interval_count, dtype=np.int64) << self._index_shift) + self._lowest_bits
+        self._table = np.zeros((max(self._interval_count, 1), self._degree + 2))
+        self._table[:, :-1] = self._coefficients
+        self._table[:self._interval_count, -1] = left_end_bits.view(np.float64)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(t={self.t!r}, w={self.w!r}, m={self.m!r}, a={self.a!r})"
@@ -154,7 +176,7 @@ class FastLogicle:
         left_ends = (octave_starts[:, None] * (1.0 + steps / INTERVALS_PER_OCTAVE)).ravel()
         widths = np.repeat(octave_starts / INTERVALS_PER_OCTAVE, INTERVALS_PER_OCTAVE)
         # Sample y at Chebyshev points of each interval (s in (-1, 1) around the interval's middle).
-        sample_s = _chebyshev_points(degree)
+        sample_s, vandermonde_inverse, binomials = _fit_constants(degree)
         middles = left_ends + widths / 2
         sample_values = middles[:, None] + (widths / 2)[:, None] * sample_s[None, :]
         # flowutils' values (logicle_roots is its C code compiled by numba: the same doubles, ~1.4x faster)
@@ -177,9 +199,6 @@ class FastLogicle:
             lowest_octave, highest_octave = int(octaves[first]), int(octaves[stop - 1]) + 1
         # Interpolate in s around the middle (after taking out a straight line), re-expand around the left end
         # (s = -1) and scale s = 2 (v - left) / width - 1 to d = v - left (widths are powers of two: exact).
-        vandermonde_inverse = np.linalg.inv(np.vander(sample_s, degree + 1, increasing=True))
-        binomials = np.array([[math.comb(k, j) * (-1) ** (k - j) if j <= k else 0 for j in range(degree + 1)]
-                              for k in range(degree + 1)], dtype=np.float64)
         self._coefficients = interval_polynomials(np.ascontiguousarray(y), sample_s, np.ascontiguousarray(widths),
                                                   vandermonde_inverse, binomials)  # (intervals, degree + 1)
         return lowest_octave, highest_octave
@@ -209,9 +228,8 @@ class FastLogicle:
         if values.dtype != np.float64 or values.ndim != 1 or out.ndim != 1 or values.shape != out.shape:
             raise ValueError("apply_into needs a 1-D float64 input and a 1-D output of the same length")
         pending = np.empty(values.size, dtype=np.int64)
-        n_pending = tabulated_logicle(values, out, self._coefficients, self._lowest_bits, self._index_shift,
-                                       self._left_end_mask, self._interval_count, 2.0 * self.zero_position,
-                                       pending)
+        n_pending = tabulated_logicle(values, values.view(np.int64), out, self._table, self._lowest_bits,
+                                       self._index_shift, self._interval_count, 2.0 * self.zero_position, pending)
         if n_pending:  # zeros, non-finite values and values outside the table
             rows = pending[:n_pending]
             outside_values = values[rows]

@@ -3,8 +3,11 @@
 ``logicle_roots``
     flowutils' C ``logicle_scale`` (Moore & Parks 2012: parameter set-up with the RTSAFE solve for d, the
     16-term Taylor series near data zero, Halley iteration), the same floating-point operations in the same
-    order, so the same doubles (tests/test_logicle.py compares them bit for bit). Used to sample the table,
-    ~1.4x faster than the C extension, which is called through a Python wrapper that copies its input.
+    order, so the same doubles (tests/test_logicle.py compares them bit for bit). Used to sample the table.
+    Four values are solved side by side (their Halley steps interleaved, each value's own steps unchanged), so
+    the processor overlaps their chains of exp and division: ~2.3x faster than the C extension on 100,000
+    compensated values (6.9 against 15.6 ms), and a table's 6,048 samples in ~0.32 ms (0.50 ms one value after
+    the other).
 ``interval_polynomials``
     The fit of the table's per-interval polynomials to those samples.
 ``tabulated_logicle``
@@ -23,8 +26,11 @@ import numba
 import numpy as np
 
 TAYLOR_LENGTH = 16
+POLYNOMIAL_DEGREE = 6  # of the table's per-interval polynomials (see cytotrial.logicle)
+SIGN_CLEARED = 0x7FFFFFFFFFFFFFFF  # float64 bits AND this: the bits of |x|
 DBL_EPSILON = 2.220446049250313e-16
 NOT_CONVERGED = -1.0  # what flowutils returns where its iteration does not converge
+LANES = 4  # values solved side by side by logicle_roots
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -68,8 +74,9 @@ def _solve_d(b, w):  # pragma: no cover - compiled by numba
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def logicle_roots(values, t, w_decades, m, a_decades):  # pragma: no cover - compiled by numba
-    """flowutils' logicle of every value of a 1-D float64 array (a new array)."""
+def _logicle_constants(t, w_decades, m, a_decades):  # pragma: no cover - compiled by numba
+    """flowutils' set-up of the biexponential B(y) = a e^(by) - c e^(-dy) + f: (x1, a, b, c, d, f, x_taylor,
+    taylor), the Taylor series of B around x1 used below x_taylor."""
     w = w_decades / (m + a_decades)
     x2 = a_decades / (m + a_decades)
     x1 = x2 + w
@@ -90,45 +97,76 @@ def logicle_roots(values, t, w_decades, m, a_decades):  # pragma: no cover - com
         negative_coefficient *= -d / (i + 1)
         taylor[i] = positive_coefficient + negative_coefficient
     taylor[1] = 0.0  # exact result of the logicle condition
+    return x1, a, b, c, d, f, x_taylor, taylor
 
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def logicle_roots(values, t, w_decades, m, a_decades):  # pragma: no cover - compiled by numba
+    """flowutils' logicle of every value of a 1-D float64 array (a new array).
+
+    The values are solved LANES at a time, one Halley step of each in turn, so that the processor overlaps their
+    independent chains of exp and division (~1.5x faster than one value after the other); each value still takes
+    flowutils' own steps, from its first guess until its own step is below tolerance or after 40 steps.
+    """
+    x1, a, b, c, d, f, x_taylor, taylor = _logicle_constants(t, w_decades, m, a_decades)
     out = np.empty(values.size)
-    for j in range(values.size):
-        value = values[j]
-        if value == 0:
-            out[j] = x1
-            continue
-        negative = value < 0
-        if negative:
-            value = -value
-        if value < f:  # quasi-linear region: linear first guess
-            x = x1 + value / taylor[0]
-        else:
-            x = math.log(value / a) / b
-        tolerance = 3 * DBL_EPSILON
-        if x > 1:
-            tolerance = 3 * x * DBL_EPSILON
-        result = NOT_CONVERGED
-        for _ in range(40):
-            ae2bx = a * math.exp(b * x)
-            ce2mdx = c / math.exp(d * x)
-            if x < x_taylor:  # Taylor series around x1
-                dx = x - x1
-                total = taylor[TAYLOR_LENGTH - 1] * dx
-                for i in range(TAYLOR_LENGTH - 2, 1, -1):
-                    total = (total + taylor[i]) * dx
-                y = (total * dx + taylor[0]) * dx - value
+    x = np.empty(LANES)  # per lane: current root, |value|, tolerance, reflected, still iterating
+    target = np.empty(LANES)
+    tolerance = np.empty(LANES)
+    negative = np.zeros(LANES, dtype=np.bool_)
+    active = np.zeros(LANES, dtype=np.bool_)
+    for first in range(0, values.size, LANES):
+        for lane in range(LANES):
+            j = first + lane
+            active[lane] = False
+            if j >= values.size:
+                continue
+            value = values[j]
+            if value == 0:
+                out[j] = x1
+                continue
+            negative[lane] = value < 0
+            if negative[lane]:
+                value = -value
+            if value < f:  # quasi-linear region: linear first guess
+                guess = x1 + value / taylor[0]
             else:
-                y = (ae2bx + f) - (ce2mdx + value)
-            abe2bx = b * ae2bx
-            cde2mdx = d * ce2mdx
-            dy = abe2bx + cde2mdx
-            ddy = b * abe2bx - d * cde2mdx
-            delta = y / (dy * (1 - y * ddy / (2 * dy * dy)))  # Halley's method
-            x -= delta
-            if abs(delta) < tolerance:
-                result = 2 * x1 - x if negative else x
+                guess = math.log(value / a) / b
+            x[lane] = guess
+            target[lane] = value
+            tolerance[lane] = 3 * guess * DBL_EPSILON if guess > 1 else 3 * DBL_EPSILON
+            active[lane] = True
+            out[j] = NOT_CONVERGED
+        for _ in range(40):
+            iterating = False
+            for lane in range(LANES):
+                if not active[lane]:
+                    continue
+                root = x[lane]
+                ae2bx = a * math.exp(b * root)
+                ce2mdx = c / math.exp(d * root)
+                if root < x_taylor:  # Taylor series around x1
+                    dx = root - x1
+                    total = taylor[TAYLOR_LENGTH - 1] * dx
+                    for i in range(TAYLOR_LENGTH - 2, 1, -1):
+                        total = (total + taylor[i]) * dx
+                    y = (total * dx + taylor[0]) * dx - target[lane]
+                else:
+                    y = (ae2bx + f) - (ce2mdx + target[lane])
+                abe2bx = b * ae2bx
+                cde2mdx = d * ce2mdx
+                dy = abe2bx + cde2mdx
+                ddy = b * abe2bx - d * cde2mdx
+                delta = y / (dy * (1 - y * ddy / (2 * dy * dy)))  # Halley's method
+                root -= delta
+                x[lane] = root
+                if abs(delta) < tolerance[lane]:
+                    out[first + lane] = 2 * x1 - root if negative[lane] else root
+                    active[lane] = False
+                else:
+                    iterating = True
+            if not iterating:
                 break
-        out[j] = result
     return out
 
 
@@ -172,34 +210,31 @@ def interval_polynomials(y, sample_s, widths, vandermonde_inverse, binomials):  
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def tabulated_logicle(values, out, coefficients, lowest_bits, index_shift, left_end_mask, interval_count,
-                      two_zero_position, pending):  # pragma: no cover - compiled by numba
+def tabulated_logicle(values, bits, out, table, lowest_bits, index_shift, interval_count, two_zero_position,
+                      pending):  # pragma: no cover - compiled by numba
     """Table look-up and Horner evaluation of every value of ``values`` into ``out`` (1-D, any strides; float32
     output is the float64 result rounded to nearest).
 
-    ``coefficients`` is (intervals, degree + 1), power k of (|x| - left end of the interval) in column k. Values
-    outside the table (zeros, non-finite, too small or too large) are not written: their indices go to
-    ``pending`` and their number is returned.
+    ``bits`` is ``values`` viewed as int64 (the interval of |x| is its bit pattern, sign bit cleared, minus that of
+    the table's lowest value, shifted right). ``table`` is (intervals, POLYNOMIAL_DEGREE + 2): the coefficient of
+    power k of d = |x| - left end of the interval in column k, the left end in the last column (one 64-byte row
+    per interval). The degree is a compile-time constant, so the Horner loop is unrolled (a loop over a run-time
+    degree costs ~2x). Values outside the table (zeros, non-finite, too small or too large) are not written:
+    their indices go to ``pending`` and their number is returned.
     """
-    degree = coefficients.shape[1] - 1
-    as_float = np.empty(1, dtype=np.float64)  # bit casts through a one-element buffer
-    as_bits = as_float.view(np.int64)
     n_pending = 0
     for i in range(values.size):
         x = values[i]
-        magnitude = abs(x)
-        as_float[0] = magnitude
-        bits = as_bits[0]
-        index = (bits - lowest_bits) >> index_shift
+        index = ((bits[i] & SIGN_CLEARED) - lowest_bits) >> index_shift
         if index < 0 or index >= interval_count:  # below the table (incl. 0), above it (incl. inf), NaN
             pending[n_pending] = i
             n_pending += 1
             continue
-        as_bits[0] = bits & left_end_mask
-        distance = magnitude - as_float[0]  # exact: same octave
-        accumulator = coefficients[index, degree]
-        for power in range(degree - 1, -1, -1):
-            accumulator = accumulator * distance + coefficients[index, power]
+        row = table[index]
+        distance = abs(x) - row[POLYNOMIAL_DEGREE + 1]  # exact: same octave
+        accumulator = row[POLYNOMIAL_DEGREE]
+        for power in range(POLYNOMIAL_DEGREE - 1, -1, -1):
+            accumulator = accumulator * distance + row[power]
         # negative x reflected as flowutils does it: 2 x1 - y(|x|)
         out[i] = -accumulator + two_zero_position if x < 0 else accumulator + 0.0
     return n_pending

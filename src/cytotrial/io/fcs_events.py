@@ -61,7 +61,9 @@ class _BlockDecoder:
                         column = column & column.dtype.type(channel.mask)
                     out[:, j] = column
         if self.has_floats:
-            self.non_finite += np.count_nonzero(~np.isfinite(out), axis=0)
+            finite = np.isfinite(out)
+            if not finite.all():  # counted per column only then: count_nonzero along axis 0 is ~20x slower
+                self.non_finite += np.count_nonzero(~finite, axis=0)
 
     def add_notes(self) -> None:
         """Append the notes of everything decoded so far to ``layout.notes`` (once, after the last block)."""
