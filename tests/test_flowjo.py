@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import lzma
+import time
 import warnings
 from pathlib import Path
 
@@ -279,6 +280,11 @@ def test_export_round_trip_through_flowkit(tmp_path):
     again = evaluate_plan(load_flowjo_template(wsp), sample)
     for name in expected_tree - {"blob", "blob_low"}:
         np.testing.assert_array_equal(again[name], ours[name], err_msg=name)
+    # written again a second later: the same bytes (no time of writing in the workspace)
+    time.sleep(1.1)
+    with pytest.warns(UserWarning, match="cannot be written"):
+        export_flowjo_workspace(gatingml, sample, tmp_path / "again.wsp")
+    assert (tmp_path / "again.wsp").read_bytes() == wsp.read_bytes()
 
 
 # ------------------------------------------------------------------------------------------- errors

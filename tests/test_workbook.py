@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import openpyxl
 import pandas as pd
@@ -98,10 +100,14 @@ def test_workbook_layout(tmp_path, all_tables):
 
 def test_cell_contents_are_deterministic(tmp_path, all_tables):
     first = write_workbook(all_tables, tmp_path / "a.xlsx")
+    time.sleep(2.1)  # zip entries are dated to 2 s, openpyxl's created / modified properties to 1 s
     second = write_workbook(all_tables, tmp_path / "b.xlsx")
     a, b = openpyxl.load_workbook(first), openpyxl.load_workbook(second)
     for name in a.sheetnames:
         assert list(a[name].values) == list(b[name].values)
+    assert first.read_bytes() == second.read_bytes()  # no time of writing in the file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.xlsx", "b.xlsx"]  # no temporary file left
+    assert a.properties.created.year == 1980 and a.properties.modified.year == 1980
 
 
 def test_bad_sheet_names_and_tables(tmp_path):

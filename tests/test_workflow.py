@@ -190,8 +190,10 @@ def test_tables_identical_with_one_or_two_cores(tiny_run, tmp_path):
     other = tmp_path / "one_core"
     make_tiny_demo(other)
     snakemake(other, "--cores", "1")
-    compared = [p.relative_to(workdir) for pattern in ("results/tables/*.tsv", "results/anndata/**/*.h5ad",
-                                                         "results/discovery/*.h5ad", "results/gates/*.json")
+    compared = [p.relative_to(workdir) for pattern in ("results/tables/*.tsv", "results/tables/*.xlsx",
+                                                         "results/anndata/**/*.h5ad", "results/discovery/*.h5ad",
+                                                         "results/gates/*.json", "results/gates/*.xml",
+                                                         "results/gates/*.wsp")
                 for p in sorted(workdir.glob(pattern))]
     assert len(compared) > 40
     for path in compared:

@@ -264,8 +264,16 @@ def _flowjo_gates(source: str, gate, matrix, refs: dict, strategy: fk.GatingStra
         for d in gate.dimensions if d.id in quadrant.divider_refs]) for quadrant_id, quadrant in gate.quadrants.items()]
 
 
+# The workspace's modification date: fixed, so that the same gates give the same bytes on every run (flowkit writes
+# the time of writing).
+WORKSPACE_DATE = "Thu Jan 01 00:00:00 UTC 1970"
+
+
 def _fix_workspace(root, strategy: fk.GatingStrategy, asinh_channels: dict) -> None:
-    """Asinh as FlowJo 'fasinh', no 'Comp-' prefix on channels outside the matrix, the matrix in the sample too."""
+    """Asinh as FlowJo 'fasinh', no 'Comp-' prefix on channels outside the matrix, the matrix in the sample too,
+    a fixed modification date."""
+    if root.get("modDate") is not None:
+        root.set("modDate", WORKSPACE_DATE)
     detectors = {d for m in strategy.comp_matrices.values() for d in m.detectors}
     parameter = f"{{{_DATATYPE_NS}}}name"
     for matrix in root.findall(f"Matrices/{{{_TRANSFORMS_NS}}}spilloverMatrix"):  # FlowJo gives each an id

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,6 +25,10 @@ NO_DESCRIPTION = "(no description)"
 README = "README"
 MAX_WIDTH = 50
 README_DESCRIPTION_WIDTH = 100
+# The times written into a workbook instead of the time of writing: the zip format's earliest date for its entries,
+# and the same day as the document's created / modified properties.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+WORKBOOK_DATE = "1980-01-01T00:00:00Z"
 
 _P = "p or q value"
 COLUMN_DESCRIPTIONS: dict[str, str] = {
@@ -289,4 +294,23 @@ def write_workbook(tables: Mapping[str, pd.DataFrame], path: str | os.PathLike,
             prepared = _prepare(table.reset_index(drop=True))
             prepared.to_excel(writer, sheet_name=name, index=False)
             _format_sheet(writer.sheets[name], prepared, max_width)
+    _remove_write_times(path)
     return path
+
+
+def _remove_write_times(path: Path) -> None:
+    """Rewrite an xlsx file without the times of writing that openpyxl puts in it (each zip entry's date, the
+    document's created and modified properties): all become WORKBOOK_DATE, so the same tables give the same bytes
+    on every run."""
+    with zipfile.ZipFile(path) as source:
+        entries = [(info, source.read(info)) for info in source.infolist()]
+    temporary = path.with_name(f".{path.name}.dated")
+    with zipfile.ZipFile(temporary, "w") as target:
+        for info, data in entries:
+            if info.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:(?:created|modified)\b[^>]*>)[^<]*", rb"\g<1>" + WORKBOOK_DATE.encode(),
+                              data)
+            undated = zipfile.ZipInfo(info.filename, date_time=ZIP_EPOCH)
+            undated.compress_type, undated.external_attr = info.compress_type, info.external_attr
+            target.writestr(undated, data)
+    os.replace(temporary, path)
