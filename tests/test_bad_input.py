@@ -90,3 +90,40 @@ def test_unknown_marker_in_the_template_names_it(small_trial, tmp_path):
     adata, _ = preprocess_fcs(small_trial["samples"].fcs.iloc[0], "s", PANEL, {})
     with pytest.raises(TemplateError, match=r"'CD999'.*neither a panel marker nor a channel.*FOXP3"):
         apply_template(adata, load_template(template))
+
+
+def test_preprocess_sample_files_writes_or_excludes(small_trial, tmp_path):
+    """The rule's library call: a good file gets its events, QC and metadata; a truncated one, with
+    on_bad_file: exclude, gets every output saying why, and with fail raises the error naming the file."""
+    import json
+    import logging
+
+    import anndata as ad
+    import pandas as pd
+
+    from cytotrial.preprocess_sample import preprocess_sample_files
+
+    names = ("events", "qc_row", "qc_details", "qc_plot", "metadata")
+    suffixes = {"events": ".h5ad", "qc_row": ".tsv", "qc_details": ".json", "qc_plot": ".png", "metadata": ".json"}
+    log = logging.getLogger("test")
+    good = small_trial["samples"].fcs.iloc[0]
+    bad = tmp_path / "bad.fcs"
+    bad.write_bytes(Path(good).read_bytes()[:3000])
+    panel = REPO / "config" / "panel.yaml"
+    for sample, fcs in (("good", good), ("bad", bad)):
+        outputs = {name: str(tmp_path / f"{sample}_{name}{suffixes[name]}") for name in names}
+        preprocess_sample_files(sample, str(fcs), str(panel), {}, 28, None, None, "exclude", outputs, log)
+        assert all(Path(path).stat().st_size > 0 for path in outputs.values())
+        row = pd.read_csv(outputs["qc_row"], sep="\t").iloc[0]
+        events = ad.read_h5ad(outputs["events"])
+        metadata = json.loads(Path(outputs["metadata"]).read_text())
+        if sample == "good":
+            assert events.n_obs == metadata["events"] > 20_000 and metadata["study_day"] == 28
+        else:
+            assert events.n_obs == 0 and row["flags"].startswith("excluded: ") and "bad.fcs" in row["flags"]
+            assert "bad.fcs" in metadata["excluded"]
+            assert "bad.fcs" in json.loads(Path(outputs["qc_details"]).read_text())["excluded"]
+    outputs = {name: str(tmp_path / f"fail_{name}{suffixes[name]}") for name in names}
+    with pytest.raises(FcsReadError, match="bad.fcs"):
+        preprocess_sample_files("bad", str(bad), str(panel), {}, None, None, None, "fail", outputs, log)
+    assert not any(Path(path).exists() for path in outputs.values())

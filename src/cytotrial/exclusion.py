@@ -32,7 +32,8 @@ def excluded_reason(adata: ad.AnnData) -> str:
 def excluded_events(sample_id: str, reason: str) -> ad.AnnData:
     """The empty event matrix of an excluded sample (no events, no channels), with the reason in ``uns``."""
     adata = ad.AnnData(X=np.zeros((0, 0), dtype=np.float32),
-                       obs=pd.DataFrame({"time_s": np.zeros(0), "qc_keep": np.zeros(0, dtype=bool)}))
+                       obs=pd.DataFrame({"time_s": np.zeros(0), "qc_keep": np.zeros(0, dtype=bool)},
+                                        index=pd.Index([], dtype=object)))
     adata.uns.update({"sample_id": sample_id, "excluded": reason})
     return adata
 

@@ -1,0 +1,60 @@
+"""Preprocess one FCS file and write everything the workflow keeps of it (rule preprocess_sample)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from .exclusion import BAD_FILE_ERRORS, excluded_events, excluded_metadata, excluded_qc_row
+from .io.atomic import atomic_path
+from .io.panel import Panel
+from .io.tables import write_json, write_tsv
+from .preprocess import preprocess_fcs, write_h5ad
+from .qc.plot import plot_event_qc, plot_excluded
+
+
+def preprocess_sample_files(sample_id: str, fcs_path: str, panel_path: str, settings: dict, study_day: int | None,
+                            transforms_path: str | None, matrix_path: str | None, on_bad_file: str,
+                            outputs: dict, log: logging.Logger) -> None:
+    """Read, compensate, transform and quality-check one file (:func:`cytotrial.preprocess.preprocess_fcs`) and
+    write its outputs: ``events`` (AnnData), ``qc_row`` (TSV), ``qc_details`` (JSON), ``qc_plot`` (PNG) and
+    ``metadata`` (de-identified, JSON).
+
+    ``transforms_path``: the batch's transform parameters (rule fit_batch_transforms), None to fit them on this
+    file. With ``on_bad_file: exclude`` a file that cannot be read, lacks a panel marker or has an unusable
+    spillover is excluded: every output is still written, saying why (see :mod:`cytotrial.exclusion`); otherwise
+    the error stops the job.
+    """
+    batch = json.loads(Path(transforms_path).read_text()) if transforms_path else None
+    try:
+        adata, qc = preprocess_fcs(fcs_path, sample_id, Panel.from_yaml(panel_path), settings, study_day, batch,
+                                   matrix_path)
+    except BAD_FILE_ERRORS as err:
+        if on_bad_file != "exclude":
+            raise
+        write_excluded_outputs(sample_id, fcs_path, str(err), outputs, log)
+        return
+    log.info("%s: %d events x %d channels; QC kept %d (%.2f %% removed)%s", sample_id, adata.n_obs, adata.n_vars,
+             qc.events_out, qc.percent_removed, f"; flags: {'; '.join(qc.flags)}" if qc.flags else "")
+    write_tsv(pd.DataFrame([qc.summary_row(sample_id)]), outputs["qc_row"])
+    write_json(qc.details(), outputs["qc_details"])
+    with atomic_path(outputs["qc_plot"], suffix=".png") as tmp:
+        plot_event_qc(qc, adata.obs["time_s"].to_numpy(), tmp, title=f"{sample_id}: event QC")
+    write_json({"sample_id": sample_id, "fcs_version": adata.uns["fcs_version"], "events": adata.n_obs,
+                "transform_scope": adata.uns["transform_scope"], **json.loads(adata.uns["metadata_json"])},
+               outputs["metadata"])
+    write_h5ad(adata, outputs["events"])
+
+
+def write_excluded_outputs(sample_id: str, fcs_path: str, reason: str, outputs: dict, log: logging.Logger) -> None:
+    """The outputs of a file excluded from the run (``on_bad_file: exclude``), each saying why."""
+    log.warning("%s: excluded from the run (on_bad_file: exclude): %s", sample_id, reason)
+    write_tsv(pd.DataFrame([excluded_qc_row(sample_id, reason)]), outputs["qc_row"])
+    write_json({"excluded": reason}, outputs["qc_details"])
+    with atomic_path(outputs["qc_plot"], suffix=".png") as tmp:
+        plot_excluded(sample_id, reason, tmp)
+    write_json(excluded_metadata(sample_id, fcs_path, reason), outputs["metadata"])
+    write_h5ad(excluded_events(sample_id, reason), outputs["events"])
