@@ -205,3 +205,81 @@ def test_files_carry_the_spillover_their_run_measured():
     np.testing.assert_allclose(compensated, true * gains, rtol=2e-3, atol=5)
     stale = np.linalg.solve(instrument.spillover_matrix().T, raw.T).T
     assert np.abs(stale - true * gains).max() > 100  # ...where the nominal matrix would leave spillover behind
+
+
+def test_variability_scenarios_shift_days_only_when_they_say_so():
+    from cytotrial.simulate.run import batch_gains, batch_staining, run_spillover
+    from cytotrial.simulate.variability import SCENARIOS
+
+    stable, shifted = SimulationSettings(variability="stable"), SimulationSettings(variability="shifted")
+    assert np.all(batch_gains("run004", stable)[0] == 1) and batch_staining("run004", stable) is None
+    gains = np.array([batch_gains(f"run{i:03d}", shifted)[0] for i in range(40)])
+    scatter = np.array([batch_gains(f"run{i:03d}", shifted)[1] for i in range(40)])
+    staining = np.array([batch_staining(f"run{i:03d}", shifted) for i in range(40)])
+    foxp3 = instrument.MARKERS.index("FOXP3")
+    assert 0.75 <= gains.min() and gains.max() <= 1.25 and np.ptp(gains[:, 0]) > 0.3
+    assert 0.72 <= scatter.min() and scatter.max() <= 1.35
+    assert 0.65 <= staining[:, foxp3].min() < 0.75 and staining[:, foxp3].max() <= 1.15
+    others = np.delete(staining, foxp3, axis=1)
+    assert 0.85 <= others.min() and others.max() <= 1.15
+    # each run's file carries the spillover its drifted detectors measure: S_ij g_j / g_i
+    g = batch_gains("run007", shifted)[0]
+    np.testing.assert_allclose(run_spillover("run007", shifted),
+                               np.round(instrument.spillover_matrix() * g[None, :] / g[:, None], 4))
+    assert SCENARIOS["dirty"].short_file_probability > 0 and SCENARIOS["stable"].short_file_probability == 0
+
+
+def test_each_seed_is_a_lab_with_its_own_phenotypes_and_continua():
+    from cytotrial.simulate.run import lab_phenotypes
+
+    a, b = (lab_phenotypes(SimulationSettings(seed=s, variability="stable")) for s in (1, 2))
+    classic = lab_phenotypes(SimulationSettings())
+    assert not np.allclose(a.means, b.means) and np.array_equal(classic.means, cells.classic_phenotypes().means)
+    j = {m: i for i, m in enumerate(instrument.MARKERS)}
+    i = {n: k for k, n in enumerate(cells.LEAF_NAMES)}
+    for lab in (a, b):
+        # Treg: CD25 above memory CD4, CD127 below it; memory CD4 CD25 between naive and Treg (a continuum)
+        assert lab.means[i["Treg_CM"], j["CD25"]] > lab.means[i["CD4_Tconv_CM"], j["CD25"]] > 0
+        assert lab.means[i["Treg_CM"], j["CD127"]] < lab.means[i["CD4_Tconv_CM"], j["CD127"]]
+        assert lab.means[i["CD4_Tconv_naive"], j["CD25"]] == 0
+        assert lab.means[i["Breg"], j["CD24"]] > lab.means[i["B_naive"], j["CD24"]]
+        # a shoulder, not a separate peak: Treg CD25 within ~12x of memory CD25 (the classic words: 20x), and
+        # memory CD25 spread wide (log-SD 0.8, classic 0.35)
+        assert lab.means[i["Treg_CM"], j["CD25"]] / lab.means[i["CD4_Tconv_CM"], j["CD25"]] < 12
+        assert lab.log_sds[i["CD4_Tconv_CM"], j["CD25"]] == 0.8
+
+
+def test_varied_composition_has_lymphopenic_b_depleted_and_granulocyte_rich_samples():
+    patients, _ = trial_design()
+    lymph_leaves = [n for n in cells.LEAF_NAMES if n.startswith(("CD4_", "Treg_", "CD8_", "T_DN", "B_", "Breg",
+                                                                 "Plasma", "NK_"))]
+    b_leaves = ["B_naive", "B_memory", "Breg", "Plasmablast"]
+    b_share, lymph_share = [], []
+    for seed in range(1, 6):
+        settings = SimulationSettings(seed=seed, variability="stable")
+        for pid in patients.patient_id:
+            f = leaf_fractions(pid, "D0", False, 1.0, settings)
+            lymph = sum(f[n] for n in lymph_leaves)
+            b_share.append(sum(f[n] for n in b_leaves) / lymph)
+            lymph_share.append(lymph)
+    b_share, lymph_share = np.array(b_share), np.array(lymph_share)
+    assert 0.04 < np.mean(b_share < 0.01) < 0.25  # B cells below 1 % of lymphocytes in about 1 patient in 8
+    assert np.mean(lymph_share < 0.15) > 0.05  # lymphopenia
+    classic = [sum(leaf_fractions(p, "D0", False, 1.0, SimulationSettings())[n] for n in b_leaves)
+               for p in patients.patient_id]
+    assert min(classic) > 0.01
+
+
+def test_dirty_samples_have_short_acquisitions_heavy_debris_and_dead_cells(tmp_path):
+    dirty = SimulationSettings(seed=3, events_per_sample=20_000, variability="dirty")
+    counts, debris, dead = [], [], []
+    for number in range(1, 19):
+        spec = SampleSpec(f"P{number:02d}_W4", f"P{number:02d}", "W4", "run010", 0, 1.0, False,
+                          str(tmp_path / "x.fcs"), str(tmp_path))
+        events, labels, _, _ = simulate_events(spec, dirty)
+        counts.append(len(labels))
+        debris.append(np.mean(labels == cells.LABEL_CODE["debris"]))
+        dead.append(np.mean(labels == cells.LABEL_CODE["dead"]))
+    counts, debris, dead = map(np.array, (counts, debris, dead))
+    assert (counts < 0.35 * 20_000).any() and (counts > 0.9 * 20_000).sum() >= 12
+    assert debris.max() > 0.15 and debris.max() <= 0.27 and dead.max() > 0.08 and dead.max() <= 0.16

@@ -11,13 +11,14 @@ from pathlib import Path
 from .io.tables import write_tsv
 from .simulate.run import simulate_trial
 from .simulate.trial import VISIT_DAYS, SimulationSettings, trial_design
+from .simulate.variability import SCENARIOS
 from .sheets import load_patients, load_samples
 
 
 def _simulate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     settings = SimulationSettings(seed=args.seed, events_per_sample=args.events, drift_sd=args.drift_sd,
-                                  treg_rise_responders=args.treg_rise)
+                                  treg_rise_responders=args.treg_rise, variability=args.variability)
     if args.samples:
         patients = load_patients(args.patients)
         samples = load_samples(args.samples, list(VISIT_DAYS), patients)
@@ -44,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=SimulationSettings.seed)
     simulate.add_argument("--drift-sd", type=float, default=0.0,
                           help="log-SD of detector gains between acquisition runs (default 0: no drift)")
+    simulate.add_argument("--variability", default="stable", choices=sorted(SCENARIOS),
+                          help="how labs, patients, days and acquisitions vary (default stable; none: the classic "
+                               "fixed phenotypes; shifted: day-to-day detector, scatter and staining shifts; dirty: "
+                               "shifted plus clogs, heavy debris and dead cells, short acquisitions)")
     simulate.add_argument("--treg-rise", type=float, default=SimulationSettings.treg_rise_responders,
                           help="relative Treg rise in responders at the peak (default 0.5)")
     simulate.add_argument("--workers", type=int, default=os.cpu_count() or 1)

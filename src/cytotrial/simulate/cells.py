@@ -89,8 +89,18 @@ ALL_LABELS: tuple[str, ...] = (*LEAF_NAMES, *ARTEFACT_LEAVES)
 LABEL_CODE = {name: code for code, name in enumerate(ALL_LABELS)}
 
 
-def _phenotype_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-leaf means, log-SDs, autofluorescence and scatter as arrays indexed [leaf, marker]."""
+@dataclass(frozen=True)
+class Phenotypes:
+    """Every leaf's marker levels, single-cell spreads, autofluorescence and scatter, as arrays [leaf, marker]."""
+
+    means: np.ndarray  # (leaves, markers) linear stain level of a typical cell, before autofluorescence
+    log_sds: np.ndarray  # (leaves, markers) log-SD of single cells around it
+    autofluorescence: np.ndarray  # (leaves,)
+    scatter: np.ndarray  # (leaves, 2) FSC-A and SSC-A
+
+
+def classic_phenotypes() -> Phenotypes:
+    """The fixed phenotypes of :data:`LEAVES` (the ``none`` variability scenario)."""
     means = np.zeros((len(LEAVES), len(MARKERS)))
     log_sds = np.full((len(LEAVES), len(MARKERS)), DEFAULT_LOG_SD)
     for i, leaf in enumerate(LEAVES):
@@ -102,22 +112,82 @@ def _phenotype_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
             log_sds[i, j] = leaf.log_sd.get(marker, DEFAULT_LOG_SD)
     autofluorescence = np.array([leaf.autofluorescence for leaf in LEAVES])
     scatter = np.array([[leaf.fsc, leaf.ssc] for leaf in LEAVES])
-    return means, log_sds, autofluorescence, scatter
+    return Phenotypes(means, log_sds, autofluorescence, scatter)
 
 
-_MEANS, _LOG_SDS, _AUTOFLUORESCENCE, _SCATTER = _phenotype_tables()
+# Continua of real blood (variability ``continua``): (leaf, marker) -> (multiple of the marker's positive level,
+# log-SD of single cells). Tregs are a CD25-high shoulder of the CD127-low CD4 cells; memory CD4 cells spread from
+# CD25-negative to CD25-intermediate; CCR7 and CD45RA are continua between naive, central and effector memory;
+# transitional B cells (Breg) are the CD24-high CD38-high end of naive B.
+CONTINUA: dict[tuple[str, str], tuple[float, float]] = {
+    ("CD4_Tconv_CM", "CD25"): (0.2, 0.8), ("CD4_Tconv_EM", "CD25"): (0.3, 0.8),
+    ("CD4_Tconv_CM", "CD127"): (0.9, 0.4), ("CD4_Tconv_EM", "CD127"): (0.45, 0.5),
+    ("CD4_Tconv_TEMRA", "CD127"): (0.4, 0.5), ("CD4_Tact", "CD25"): (0.8, 0.5), ("CD4_Tact", "CD127"): (0.8, 0.4),
+    ("CD4_Tact", "FOXP3"): (0.08, 0.6),
+    **{(treg, marker): value for treg in ("Treg_naive", "Treg_CM", "Treg_EM")
+       for marker, value in {"CD25": (1.1, 0.6), "CD127": (0.15, 0.55), "FOXP3": (0.5, 0.5)}.items()},
+    **{(f"{lineage}_CM", "CCR7"): (0.7, 0.5) for lineage in ("CD4_Tconv", "Treg", "CD8")},
+    **{(f"{lineage}_EM", "CCR7"): (0.06, 0.65) for lineage in ("CD4_Tconv", "Treg", "CD8")},
+    **{(leaf, "CCR7"): (0.05, 0.6) for leaf in ("CD4_Tconv_TEMRA", "CD8_TEMRA")},
+    **{(leaf, "CD45RA"): (0.04, 0.7) for leaf in ("CD4_Tconv_CM", "CD4_Tconv_EM", "Treg_CM", "Treg_EM",
+                                                  "CD8_CM", "CD8_EM")},
+    **{(leaf, "CD45RA"): (0.8, 0.5) for leaf in ("CD4_Tconv_TEMRA", "CD8_TEMRA")},
+    ("B_naive", "CD24"): (0.4, 0.4), ("B_naive", "CD38"): (0.4, 0.4),
+    ("B_memory", "CD24"): (1.0, 0.4), ("B_memory", "CD38"): (0.1, 0.6),
+    ("Breg", "CD24"): (1.6, 0.45), ("Breg", "CD38"): (1.6, 0.45),
+}
+SCATTER_LEVEL_SD = 0.08  # a lab's scatter settings: each leaf's FSC and SSC level, log-SD
+AUTOFLUORESCENCE_LEVEL_SD = 0.3
+
+
+def lab_phenotypes(variability, rng: np.random.Generator) -> Phenotypes:
+    """The phenotypes of one simulated lab: the classic ones with continua, each population's marker levels and
+    spreads drawn around them, each conjugate's brightness and each leaf's scatter and autofluorescence.
+
+    Parameters
+    ----------
+    variability
+        A :class:`cytotrial.simulate.variability.Variability`.
+    rng
+        The lab's random stream (drawn once per seed).
+    """
+    classic = classic_phenotypes()
+    if not variability.varies_phenotypes:
+        return classic
+    means, log_sds = classic.means.copy(), rng.uniform(*variability.marker_spread, classic.means.shape)
+    for i, leaf in enumerate(LEAVES):  # a marker's own wider spread (e.g. neutrophil CD16) stays
+        for marker, sd in leaf.log_sd.items():
+            log_sds[i, MARKERS.index(marker)] = sd
+    if variability.continua:
+        for (leaf, marker), (level, sd) in CONTINUA.items():
+            i, j = LEAF_NAMES.index(leaf), MARKERS.index(marker)
+            means[i, j], log_sds[i, j] = MARKER_POSITIVE_LEVEL[marker] * level, sd
+    means *= np.exp(variability.marker_level_sd * rng.standard_normal(means.shape))
+    brightness = np.clip(np.exp(variability.brightness_sd * rng.standard_normal(len(MARKERS))), 0.4, 2.5)
+    means *= brightness[None, :]
+    autofluorescence = classic.autofluorescence * np.exp(AUTOFLUORESCENCE_LEVEL_SD * rng.standard_normal(len(LEAVES)))
+    scatter = classic.scatter * np.exp(SCATTER_LEVEL_SD * rng.standard_normal(classic.scatter.shape))
+    return Phenotypes(means, log_sds, autofluorescence, scatter)
+
+
+_CLASSIC = classic_phenotypes()
 _AF_SPECTRUM = np.array([AUTOFLUORESCENCE_SPECTRUM[m] for m in MARKERS])
 FSC_LOG_SD = 0.10
 SSC_LOG_SD = 0.18
 
 
-def draw_cells(leaf_codes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def draw_cells(leaf_codes: np.ndarray, rng: np.random.Generator, phenotypes: Phenotypes = _CLASSIC,
+               staining: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """True dye signals and area scatter for cells of the given leaves.
 
     Parameters
     ----------
     leaf_codes
         (n,) integer codes into :data:`LEAVES`.
+    phenotypes
+        The lab's phenotypes (default: the classic ones).
+    staining
+        (17,) staining strength of each marker on the acquisition day (default 1).
 
     Returns
     -------
@@ -127,10 +197,13 @@ def draw_cells(leaf_codes: np.ndarray, rng: np.random.Generator) -> tuple[np.nda
         FSC-A and SSC-A.
     """
     n = leaf_codes.size
-    autofluorescence = _AUTOFLUORESCENCE[leaf_codes] * np.exp(0.4 * rng.standard_normal(n))
-    stained = _MEANS[leaf_codes] * np.exp(_LOG_SDS[leaf_codes] * rng.standard_normal((n, len(MARKERS))))
+    autofluorescence = phenotypes.autofluorescence[leaf_codes] * np.exp(0.4 * rng.standard_normal(n))
+    stained = phenotypes.means[leaf_codes] * np.exp(phenotypes.log_sds[leaf_codes] *
+                                                    rng.standard_normal((n, len(MARKERS))))
+    if staining is not None:
+        stained *= staining[None, :]
     signal = autofluorescence[:, None] * _AF_SPECTRUM[None, :] + stained
-    scatter = _SCATTER[leaf_codes] * np.exp(rng.standard_normal((n, 2)) * np.array([FSC_LOG_SD, SSC_LOG_SD]))
+    scatter = phenotypes.scatter[leaf_codes] * np.exp(rng.standard_normal((n, 2)) * np.array([FSC_LOG_SD, SSC_LOG_SD]))
     return signal, scatter
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import json
 import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -21,6 +23,7 @@ from .acquisition import apply_anomaly, arrival_times, draw_anomaly
 from .trial import (VISIT_DAYS, SimulationSettings, assign_responses, blood_count, leaf_fractions, patient_number,
                     platelet_counts, rng_for)
 from .truth import true_frequencies
+from .variability import Variability, variability_from
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +45,10 @@ class SampleSpec:
     truth_dir: str
 
 
-def _artefact_counts(n_total: int, rng: np.random.Generator) -> tuple[int, int, int, int, int]:
+def _artefact_counts(n_total: int, rng: np.random.Generator, varied: Variability) -> tuple[int, int, int, int, int]:
     """Events of each kind: debris, doublets, dead cells, non-leukocytes and live leukocytes."""
-    shares = [rng.uniform(0.05, 0.12), rng.uniform(0.03, 0.06), rng.uniform(0.02, 0.05), rng.uniform(0.01, 0.03)]
+    shares = [rng.uniform(*varied.debris_share), rng.uniform(0.03, 0.06), rng.uniform(*varied.dead_share),
+              rng.uniform(0.01, 0.03)]
     n = rng.multinomial(n_total, [*shares, 1 - sum(shares)])
     return tuple(int(v) for v in n)
 
@@ -69,17 +73,25 @@ def simulate_events(spec: SampleSpec, settings: SimulationSettings) -> tuple[np.
         The disturbance ('clog', 'signal_shift'), or '' for none.
     """
     number = patient_number(spec.patient_id)
-    rng = rng_for(settings.seed, 7, number, list(VISIT_DAYS).index(spec.visit))
+    visit_index = list(VISIT_DAYS).index(spec.visit)
+    rng = rng_for(settings.seed, 7, number, visit_index)
+    varied = settings.varied
     fractions = leaf_fractions(spec.patient_id, spec.visit, spec.responder, spec.dose, settings)
     p = np.array([fractions[name] for name in cells.LEAF_NAMES])
-    n_total = int(round(settings.events_per_sample * rng.uniform(0.95, 1.05)))
-    n_debris, n_doublets, n_dead, n_nonleukocytes, n_cells = _artefact_counts(n_total, rng)
+    n_total = int(round(settings.events_per_sample * rng.uniform(0.95, 1.05) *
+                        short_acquisition_fraction(settings, number, visit_index)))
+    n_debris, n_doublets, n_dead, n_nonleukocytes, n_cells = _artefact_counts(n_total, rng, varied)
+    phenotypes = lab_phenotypes(settings)
+    staining = batch_staining(spec.batch, settings)
+
+    def draw(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return cells.draw_cells(codes, rng, phenotypes, staining)
 
     live_codes = rng.choice(len(p), size=n_cells, p=p)
-    live_signal, live_area = cells.draw_cells(live_codes, rng)
-    dead_signal, dead_area = cells.kill_cells(*cells.draw_cells(rng.choice(len(p), size=n_dead, p=p), rng), rng)
-    first = cells.draw_cells(rng.choice(len(p), size=n_doublets, p=p), rng)
-    second = cells.draw_cells(rng.choice(len(p), size=n_doublets, p=p), rng)
+    live_signal, live_area = draw(live_codes)
+    dead_signal, dead_area = cells.kill_cells(*draw(rng.choice(len(p), size=n_dead, p=p)), rng)
+    first = draw(rng.choice(len(p), size=n_doublets, p=p))
+    second = draw(rng.choice(len(p), size=n_doublets, p=p))
     debris_signal, debris_area = cells.draw_debris(n_debris, rng)
     other_signal, other_area = cells.draw_nonleukocytes(n_nonleukocytes, rng)
 
@@ -96,8 +108,9 @@ def simulate_events(spec: SampleSpec, settings: SimulationSettings) -> tuple[np.
                              np.full(n_doublets, cells.LABEL_CODE["doublet"])]).astype(np.uint8)
 
     order = rng.permutation(labels.size)
-    anomaly_rng = rng_for(settings.seed, 10, number, list(VISIT_DAYS).index(spec.visit))
-    anomaly = draw_anomaly(anomaly_rng, settings.anomaly_probability)
+    anomaly_rng = rng_for(settings.seed, 10, number, visit_index)
+    probability = settings.anomaly_probability if varied.anomaly_probability is None else varied.anomaly_probability
+    anomaly = draw_anomaly(anomaly_rng, probability)
     acquisition = apply_anomaly(arrival_times(labels.size, rng), anomaly, anomaly_rng)
     order = order[acquisition["keep"]]
     fluorescence_gains, scatter_gains = batch_gains(spec.batch, settings)
@@ -114,13 +127,51 @@ def simulate_events(spec: SampleSpec, settings: SimulationSettings) -> tuple[np.
 
 
 def batch_gains(batch: str, settings: SimulationSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Detector gains of one acquisition run: 1.0 unless instrument drift between days is simulated."""
+    """Detector gains (17) and FSC, SSC gains (2) of one acquisition run: 1.0 unless instrument drift between
+    days (``drift_sd``) or day-to-day shifts (the variability's ``detector_gain``, ``scatter_gain``) are
+    simulated."""
     n = len(instrument.DETECTORS)
-    if settings.drift_sd <= 0:
-        return np.ones(n), np.ones(2)
-    digest = int(hashlib.sha256(batch.encode()).hexdigest()[:8], 16)
-    rng = rng_for(settings.seed, 8, digest)
-    return np.exp(settings.drift_sd * rng.standard_normal(n)), np.exp(settings.drift_sd / 2 * rng.standard_normal(2))
+    varied = settings.varied
+    if settings.drift_sd > 0:
+        rng = rng_for(settings.seed, 8, _batch_digest(batch))
+        return np.exp(settings.drift_sd * rng.standard_normal(n)), np.exp(settings.drift_sd / 2 * rng.standard_normal(2))
+    if varied.shifts_days:
+        rng = rng_for(settings.seed, 21, _batch_digest(batch))
+        return rng.uniform(*varied.detector_gain, n), rng.uniform(*varied.scatter_gain, 2)
+    return np.ones(n), np.ones(2)
+
+
+def batch_staining(batch: str, settings: SimulationSettings) -> np.ndarray | None:
+    """Staining strength of each marker on one acquisition run (None: all 1)."""
+    varied = settings.varied
+    if not varied.shifts_days:
+        return None
+    rng = rng_for(settings.seed, 24, _batch_digest(batch))
+    ranges = [varied.staining_by_marker.get(marker, varied.staining) for marker in instrument.MARKERS]
+    return np.array([rng.uniform(*r) for r in ranges])
+
+
+def _batch_digest(batch: str) -> int:
+    return int(hashlib.sha256(batch.encode()).hexdigest()[:8], 16)
+
+
+def short_acquisition_fraction(settings: SimulationSettings, patient: int, visit_index: int) -> float:
+    """The share of the planned events a sample was acquired with: below 1 when the acquisition stopped early."""
+    varied = settings.varied
+    if varied.short_file_probability <= 0:
+        return 1.0
+    rng = rng_for(settings.seed, 25, patient, visit_index)
+    return float(rng.uniform(*varied.short_file_fraction)) if rng.random() < varied.short_file_probability else 1.0
+
+
+@functools.lru_cache(maxsize=4)
+def _lab_phenotypes(seed: int, variability: str) -> cells.Phenotypes:
+    return cells.lab_phenotypes(variability_from(json.loads(variability)), rng_for(seed, 20))
+
+
+def lab_phenotypes(settings: SimulationSettings) -> cells.Phenotypes:
+    """The simulated lab's phenotypes (the same for every sample of a seed and variability)."""
+    return _lab_phenotypes(settings.seed, json.dumps(settings.variability, sort_keys=True))
 
 
 def run_spillover(batch: str, settings: SimulationSettings) -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .cells import LEAF_NAMES
+from .variability import Variability, variability_from
 
 VISIT_DAYS: dict[str, int] = {"D0": -1, "W2": 14, "W4": 28, "W8": 56, "W12": 84, "W16": 112, "W28": 196}
 """Study day of each blood draw; day 0 is the first infusion."""
@@ -42,6 +43,12 @@ class SimulationSettings:
     drift_sd: float = 0.0
     missing_platelet_fraction: float = 0.04
     anomaly_probability: float = 0.1
+    variability: str | dict = "none"  # a scenario of :mod:`cytotrial.simulate.variability`, or one with overrides
+
+    @property
+    def varied(self) -> Variability:
+        """The variability model these settings name."""
+        return variability_from(self.variability)
 
 
 def trial_design(fcs_dir: str = "resources/demo/fcs", patients_per_cohort: int | None = None,
@@ -174,7 +181,6 @@ COMPOSITION_TREE: dict[str, dict[str, float]] = {
     "B": {"B_naive": 0.62, "B_memory": 0.28, "Breg": 0.08, "Plasmablast": 0.02},
     "NK": {"NK_bright": 0.08, "NK_dim": 0.92},
 }
-PATIENT_SD = 0.25  # between-patient log-SD of every branch weight
 VISIT_SD = 0.08  # within-patient, visit-to-visit log-SD
 
 
@@ -182,20 +188,24 @@ def leaf_fractions(patient_id: str, visit: str, responder: bool, dose: float,
                    settings: SimulationSettings) -> dict[str, float]:
     """Fraction of each leaf among live leukocytes for one sample.
 
-    Branch weights vary between patients and, less, between visits. After dosing, Treg (share of CD4) rise by
-    ``treg_rise_*`` x the effect time course, more at higher dose; Breg (share of B) rise by half as much.
+    Branch weights vary between patients (``variability.patient_sd``) and, less, between visits. After dosing,
+    Treg (share of CD4) rise by ``treg_rise_*`` x the effect time course, more at higher dose; Breg (share of B)
+    rise by half as much. The variability model may make a patient lymphopenic or B-depleted, and a sample
+    granulocyte-rich.
     """
     number = patient_number(patient_id)
     patient_rng = rng_for(settings.seed, 4, number)
     visit_rng = rng_for(settings.seed, 5, number, list(VISIT_DAYS).index(visit))
     amplitude = settings.treg_rise_responders if responder else settings.treg_rise_nonresponders
     effect = amplitude * EFFECT_TIME_COURSE[visit] * (0.8 + 0.1 * dose)
+    factors = composition_factors(patient_id, visit, settings)
     fractions = {"leukocytes": 1.0}
     for node, children in COMPOSITION_TREE.items():
         names = list(children)
         weights = np.array([children[c] for c in names])
-        weights = weights * np.exp(PATIENT_SD * patient_rng.standard_normal(len(names)))
+        weights = weights * np.exp(settings.varied.patient_sd * patient_rng.standard_normal(len(names)))
         weights = weights * np.exp(VISIT_SD * visit_rng.standard_normal(len(names)))
+        weights = weights * np.array([factors.get(name, 1.0) for name in names])
         if node == "CD4":
             weights[names.index("Treg")] *= 1 + effect
         if node == "B":
@@ -203,6 +213,24 @@ def leaf_fractions(patient_id: str, visit: str, responder: bool, dose: float,
         for name, share in zip(names, weights / weights.sum(), strict=True):
             fractions[name] = fractions[node] * share
     return {leaf: fractions[leaf] for leaf in LEAF_NAMES}
+
+
+def composition_factors(patient_id: str, visit: str, settings: SimulationSettings) -> dict[str, float]:
+    """Multipliers of composition-tree branches for one sample: a lymphopenic or B-depleted patient (all
+    visits), a granulocyte-rich sample. Empty without such variability."""
+    varied = settings.varied
+    number = patient_number(patient_id)
+    patient_rng = rng_for(settings.seed, 22, number)
+    sample_rng = rng_for(settings.seed, 23, number, list(VISIT_DAYS).index(visit))
+    factors = {}
+    draws = patient_rng.random(2), patient_rng.uniform(0, 1, 2)
+    if draws[0][0] < varied.lymphopenia_probability:
+        factors["lymphocytes"] = float(np.interp(draws[1][0], [0, 1], varied.lymphopenia_factor))
+    if draws[0][1] < varied.b_depletion_probability:
+        factors["B"] = float(np.interp(draws[1][1], [0, 1], varied.b_depletion_factor))
+    if sample_rng.random() < varied.granulocyte_rich_probability:
+        factors["granulocytes"] = float(sample_rng.uniform(*varied.granulocyte_rich_factor))
+    return factors
 
 
 def blood_count(patient_id: str, visit: str, seed: int, lymphocyte_fraction: float) -> dict[str, float]:
