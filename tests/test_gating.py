@@ -49,8 +49,8 @@ def test_tail_cut_ignores_the_tail_when_measuring_spread():
 
 def test_find_cut_fixed_quantile_and_unknown():
     values = np.arange(101, dtype=float)
-    assert find_cut(values, "fixed", {"value": 7}) == 7
-    assert find_cut(values, "quantile", {"q": 0.25}) == 25
+    assert find_cut(values, "fixed", {"value": 7}) == (7.0, "")
+    assert find_cut(values, "quantile", {"q": 0.25}).value == 25
     with pytest.raises(ValueError, match="unknown cut method 'kmeans'"):
         find_cut(values, "kmeans", {})
 

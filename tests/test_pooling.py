@@ -50,7 +50,7 @@ def test_pooled_cut_is_the_cut_of_the_batch_events_together(batch, tmp_path):
         parent = apply_template(adata, template).masks["CD25hi_CD127lo"]
         values.append(adata.X[parent, dimension_index(adata, "FOXP3")])
     gate = next(p for p in template.populations if p.name == "Treg")
-    expected = find_cut(np.concatenate(values), "valley", dict(gate.cuts[0].args))
+    expected = find_cut(np.concatenate(values), "valley", dict(gate.cuts[0].args)).value
     assert fitted["Treg"]["FOXP3"] == pytest.approx(expected)
     assert fitted["Treg"]["events"] == sum(v.size for v in values)
     for adata in batch.values():
@@ -63,20 +63,27 @@ def test_pooled_cut_is_the_cut_of_the_batch_events_together(batch, tmp_path):
 
 
 def test_a_small_sample_borrows_the_batch_gate(batch, tmp_path):
-    """A sample too small to place its own gate gets the batch's and is reported, not missing."""
+    """A sample with few B cells is gated with the batch's Breg polygon, fitted on every sample's B cells."""
+    from matplotlib.path import Path as MplPath
+
     template = _template(tmp_path, {"Breg": "batch"})
     small = dict(batch)
     first = next(iter(small))
     b_cells = np.flatnonzero(apply_template(small[first], template).masks["B"])
     keep = np.ones(small[first].n_obs, dtype=bool)
-    keep[b_cells[25:]] = False  # 25 B cells: enough to report, too few (< 10 after the CD38 cut) for CD24's tail
+    keep[b_cells[25:]] = False  # 25 B cells: enough to report, too few to fit a mixture on
     small[first] = small[first][keep].copy()
-    alone = next(g for g in apply_template(small[first], template).gates if g["population"] == "Breg")
     fitted = fit_pooled_gates(small, template, "day1")
-    pooled = next(g for g in apply_template(small[first], template, pooled=fitted).gates
-                  if g["population"] == "Breg")
-    assert pooled["status"] == "ok" and pooled["cuts"]["CD38"]["method"] == "pooled"
-    assert alone["status"] == "missing" or alone["cuts"] != pooled["cuts"]
+    b_counts = [int(apply_template(adata, template).masks["B"].sum()) for adata in small.values()]
+    assert fitted["Breg"]["events"] == sum(b_counts) and b_counts[0] < 100
+    result = apply_template(small[first], template, pooled=fitted)
+    record = next(g for g in result.gates if g["population"] == "Breg")
+    assert record["status"] == "ok" and record["pooled"] == "fitted on the pooled events of batch day1"
+    assert record["polygon"]["vertices"] == fitted["Breg"]["vertices"]
+    b = result.masks["B"]
+    values = small[first].X[b][:, [dimension_index(small[first], d) for d in ("CD38", "CD24")]]
+    inside = MplPath(np.array(fitted["Breg"]["vertices"])).contains_points(values)  # matplotlib's own test
+    assert (result.masks["Breg"][b] == inside).all() and 0 < inside.sum() < b_counts[0]
 
 
 def test_reviewer_override_wins_over_the_pooled_gate(batch, tmp_path):
@@ -96,7 +103,8 @@ def test_pooled_gates_below_pooled_gates_see_the_batch_parents(batch, tmp_path):
 
 
 def test_only_data_driven_gates_can_be_pooled(tmp_path):
-    with pytest.raises(TemplateError, match=r"'boundary'.*pool: batch.*boundary gate.*\['cluster', 'cuts', 'singlets'\]"):
+    with pytest.raises(TemplateError, match=r"'boundary'.*pool: batch.*boundary gate.*\['cluster', 'cuts', 'mixture', "
+                                            r"'singlets'\]"):
         _template(tmp_path, {"boundary": "batch"})
     with pytest.raises(TemplateError, match=r"populations\[1\]/pool|pool"):
         _template(tmp_path, {"cells": "day"})

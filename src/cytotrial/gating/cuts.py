@@ -7,6 +7,7 @@ and returns one cut point. All are deterministic.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -88,65 +89,142 @@ def refine_mode(values: np.ndarray, start: float, width: float, steps: int = 10)
     return float(_kernels().mean_shift_mode(np.asarray(values), float(start), float(width), int(steps)))
 
 
+class CutPoint(NamedTuple):
+    """A cut and, when it was not placed as the method intends (no valley, clipped to its range), why."""
+
+    value: float
+    note: str = ""
+
+
 def valley_cut(values: np.ndarray, range: tuple[float, float] | None = None, adjust: float = 1.0,
                min_peak_height: float = 0.05, single_peak: str = "upper_tail", sd_multiple: float = 3.0,
-               max_valley_ratio: float = 0.8) -> float:
-    """openCyto's mindensity: the deepest point of the density between its two tallest peaks.
+               max_valley_ratio: float = 0.8, peak: str = "tallest", side: str = "both",
+               major: float = 0.1, reference_above: float = 0.0, choose: str | None = None,
+               tail_from: str | None = None, tail_spread: str = "inner") -> float:
+    """openCyto's mindensity: the deepest point of the density between a reference peak and another peak.
 
-    When the valley between the two tallest peaks is too shallow to be real (``max_valley_ratio``), the next
-    tallest peaks are tried in turn with the tallest, so a bump on the main peak's shoulder does not hide a
-    smaller, well separated population.
+    See :func:`find_valley`, which also says when the cut is a fall-back; this returns the cut alone.
+    """
+    return find_valley(values, range=range, adjust=adjust, min_peak_height=min_peak_height, single_peak=single_peak,
+                       sd_multiple=sd_multiple, max_valley_ratio=max_valley_ratio, peak=peak, side=side,
+                       major=major, reference_above=reference_above, choose=choose, tail_from=tail_from,
+                       tail_spread=tail_spread).value
+
+
+def find_valley(values: np.ndarray, *, range: tuple[float, float] | None = None, adjust: float = 1.0,
+                min_peak_height: float = 0.05, single_peak: str = "upper_tail", sd_multiple: float = 3.0,
+                max_valley_ratio: float = 0.8, peak: str = "tallest", side: str = "both",
+                major: float = 0.1, reference_above: float = 0.0, choose: str | None = None,
+                tail_from: str | None = None, tail_spread: str = "inner") -> CutPoint:
+    """The deepest point of the density between a reference peak and another peak whose valley with it is a real
+    dip; with no such peak, a tail cut from the reference peak (flowDensity's deGate).
+
+    Other peaks are tried in the order ``choose`` says: 'tallest' first (the default with ``side`` 'both', so a
+    bump on the reference peak's shoulder does not hide a smaller, well separated population), 'nearest' first
+    (the default on one side: the reference population's own edge) or 'deepest' valley first (e.g. dead cells,
+    far brighter than every live population).
 
     Parameters
     ----------
     range
-        Only peaks within [lo, hi] count (openCyto's ``gate_range``); the density is estimated on all values so
-        that it is not distorted at the edges of the range.
+        Only peaks within [lo, hi] count (openCyto's ``gate_range``; gating units, so it does not transfer
+        between instruments: prefer ``peak`` and ``side``). The density is estimated on all values.
     adjust
         Bandwidth multiplier.
     min_peak_height
         Peaks lower than this fraction of the tallest are ignored.
     max_valley_ratio
         A valley whose density exceeds this fraction of the lower of its two peaks is noise (typical of small
-        populations), and the data are treated as having one peak.
-    single_peak
-        What to do when there is only one peak: 'upper_tail' or 'lower_tail' cut at ``sd_multiple`` robust SDs
-        from it (see :func:`tail_cut`).
+        populations).
+    peak
+        The reference peak: 'tallest', or 'lowest' / 'highest' (in position) of the major peaks, those at least
+        ``major`` x the tallest (e.g. 'lowest' for the CD45-dim edge of the leukocytes).
+    reference_above
+        For a scale that starts at 0 (linear scatter): a peak below this fraction of the highest major peak's
+        position cannot be the reference (e.g. 0.35 on FSC-A: debris is not a cell peak, whatever the gain).
+    side
+        Where the other peak is looked for: 'above' or 'below' the reference peak, or 'both'.
+    single_peak, sd_multiple
+        With no other peak: 'upper_tail' or 'lower_tail' cut at ``sd_multiple`` robust SDs from the reference
+        peak (:func:`tail_cut`); with ``side`` 'above' or 'below' the tail is on that side.
+    tail_from, tail_spread
+        The tail cut's peak, if not the reference: 'tallest', 'lowest' or 'highest' of the major peaks; and
+        where its spread is measured ('inner' or 'outer' side, see :func:`tail_cut`).
+
+    Returns
+    -------
+    CutPoint
+        The cut, and a note when the valley search fell back to a tail cut or the cut was clipped to ``range``.
     """
+    peaks_named = ("tallest", "lowest", "highest")
+    choose = choose or ("tallest" if side == "both" else "nearest")
+    if peak not in peaks_named or side not in ("above", "below", "both") or tail_from not in (None, *peaks_named) \
+            or choose not in ("tallest", "nearest", "deepest"):
+        raise ValueError(f"valley: peak and tail_from must be tallest, lowest or highest, side above, below or both, "
+                         f"choose tallest, nearest or deepest (got {peak!r}, {tail_from!r}, {side!r}, {choose!r})")
     x = _kernels().finite_values(values)  # once, for the density, the mode and the tail cut
     kde = kernel_density(x, adjust)
     peaks = kde.peaks(min_peak_height, within=range)
-    for second in peaks[1:]:  # the tallest peak with the next tallest whose valley is a real dip
-        left, right = sorted((peaks[0], second))
-        valley = left + int(np.argmin(kde.density[left:right + 1]))
-        if kde.density[valley] <= max_valley_ratio * min(kde.density[left], kde.density[right]):
-            return float(kde.grid[valley])
-    mode = refine_mode(x, kde.grid[peaks[0]], kde.half_width(int(peaks[0]))) if peaks.size else None
-    cut = tail_cut(x, side=single_peak.removesuffix("_tail"), sd_multiple=sd_multiple, adjust=adjust, mode=mode)
-    return cut if range is None else float(np.clip(cut, *range))  # as openCyto, the cut stays within gate_range
+    reference = _reference_peak(kde, peaks, peak, major, reference_above)
+    if reference is not None:
+        others = [p for p in peaks if p != reference and (side == "both" or (p > reference) == (side == "above"))]
+        valleys = []
+        for other in others:
+            left, right = sorted((reference, other))
+            valley = left + int(np.argmin(kde.density[left:right + 1]))
+            depth = kde.density[valley] / min(kde.density[left], kde.density[right])
+            if depth <= max_valley_ratio:  # a real dip
+                valleys.append((other, valley, depth))
+        order = {"tallest": lambda v: -kde.density[v[0]], "nearest": lambda v: abs(v[0] - reference),
+                 "deepest": lambda v: v[2]}[choose]
+        if valleys:
+            return CutPoint(float(kde.grid[min(valleys, key=order)[1]]))
+    tail_peak = reference if tail_from is None else _reference_peak(kde, peaks, tail_from, major, reference_above)
+    mode = refine_mode(x, kde.grid[tail_peak], kde.half_width(int(tail_peak))) if tail_peak is not None else None
+    tail_side = {"above": "upper", "below": "lower"}.get(side, single_peak.removesuffix("_tail"))
+    cut = tail_cut(x, side=tail_side, sd_multiple=sd_multiple, adjust=adjust, mode=mode, spread=tail_spread)
+    note = (f"no density valley {'beside' if side == 'both' else side} the {peak} peak: cut at {sd_multiple:g} robust "
+            f"SDs {tail_side == 'upper' and 'above' or 'below'} the {tail_from or peak} peak")
+    if range is not None and not range[0] <= cut <= range[1]:  # as openCyto, the cut stays within gate_range
+        return CutPoint(float(np.clip(cut, *range)), note + f", clipped to the edge of the range {list(range)}")
+    return CutPoint(cut, note)
+
+
+def _reference_peak(kde: Density, peaks: np.ndarray, peak: str, major: float, reference_above: float) -> int | None:
+    if not peaks.size:
+        return None
+    majors = peaks[kde.density[peaks] >= major * kde.density[peaks[0]]]
+    if reference_above > 0:
+        majors = majors[kde.grid[majors] >= reference_above * kde.grid[majors.max()]]
+    if peak == "tallest":
+        return int(majors[np.argmax(kde.density[majors])])
+    return int(majors.min() if peak == "lowest" else majors.max())
 
 
 def tail_cut(values: np.ndarray, side: str = "upper", sd_multiple: float = 3.0, adjust: float = 1.0,
-             range: tuple[float, float] | None = None, mode: float | None = None) -> float:
+             range: tuple[float, float] | None = None, mode: float | None = None, spread: str = "inner") -> float:
     """A cut on the shoulder of the dominant peak, for markers whose positives form no peak of their own.
 
     The peak's spread is measured on the side away from the tail (so the tail does not inflate it), robustly:
     SD = 1.4826 x the median distance of those events from the mode (a half-normal's median is 0.6745 SD), so
-    a few far events (e.g. an unresolved population on the inner side) do not widen it.
+    a few far events (e.g. an unresolved population on the inner side) do not widen it. With ``spread='outer'``
+    it is measured on the tail's side instead, for a peak with other populations on its inner side (e.g. the
+    brightest of several viability-dye-negative peaks).
     cut = mode + ``sd_multiple`` x SD for ``side='upper'``, mode - ``sd_multiple`` x SD for 'lower'.
     ``mode`` defaults to the tallest point of the density (within ``range`` if given).
     """
-    if side not in ("upper", "lower"):
-        raise ValueError(f"tail side must be 'upper' or 'lower', not {side!r}")
+    if side not in ("upper", "lower") or spread not in ("inner", "outer"):
+        raise ValueError(f"tail side must be 'upper' or 'lower' and spread 'inner' or 'outer', not {side!r}, "
+                         f"{spread!r}")
     x = _kernels().finite_values(values)
     if mode is None:
         kde = kernel_density(x, adjust)
         inside = np.ones(kde.grid.size, bool) if range is None else (kde.grid >= range[0]) & (kde.grid <= range[1])
         peak = int(np.flatnonzero(inside)[int(np.argmax(kde.density[inside]))])
         mode = refine_mode(x, kde.grid[peak], kde.half_width(peak))
-    inner = _kernels().inner_distances(x, float(mode), side == "upper")
-    spread = 1.4826 * quantiles(inner, (0.5,))[0] if inner.size else 0.0
-    return mode + sd_multiple * spread if side == "upper" else mode - sd_multiple * spread
+    distances = _kernels().inner_distances(x, float(mode), (side == "upper") == (spread == "inner"))
+    sd = 1.4826 * quantiles(distances, (0.5,))[0] if distances.size else 0.0
+    return mode + sd_multiple * sd if side == "upper" else mode - sd_multiple * sd
 
 
 def quantile_cut(values: np.ndarray, q: float) -> float:
@@ -161,13 +239,15 @@ CUT_METHODS = {
 }
 
 
-def find_cut(values: np.ndarray, method: str, args: dict) -> float:
+def find_cut(values: np.ndarray, method: str, args: dict) -> CutPoint:
     """Dispatch to a cut method by name; ``fixed`` returns ``args['value']``."""
     if method == "fixed":
-        return float(args["value"])
+        return CutPoint(float(args["value"]))
     if method not in CUT_METHODS:
         raise ValueError(f"unknown cut method {method!r}; use one of {sorted([*CUT_METHODS, 'fixed'])}")
     kwargs = dict(args)
     if "range" in kwargs and kwargs["range"] is not None:
         kwargs["range"] = tuple(kwargs["range"])
-    return CUT_METHODS[method](values, **kwargs)
+    if method == "valley":
+        return find_valley(values, **kwargs)
+    return CutPoint(float(CUT_METHODS[method](values, **kwargs)))

@@ -88,19 +88,21 @@ def apply_template(adata: ad.AnnData, template: GatingTemplate, overrides: dict 
             missing.add(gate.name)
             reason = (f"parent '{gate.parent}' is missing" if gate.parent in missing
                       else f"parent '{gate.parent}' has {parent_count} events (< {template.min_parent_events})")
-            gates.append({**record, "count": None, "status": "missing", "reason": reason})
+            gates.append({**record, "count": None, "status": "missing", "reason": reason, "flag": ""})
             continue
         try:
             mask, realised = place_gate(adata, parent, gate, pinned, cache, masks)
         except TooFewEventsError as err:
             masks[gate.name] = np.zeros(adata.n_obs, dtype=bool)
             missing.add(gate.name)
-            gates.append({**record, "count": None, "status": "missing", "reason": f"cannot place the gate: {err}"})
+            gates.append({**record, "count": None, "status": "missing", "reason": f"cannot place the gate: {err}",
+                          "flag": f"cannot place the gate: {err}"})
             continue
         masks[gate.name] = mask
         for cut in realised.get("cuts", {}).values() if pool else ():
             cut["method"] = "pooled"
-        gates.append({**record, **realised, "count": int(mask.sum()), "status": "ok", "reason": ""})
+        flag = realised.pop("flag", "")
+        gates.append({**record, **realised, "count": int(mask.sum()), "status": "ok", "reason": "", "flag": flag})
     return GatingResult(masks, gates)
 
 
@@ -108,7 +110,9 @@ def place_gate(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinn
                masks: dict) -> tuple[np.ndarray, dict]:
     """Place one population's gate on its parent's events; returns its mask and realised record."""
     if gate.method == "cuts":
-        return methods.cuts(adata, parent, gate, pinned, cache)
+        return methods.cuts(adata, parent, gate, pinned, cache, masks)
+    if gate.method == "mixture":
+        return methods.mixture(adata, parent, gate, pinned, cache)
     if gate.method == "boolean":
         return methods.boolean(adata, parent, gate, masks)
     return getattr(methods, gate.method)(adata, parent, gate, pinned)

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..transforms import transform_from_params
+from . import static
 
 MATRIX_ID = "spillover"
 SINGLET_AREA_TOP = 4.0  # the singlet triangle spans area 0 .. this x the gating value of the top of scale
@@ -106,6 +107,8 @@ class _Writer:
 
     def _gate(self, record: dict, gate_id: str):
         method = record.get("method")
+        if method == "cuts" and record.get("combine") == "any":
+            return self._either_cut(record, gate_id)
         if method == "cuts":
             return fk.gates.RectangleGate(gate_id, [self._cut_dimension(d, c, record)
                                                     for d, c in record["cuts"].items()])
@@ -118,7 +121,7 @@ class _Writer:
             return self._cluster(record, gate_id)
         if method == "rectangle":
             return self._rectangle(record, gate_id)
-        if method == "polygon":
+        if method in ("polygon", "mixture"):
             return self._polygon(record, gate_id)
         if method == "boolean":
             return self._boolean(record, gate_id)
@@ -136,6 +139,13 @@ class _Writer:
             raise GatingMLExportError(f"sample {self.sample}: population '{record['population']}' keeps "
                                       f"{cut['keep']!r} of its cut on '{dim}'; use 'above' or 'below'")
         return fk.Dimension(row["channel"], self.compensation, self._transform(row), range_min=low, range_max=high)
+
+    def _either_cut(self, record: dict, gate_id: str) -> fk.gates.PolygonGate:
+        """Events passing either of two cuts: the plane without the quadrant that fails both, as a polygon."""
+        (x_dim, x_cut), (y_dim, y_cut) = record["cuts"].items()
+        rows = [self._row(d, record) for d in (x_dim, y_dim)]
+        dims = [fk.Dimension(r["channel"], self.compensation, self._transform(r)) for r in rows]
+        return fk.gates.PolygonGate(gate_id, dims, static.either_cut_polygon(x_cut, y_cut))
 
     def _bound_dimension(self, dim: str, bounds: dict, record: dict) -> fk.Dimension:
         row = self._row(dim, record)

@@ -12,6 +12,7 @@ import numpy as np
 from scipy.stats import chi2
 
 from ..stats.robust import robust_line
+from . import mixture as mixture_fits
 from . import static
 from .cuts import MIN_EVENTS, TooFewEventsError, find_cut
 from .template import PopulationGate, TemplateError
@@ -71,32 +72,48 @@ def singlets(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned
                   "intercept": intercept, "half_width": half_width, "pinned": bool(pinned)}
 
 
-def cuts(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned: dict,
-         cache: dict) -> tuple[np.ndarray, dict]:
-    """One cut per dimension, ANDed. Cuts are found on the parent's events, or, with ``args.sequential``, each
-    on the events that passed the cuts listed before it (e.g. CD25 on CD127lo cells). ``pinned`` maps a
-    dimension to a fixed cut (a reviewer's override)."""
+def cuts(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned: dict, cache: dict,
+         masks: dict) -> tuple[np.ndarray, dict]:
+    """One cut per dimension, ANDed (``args.combine: any``: ORed, e.g. NK as CD56+ or CD16+). Cuts are found on
+    the parent's events, or, with ``args.sequential``, each on the events that passed the cuts listed before it
+    (e.g. CD14 on the low side-scatter events), or, with a cut's ``args.reference``, on the events of that
+    population (an internal negative control: e.g. CD16 and CD56 cut at 4 robust SDs above the T cells).
+    ``pinned`` maps a dimension to a fixed cut (a reviewer's override)."""
     realised = {}
     sequential = bool(gate.args.get("sequential", False))
+    combine_any = gate.args.get("combine", "all") == "any"
     rows, columns = parent_events(parent, gate.parent, cache)
     passed = np.ones(rows.size, dtype=bool)  # of the parent's events, those that passed the cuts so far
+    passed_any = np.zeros(rows.size, dtype=bool)
     for cut in gate.cuts:
         column = dimension_index(adata, cut.dim)
         if column not in columns:
             columns[column] = adata.X[rows, column]
         values = columns[column]
+        note = ""
+        args = dict(cut.args)
+        reference = args.pop("reference", None)
         if cut.dim in pinned:
             value, method = float(pinned[cut.dim]), "pinned"
         else:
-            key = (gate.name if sequential else gate.parent, *cut.key)
+            key = (reference or (gate.name if sequential else gate.parent), *cut.key)
             if key not in cache:
-                cache[key] = find_cut(values[passed] if sequential else values, cut.method, dict(cut.args))
-            value, method = cache[key], cut.method
-        passed &= values > value if cut.keep == "above" else values <= value
+                cut_on = adata.X[masks[reference], column] if reference else values[passed] if sequential else values
+                cache[key] = find_cut(cut_on, cut.method, args)
+            (value, note), method = cache[key], cut.method
+        passes = values > value if cut.keep == "above" else values <= value
+        passed &= passes
+        passed_any |= passes
         realised[cut.dim] = {"keep": cut.keep, "method": method, "cut": value}
+        if reference:
+            realised[cut.dim]["reference"] = reference
+        if note:
+            realised[cut.dim]["note"] = note
     keep = np.zeros(parent.size, dtype=bool)
-    keep[rows[passed]] = True
-    return keep, {"cuts": realised}
+    keep[rows[passed_any if combine_any else passed]] = True
+    notes = [f"{dim}: {c['note']}" for dim, c in realised.items() if c.get("note")]
+    return keep, {"cuts": realised, **({"combine": "any"} if combine_any else {}),
+                  **({"flag": "; ".join(notes)} if notes else {})}
 
 
 PARENT_EVENTS = "parent events"  # key of the per-parent rows and values in the template's cache
@@ -181,3 +198,55 @@ def ellipse(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned:
                                         float(spec["distance_squared"]))
     return mask, {"ellipse": {"mean": list(spec["mean"]), "covariance": spec["covariance"],
                               "distance_squared": float(spec["distance_squared"])}}
+
+
+DEFAULT_COMPONENTS = (2, 6)
+MIN_EVENTS_PER_COMPONENT = 50  # fewer parent events lower the most components tried
+
+
+def mixture(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned: dict,
+            cache: dict) -> tuple[np.ndarray, dict]:
+    """A population placed by a Gaussian mixture of its parent's events in two dimensions (openCyto's flowClust).
+
+    ``args.target`` says where the population lies ({dim: low | mid | high | quantile}); the number of components
+    (``args.components``, default 2-6) is chosen by BIC on the parent's binned events. Populations on the same
+    parent, dimensions and settings share one fit: each component goes to the nearest target, and each population
+    is the region where its components' summed density is the largest (a lone target competes with the parent's
+    centre), or with ``args.posterior`` where its posterior is at least that (e.g. 0.1 for an inclusive gate that
+    a later gate confirms). The region is traced as a polygon (realised gate: ``polygon.vertices``, gating units) and the events
+    inside it are the population. If the best fits leave a target without a component, the next fits by BIC are
+    tried; failing that, the component nearest the target is taken and the gate is flagged. ``pinned`` may fix
+    ``vertices``.
+    """
+    rows, columns = parent_events(parent, gate.parent, cache)
+    values = np.column_stack([_parent_column(adata, rows, columns, dim) for dim in gate.dims]).astype(np.float64)
+    if "vertices" in pinned:
+        vertices, record = np.asarray(pinned["vertices"], dtype=float), {"mixture": {"pinned": True}}
+    else:
+        fit = cache.get(("mixture", gate.fit_key))
+        if fit is None:
+            fit = cache[("mixture", gate.fit_key)] = fit_partition(values, gate)
+        posterior = gate.args.get("posterior")
+        vertices, record = fit.region(gate.name, None if posterior is None else float(posterior))
+    keep = np.zeros(parent.size, dtype=bool)
+    if vertices.size:
+        keep[rows[mixture_fits.in_polygon(values, vertices)]] = True
+    return keep, {"polygon": {"vertices": vertices.tolist()}, **record}
+
+
+def _parent_column(adata: ad.AnnData, rows: np.ndarray, columns: dict, dim: str) -> np.ndarray:
+    column = dimension_index(adata, dim)
+    if column not in columns:
+        columns[column] = adata.X[rows, column]
+    return columns[column]
+
+
+def fit_partition(values: np.ndarray, gate: PopulationGate) -> "mixture_fits.Partition":
+    """The mixture fit shared by the populations of ``gate.partition`` (see :func:`mixture`)."""
+    finite = values[np.isfinite(values).all(axis=1)]
+    if finite.shape[0] < MIN_EVENTS:
+        raise TooFewEventsError(f"{finite.shape[0]} events, fewer than the {MIN_EVENTS} needed for a mixture")
+    low, high = tuple(gate.args.get("components", DEFAULT_COMPONENTS))
+    components = (low, max(low, min(high, finite.shape[0] // MIN_EVENTS_PER_COMPONENT)))
+    return mixture_fits.Partition.fit(finite, list(gate.dims), [(name, dict(target)) for name, target in
+                                                                 gate.partition], components)

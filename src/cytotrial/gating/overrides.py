@@ -25,7 +25,7 @@ import yaml
 from .template import GatingTemplate, TemplateError
 
 PINNABLE = {"cuts": "cuts", "singlets": "singlets", "cluster": "cluster", "rectangle": "rectangle",
-            "polygon": "polygon", "ellipse": "ellipse"}
+            "polygon": "polygon", "ellipse": "ellipse", "mixture": "polygon"}
 
 
 def load_overrides(path: str | os.PathLike | None, template: GatingTemplate, sample_ids: set[str]) -> dict:

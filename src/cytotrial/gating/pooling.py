@@ -82,4 +82,6 @@ def pinned_parameters(gate: PopulationGate, realised: dict) -> dict:
         return {k: float(realised[k]) for k in ("slope", "intercept", "half_width")}
     if gate.method == "cluster":
         return {"mean": list(realised["ellipse"]["mean"]), "covariance": realised["ellipse"]["covariance"]}
+    if gate.method == "mixture":
+        return {"vertices": realised["polygon"]["vertices"]}
     raise ValueError(f"a {gate.method} gate cannot be pooled")

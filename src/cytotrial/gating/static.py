@@ -246,3 +246,18 @@ def combine_boolean(operation: str, masks: Sequence[np.ndarray], complements: Se
     if len(operands) < 2:
         raise ValueError(f"an '{op}' gate takes two or more operands, not {len(operands)}")
     return np.logical_and.reduce(operands) if op == "and" else np.logical_or.reduce(operands)
+
+
+EITHER_FAR = 1e3  # gating units: the polygon of an 'either cut' gate reaches this far
+
+
+def either_cut_polygon(x_cut: dict, y_cut: dict) -> list[list[float]]:
+    """Vertices of the region passing either cut (``{keep: above | below, cut}`` on x and y): an L-shaped
+    polygon, the plane (to +/- EITHER_FAR) without the quadrant that fails both."""
+    a, b = float(x_cut["cut"]), float(y_cut["cut"])
+    sx = 1.0 if x_cut["keep"] == "above" else -1.0  # the direction that passes
+    sy = 1.0 if y_cut["keep"] == "above" else -1.0
+    far = EITHER_FAR
+    vertices = [(-sx * far, b), (a, b), (a, -sy * far), (sx * far, -sy * far), (sx * far, sy * far),
+                (-sx * far, sy * far)]
+    return [list(v) for v in vertices]

@@ -20,7 +20,7 @@ Cut points found for the same parent, dimension and settings are computed once a
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import jsonschema
@@ -29,7 +29,7 @@ import yaml
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "gating_template.schema.yaml"
 
 
-POOLABLE = {"cuts", "singlets", "cluster"}
+POOLABLE = {"cuts", "singlets", "cluster", "mixture"}
 
 
 class TemplateError(ValueError):
@@ -60,6 +60,13 @@ class PopulationGate:
     args: dict = field(default_factory=dict, hash=False, compare=False)
     percent_of: str = ""  # named ancestor the population is reported against (default: its parent)
     pool: str = "sample"  # 'batch': the gate is fitted once on the pooled parent events of the acquisition batch
+    partition: tuple[tuple[str, tuple], ...] = ()  # mixture gates: (name, target) of every population sharing the fit
+
+    @property
+    def fit_key(self) -> tuple:
+        """Mixture gates with the same key (parent, dimensions, settings other than the target) share one fit."""
+        return (self.parent, self.method, self.dims, _freeze({k: v for k, v in self.args.items()
+                                                              if k not in ("target", "posterior")}))
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,15 @@ def load_template(path: str | os.PathLike) -> GatingTemplate:
         if percent_of not in ancestors:
             raise TemplateError(f"{path}: population '{name}' (entry {index}) has percent_of '{percent_of}', which is "
                                 f"not one of its ancestors {ancestors}.")
+        for cut in cuts:
+            reference = dict(cut.args).get("reference")
+            if reference is not None and reference not in seen:
+                raise TemplateError(f"{path}: population '{name}' (entry {index}) cuts {cut.dim} on reference "
+                                    f"population '{reference}', which is not defined above it.")
+        if (entry.get("args") or {}).get("combine") == "any" and ((entry.get("args") or {}).get("sequential")
+                                                                 or len(cuts) != 2):
+            raise TemplateError(f"{path}: population '{name}' (entry {index}) has combine: any, which needs exactly "
+                                "two cuts and no sequential: true.")
         pool = entry.get("pool", "sample")
         if pool == "batch" and entry["method"] not in POOLABLE:
             raise TemplateError(f"{path}: population '{name}' (entry {index}) has pool: batch, but a {entry['method']} "
@@ -130,4 +146,23 @@ def load_template(path: str | os.PathLike) -> GatingTemplate:
         populations.append(PopulationGate(name, entry["parent"], entry["method"], tuple(entry.get("dims", [])), cuts,
                                           dict(entry.get("args") or {}), percent_of, pool))
         seen.add(name)
-    return GatingTemplate(tuple(populations), int(raw.get("min_parent_events", 20)))
+    return GatingTemplate(_with_partitions(populations, path), int(raw.get("min_parent_events", 20)))
+
+
+def _with_partitions(populations: list[PopulationGate], path) -> tuple[PopulationGate, ...]:
+    """Mixture gates that share a fit (same parent, dimensions and settings) learn each other's targets."""
+    groups: dict[tuple, list[PopulationGate]] = {}
+    for gate in populations:
+        if gate.method == "mixture":
+            unknown = set(gate.args["target"]) - set(gate.dims)
+            if unknown:
+                raise TemplateError(f"{path}: population '{gate.name}' has a mixture target on {sorted(unknown)}, "
+                                    f"which are not among its dims {list(gate.dims)}.")
+            groups.setdefault(gate.fit_key, []).append(gate)
+    out = []
+    for gate in populations:
+        if gate.method == "mixture":
+            partition = tuple((g.name, _freeze(g.args["target"])) for g in groups[gate.fit_key])
+            gate = replace(gate, partition=partition)
+        out.append(gate)
+    return tuple(out)
