@@ -5,7 +5,7 @@ from cytotrial.io.tables import read_tsv, write_tsv
 from cytotrial.quantify import absolute_counts, add_qc_columns, merge_population_tables
 from cytotrial.runlog import rule_logging
 from cytotrial.sheets import load_patients, load_samples
-from cytotrial.stats.outliers import flag_population_outliers
+from cytotrial.stats.outliers import add_flags, flag_population_outliers
 
 with rule_logging(snakemake) as log:
     patients = load_patients(snakemake.input.patients)
@@ -14,8 +14,12 @@ with rule_logging(snakemake) as log:
     blood = read_tsv(snakemake.input.blood_counts, "blood-count table") if snakemake.input.blood_counts else None
     merged = absolute_counts(merged, snakemake.params.references, blood, source=str(snakemake.input.blood_counts))
     merged = add_qc_columns(merged, read_tsv(snakemake.input.qc, "QC table"))
-    merged = flag_population_outliers(merged)
-    log.info("%d population values flagged as outliers (batch or own trajectory)", int(merged.outlier.sum()))
+    merged = add_flags(flag_population_outliers(merged))
+    log.info("%d population values flagged as outliers (batch and own trajectory, or patient)",
+             int(merged.outlier.sum()))
+    gate_flags = merged[merged.gate_flag != ""]
+    log.info("%d gates flagged by gate QC in %d samples%s", len(gate_flags), gate_flags.sample_id.nunique(),
+             "".join(f"\n  {r.sample_id} {r.population}: {r.gate_flag}" for r in gate_flags.itertuples()))
     log.info("merged %d rows from %d samples; %d with absolute counts", len(merged), merged.sample_id.nunique(),
              int(merged.abs_count.notna().sum()))
     write_tsv(merged, snakemake.output.table)

@@ -54,12 +54,33 @@ def test_planted_treg_outlier_is_flagged_by_batch_and_trajectory():
     assert flagged["outlier"].mean() < 0.02
 
 
-def test_trajectory_alone_flags_a_jump_within_a_patient():
+def test_trajectory_alone_flags_a_jump_when_the_batch_cannot_be_tested():
     table = _table()
     target = (table["sample_id"] == "P10_W12") & (table["population"] == "B")
     table.loc[target, "percent_of"] /= 4
-    row = _row(flag_population_outliers(table, batch_z=1e9), "P10_W12", "B")
+    table.loc[table["sample_id"] == "P10_W12", "batch"] = "a batch of one"
+    row = _row(flag_population_outliers(table), "P10_W12", "B")
     assert row["outlier"] and row["outlier_reason"].startswith("trajectory:")
+
+
+def test_a_jump_within_a_patient_that_its_batch_does_not_confirm_is_not_flagged():
+    table = _table()
+    target = (table["sample_id"] == "P10_W12") & (table["population"] == "B")
+    table.loc[target, "percent_of"] /= 3  # far from P10's other visits (z > 4), within the batch's spread
+    scores = flag_population_outliers(table, keep_scores=True)
+    row = _row(scores, "P10_W12", "B")
+    assert abs(row["trajectory_z"]) > 4 > abs(row["batch_z"])
+    assert not row["outlier"]
+
+
+def test_a_gate_failing_at_every_visit_of_a_patient_is_flagged_by_the_patient_test():
+    table = _table()
+    failed = (table["patient_id"] == "P05") & (table["population"] == "Treg")
+    table.loc[failed, "percent_of"] = 0.05  # Treg 0.05 % of CD4 at all 7 visits, the others ~6 %
+    flagged = flag_population_outliers(table)
+    rows = flagged[failed.to_numpy()]
+    assert rows["outlier"].all() and rows["outlier_reason"].str.startswith("patient: P05's median 0.0525% vs 7.15% median of 17 other patients").all()
+    assert not flagged[(flagged["patient_id"] != "P05") & (flagged["population"] == "Treg")]["outlier"].any()
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -75,11 +96,11 @@ def test_missing_values_never_flagged_and_rows_kept_in_order():
     table.loc[missing, "percent_of"] = np.nan
     table.loc[missing, "status"] = "missing"
     table.loc[(table["sample_id"] == "P03_W4") & (table["population"] == "NK_bright"), "percent_of"] = np.nan
-    flagged = flag_population_outliers(table, batch_z=0.5, trajectory_z=0.5)  # flags almost everything else
+    flagged = flag_population_outliers(table, batch_z=0.2, trajectory_z=0.2)  # flags most of the rest
     assert list(flagged.index) == list(table.index)
     assert not flagged.loc[missing, "outlier"].any()
     assert (flagged.loc[missing, "outlier_reason"] == "").all()
-    assert flagged["outlier"].sum() > len(table) / 2
+    assert flagged["outlier"].sum() > len(table) / 3
 
 
 def test_flags_do_not_depend_on_row_order():

@@ -67,14 +67,18 @@ def test_tiny_demo_produces_the_tables_and_report(tiny_run):
     populations = pd.read_csv(workdir / "results/tables/populations.tsv", sep="\t")
     assert set(populations.sample_id) == set(samples.sample_id)
     n_populations = populations.population.nunique()
-    assert n_populations == 25 and len(populations) == len(samples) * n_populations
+    template = yaml.safe_load((REPO / "config/gating/default.yaml").read_text())
+    assert n_populations == len(template["populations"]) == 31
+    assert len(populations) == len(samples) * n_populations
     assert {"patient_id", "visit", "cohort", "dose_1e6_per_kg", "percent_of", "denominator"} <= set(populations)
     treg = populations[populations.population == "Treg"]
     assert (treg.denominator == "CD4").all()
     truth = pd.read_csv(workdir / "resources/demo/truth/frequencies.tsv", sep="\t")
     true_treg = truth[truth.population == "Treg"].set_index("sample_id").percent_of_parent
     error = (treg.set_index("sample_id").percent_of - true_treg).abs()
-    assert error.max() < 1.5, error  # percentage points of CD4, at only 10,000 events per file
+    # percentage points of CD4 at only 10,000 events per file (~40 Tregs a sample); accuracy at 200,000 events is
+    # measured by benchmarks/gating_accuracy.py on held-out seeds
+    assert error.median() < 0.75 and error.max() < 3.0, error
 
     changes = pd.read_csv(workdir / "results/tables/immune_changes.tsv", sep="\t")
     assert len(changes) == n_populations * len(TINY_VISITS)

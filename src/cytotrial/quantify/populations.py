@@ -13,7 +13,7 @@ from ..gating.methods import dimension_index
 from ..transforms import inverse_transform
 
 POPULATION_COLUMNS = ["sample_id", "population", "parent", "count", "parent_count", "percent_of_parent",
-                      "denominator", "denominator_count", "percent_of", "status", "reason"]
+                      "denominator", "denominator_count", "percent_of", "status", "reason", "gate_flag"]
 
 
 def population_table(result: GatingResult, sample_id: str) -> pd.DataFrame:
@@ -21,6 +21,8 @@ def population_table(result: GatingResult, sample_id: str) -> pd.DataFrame:
 
     The denominator is the named ancestor the template reports the population against (``percent_of``; e.g.
     Treg as % of CD4), the parent by default. A missing population has NA counts and percentages and a reason.
+    ``gate_flag`` says why the gate deserves a look ('' when it was placed as its method intends): a fall-back
+    taken, a cut clipped to its range, a mixture without a component near its target.
 
     Returns
     -------
@@ -40,7 +42,7 @@ def population_table(result: GatingResult, sample_id: str) -> pd.DataFrame:
                      "percent_of_parent": _percent(count, parent_count),
                      "denominator": gate["percent_of"], "denominator_count": denominator_count,
                      "percent_of": _percent(count, denominator_count),
-                     "status": gate["status"], "reason": gate["reason"]})
+                     "status": gate["status"], "reason": gate["reason"], "gate_flag": gate.get("flag", "")})
     table = pd.DataFrame(rows, columns=POPULATION_COLUMNS)
     for column in ("count", "denominator_count"):
         table[column] = table[column].astype("Int64")
@@ -86,6 +88,7 @@ def merge_population_tables(paths: list[str | os.PathLike], samples: pd.DataFram
               for p in paths]
     merged = pd.concat(tables, ignore_index=True)
     merged["reason"] = merged["reason"].fillna("")
+    merged["gate_flag"] = merged["gate_flag"].fillna("") if "gate_flag" in merged else ""
     info = samples[["sample_id", "patient_id", "visit", "study_day", "batch"]].merge(
         patients[["patient_id", "cohort", "dose_1e6_per_kg"]], on="patient_id", how="left", validate="many_to_one")
     merged = info.merge(merged, on="sample_id", how="inner", validate="one_to_many")

@@ -20,6 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, Polygon, Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from ..gating.static import either_cut_polygon
+
 GATE_COLOUR = "#e8590c"
 OUTLIER_COLOUR = "#d00000"
 MISSING_FACE = "0.88"
@@ -106,6 +108,8 @@ def gate_geometry(record: dict, ranges: dict[str, float] | None = None) -> dict:
         scale = ranges or {}
         return {dim: (b["min_exclusive"] / scale.get(dim, 1.0), b["max_exclusive"] / scale.get(dim, 1.0))
                 for dim, b in record.get("bounds", {}).items()}
+    if method == "cuts" and record.get("combine") == "any":  # either cut: drawn as its polygon
+        return {"vertices": either_cut_polygon(*record["cuts"].values())}
     if method == "cuts":
         return {dim: (c["keep"], float(c["cut"])) for dim, c in record.get("cuts", {}).items()}
     if method == "rectangle":
@@ -113,7 +117,7 @@ def gate_geometry(record: dict, ranges: dict[str, float] | None = None) -> dict:
         dims = list(record.get("dims", []))
         return {dim: (_bound(lo, -np.inf), _bound(hi, np.inf))
                 for dim, lo, hi in zip(dims, box.get("min") or [None] * len(dims), box.get("max") or [None] * len(dims))}
-    if method == "polygon":
+    if method in ("polygon", "mixture"):
         return {"vertices": [list(map(float, v)) for v in record.get("polygon", {}).get("vertices", [])]}
     if method == "ellipse":
         return dict(record.get("ellipse", {}))
@@ -265,7 +269,7 @@ def _draw_gate(ax, panel: ReviewPanel, xlim, ylim) -> None:
         _draw_band(ax, geometry, panel.x_name, xlim, ylim)
     elif panel.method in ("cluster", "ellipse") and has_y and "mean" in geometry:
         _draw_ellipse(ax, geometry)
-    elif panel.method == "polygon" and has_y and geometry.get("vertices"):
+    elif panel.method in ("polygon", "mixture") and has_y and geometry.get("vertices"):
         for face, edge in ((GATE_COLOUR, "none"), ("none", GATE_COLOUR)):
             ax.add_patch(Polygon(geometry["vertices"], closed=True, facecolor=face, edgecolor=edge,
                                  alpha=0.12 if face != "none" else 1.0, lw=1.3))

@@ -32,7 +32,8 @@ def review_panels(population: str, populations: pd.DataFrame, reviews: dict[str,
     Parameters
     ----------
     populations
-        Merged population table with ``outlier`` and ``outlier_reason`` columns.
+        Merged population table with ``flagged`` and ``flag_reason`` columns (gate QC and outliers; older
+        tables: ``outlier`` and ``outlier_reason``).
     reviews
         sample_id -> (gates by population, review arrays), from :func:`load_sample_review`.
     """
@@ -48,7 +49,8 @@ def review_panels(population: str, populations: pd.DataFrame, reviews: dict[str,
             row = by_visit.loc[visit]
             gates, arrays = reviews[row.sample_id]
             record = gates[population]
-            dims = list(record["dims"])[:2]
+            dims = list(record["dims"])[:2] or [f"{record.get('op', record['method'])} of "
+                                                 f"{', '.join(record.get('of', []))}"]  # a Boolean gate: no axes
             x = arrays.get(f"{population}__x", np.empty(0, np.float32))
             y = arrays.get(f"{population}__y") if len(dims) > 1 else None
             # a boundary gate's upper bound is the detector range minus one ($PnR - 1), recorded per dimension
@@ -56,11 +58,13 @@ def review_panels(population: str, populations: pd.DataFrame, reviews: dict[str,
                       if record["method"] == "boundary" else None)
             panels.append(ReviewPanel(
                 sample_id=row.sample_id, label=f"{patient} {visit}", x=x, y=y, x_name=dims[0],
-                y_name=dims[1] if len(dims) > 1 else None, method=record["method"],
+                y_name=dims[1] if len(dims) > 1 else None,
+                method="polygon" if record.get("combine") == "any" else record["method"],
                 geometry=gate_geometry(record, ranges) if record["status"] == "ok" else {},
                 percent_of_parent=float(row.percent_of_parent) if not pd.isna(row.percent_of_parent) else math.nan,
                 status=record["status"], reason=record.get("reason", ""),
-                outlier=bool(row.get("outlier", False)), outlier_reason=str(row.get("outlier_reason", "") or "")))
+                outlier=bool(row.get("flagged", row.get("outlier", False))),
+                outlier_reason=str(row.get("flag_reason", row.get("outlier_reason", "")) or "")))
     return panels
 
 

@@ -45,6 +45,31 @@ def trajectory_figure(populations: pd.DataFrame, population: str, visits: list[s
     return buffer.getvalue()
 
 
+MAX_FLAG_ROWS = 300
+
+
+def flagged_gates_section(populations: pd.DataFrame) -> list[str]:
+    """HTML of the flagged values (gate QC and outliers): how many, by population, and the list with reasons."""
+    if "flagged" not in populations:
+        return []
+    flagged = populations[populations["flagged"].astype(bool)]
+    parts = ["<h2>Flagged gates and values</h2>",
+             f"<p>{len(flagged)} of {len(populations)} sample x population values flagged, in "
+             f"{flagged['sample_id'].nunique()} of {populations['sample_id'].nunique()} samples: gate QC (a cut "
+             "that fell back, a mixture without a component near its target) or far from the batch and the "
+             "patient's other visits, or the patient far from the others. Each is framed in red on its gate "
+             "review figure.</p>"]
+    if len(flagged):
+        counts = flagged.groupby("population", sort=False).size().rename("flagged").reset_index()
+        parts.append(counts.to_html(index=False, border=0))
+        listed = flagged[["sample_id", "population", "percent_of", "flag_reason"]].head(MAX_FLAG_ROWS)
+        parts.append(listed.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="NA", border=0))
+        if len(flagged) > MAX_FLAG_ROWS:
+            parts.append(f"<p>... and {len(flagged) - MAX_FLAG_ROWS} more (results/tables/populations.tsv, "
+                         "column flagged).</p>")
+    return parts
+
+
 def render_summary(populations: pd.DataFrame, changes: pd.DataFrame, qc: pd.DataFrame, visits: list[str],
                    focus_populations: list[str], path: str | os.PathLike) -> None:
     """Write the HTML summary: counts, event QC, trajectory figures of ``focus_populations``, immune changes."""
@@ -67,6 +92,7 @@ def render_summary(populations: pd.DataFrame, changes: pd.DataFrame, qc: pd.Data
     if len(flagged):
         parts.append(flagged[["sample_id", "events_in", "events_out", "percent_removed", "flags"]].to_html(
             index=False, float_format=lambda v: f"{v:.3g}", border=0))
+    parts += flagged_gates_section(populations)
     for population in focus_populations:
         if (populations.population == population).any():
             png = base64.b64encode(trajectory_figure(populations, population, visits)).decode()

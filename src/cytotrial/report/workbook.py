@@ -37,8 +37,13 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "abs_reference": "The reference of abs_count (population x blood-count column, or counting beads per uL).",
     "qc_percent_removed": "% of the sample's events removed by the event QC.",
     "qc_flags": "Event-QC flags of the sample (empty when none).",
-    "outlier": "True when the value is far from its acquisition batch or from the patient's other visits.",
+    "outlier": "True when the value is far from its acquisition batch and from the patient's other visits, or the "
+               "patient's values are far from the other patients'.",
     "outlier_reason": "Why the value is flagged as an outlier.",
+    "gate_flag": "Gate QC: why this sample's gate deserves a look (a fall-back taken, a cut clipped to its range, a "
+                 "mixture without a component near its target); empty when the gate was placed as intended.",
+    "flagged": "True when the gate QC or the outlier test flags the value: look at its gate review panel.",
+    "flag_reason": "The gate QC and outlier reasons, in words.",
     "excluded": "Why the file was excluded from the run (on_bad_file: exclude); empty when it was not.",
     # event QC table
     "events_in": "Events in the FCS file.",

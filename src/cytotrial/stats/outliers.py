@@ -21,7 +21,8 @@ NO_COUNT_CLIP = 1e-4
 
 def flag_population_outliers(populations: pd.DataFrame, value: str = "percent_of", batch_z: float = 4.0,
                              trajectory_z: float = 4.0, min_group: int = 4, *, min_visits: int = 3,
-                             min_sd: float = 0.2, keep_scores: bool = False) -> pd.DataFrame:
+                             patient_z: float = 4.0, min_patients: int = 5, min_sd: float = 0.2,
+                             keep_scores: bool = False) -> pd.DataFrame:
     """Add ``outlier`` and ``outlier_reason`` to every row (sample x population) of a population table.
 
     The method is described under Notes.
@@ -38,10 +39,12 @@ def flag_population_outliers(populations: pd.DataFrame, value: str = "percent_of
         Minimum number of other samples with a value in the batch for the batch test.
     min_visits
         Minimum number of the patient's other visits with a value for the trajectory test.
+    patient_z, min_patients
+        Robust-z threshold of the patient test, and the minimum number of other patients it needs.
     min_sd
         Floor of both scales, in logit units (0.2 is about a 20 % relative change of a rare population).
     keep_scores
-        Also return the z scores as ``batch_z`` and ``trajectory_z`` (NaN where not tested).
+        Also return the z scores as ``batch_z``, ``trajectory_z`` and ``patient_z`` (NaN where not tested).
 
     Returns
     -------
@@ -71,9 +74,16 @@ def flag_population_outliers(populations: pd.DataFrame, value: str = "percent_of
         visits, and the leave-one-out residual already includes the uncertainty of the patient's median.
         Flagged when ``|z| > trajectory_z``.
 
-    Treatment effects shared by most patients widen the pooled trajectory scale only a little (it is a
-    median), so only a visit that departs from the patient's other visits far more than is usual in the trial
-    is flagged. The reason names the test(s), the percentage against the reference median and the z, e.g.
+    (c) Patient. For each patient, the median of its visits against the medians of the *other* patients, with
+        their robust SD as scale (floored at ``min_sd``), when there are at least ``min_patients`` others: a
+        gate that fails the same way at every visit of a patient passes (b) but not this test. Every visit of
+        the patient is flagged when ``|z| > patient_z``.
+
+    A value is flagged when it is far from its batch *and* from the patient's other visits (either alone when
+    the other test cannot be made), or when its patient is far from the others. A visit that departs from the
+    patient's own course but not from the batch (a treatment effect, a rescue therapy) is not flagged, nor is a
+    batch-wide shift that the patient's other visits share. Treatment effects shared by most patients widen the
+    pooled trajectory scale only a little (it is a median). The reason names the test(s), the percentage against the reference median and the z, e.g.
     ``"batch run012: 30.1% vs 6.02% median of 5 others (z=+5.3); trajectory: 30.1% vs 5.8% median of P03's
     other 6 visits (z=+9.8)"``. The result is deterministic (no randomness; ties and row order do not matter).
     """
@@ -85,26 +95,59 @@ def flag_population_outliers(populations: pd.DataFrame, value: str = "percent_of
     batch = _robust_z(table, y, ["population", "batch"], min_group, per_group_scale=True, min_sd=min_sd)
     trajectory = _robust_z(table, y, ["population", "patient_id"], min_visits, per_group_scale=False,
                            min_sd=min_sd)
+    patient = _patient_z(table, y, min_patients, min_sd)
     batch_hit = np.abs(batch["z"]) > batch_z
     trajectory_hit = np.abs(trajectory["z"]) > trajectory_z
+    patient_hit = np.abs(patient["z"]) > patient_z
+    batch_tested, trajectory_tested = np.isfinite(batch["z"]), np.isfinite(trajectory["z"])
+    sample_hit = ((batch_hit & (trajectory_hit | ~trajectory_tested)) |
+                  (trajectory_hit & (batch_hit | ~batch_tested)))
     percent = table[value].to_numpy(dtype=float)
     reasons = []
     for i in range(len(table)):
         parts = []
-        if batch_hit[i]:
+        if sample_hit[i] and batch_hit[i]:
             parts.append(f"batch {table['batch'].iloc[i]}: {_versus(percent[i], batch['median'][i])} median of "
                          f"{batch['n'][i]} others (z={batch['z'][i]:+.1f})")
-        if trajectory_hit[i]:
+        if sample_hit[i] and trajectory_hit[i]:
             parts.append(f"trajectory: {_versus(percent[i], trajectory['median'][i])} median of "
                          f"{table['patient_id'].iloc[i]}'s other {trajectory['n'][i]} visits "
                          f"(z={trajectory['z'][i]:+.1f})")
+        if patient_hit[i]:
+            parts.append(f"patient: {table['patient_id'].iloc[i]}'s median {patient['own'][i]:.3g}% vs "
+                         f"{patient['median'][i]:.3g}% median of {patient['n'][i]} other patients "
+                         f"(z={patient['z'][i]:+.1f})")
         reasons.append("; ".join(parts))
-    table["outlier"] = batch_hit | trajectory_hit
+    table["outlier"] = sample_hit | patient_hit
     table["outlier_reason"] = reasons
     if keep_scores:
         table["batch_z"] = batch["z"]
         table["trajectory_z"] = trajectory["z"]
+        table["patient_z"] = patient["z"]
     return table
+
+
+def _patient_z(table: pd.DataFrame, y: np.ndarray, min_patients: int, min_sd: float) -> dict[str, np.ndarray]:
+    """Robust z of each patient's median (logit scale) against the other patients' medians, per population,
+    on every row of the patient (see test (c) of :func:`flag_population_outliers`)."""
+    size = len(table)
+    z, own, centre = np.full(size, np.nan), np.full(size, np.nan), np.full(size, np.nan)
+    others_n = np.zeros(size, dtype=int)
+    frame = pd.DataFrame({"population": table["population"].astype(str).to_numpy(),
+                          "patient": table["patient_id"].astype(str).to_numpy(), "y": y})
+    medians = frame[np.isfinite(y)].groupby(["population", "patient"], sort=True)["y"].median()
+    for population, by_patient in medians.groupby(level=0, sort=True):
+        values = by_patient.to_numpy()
+        if values.size - 1 < min_patients:
+            continue
+        for k, patient in enumerate(by_patient.index.get_level_values(1)):
+            others = np.delete(values, k)
+            middle = float(np.median(others))
+            scale = max(min_sd, MAD_TO_SD * float(np.median(np.abs(others - middle))))
+            rows = ((frame["population"] == population) & (frame["patient"] == patient)).to_numpy()
+            z[rows], own[rows], centre[rows] = (values[k] - middle) / scale, values[k], middle
+            others_n[rows] = others.size
+    return {"z": z, "own": 100.0 * _expit(own), "median": 100.0 * _expit(centre), "n": others_n}
 
 
 def _logit_scale(table: pd.DataFrame, value: str) -> np.ndarray:
@@ -168,3 +211,15 @@ def _expit(x: np.ndarray) -> np.ndarray:
 def _versus(percent: float, reference: float) -> str:
     """A percentage against its reference median, for reasons ('30.1% vs 6.02%')."""
     return f"{percent:.3g}% vs {reference:.3g}%"
+
+
+def add_flags(populations: pd.DataFrame) -> pd.DataFrame:
+    """``flagged`` and ``flag_reason`` of every row: the gate's own QC flag (``gate_flag``, set when gating: a
+    fall-back taken, a cut clipped to its range, a mixture without a component near its target) and the
+    outlier flag of :func:`flag_population_outliers`, in words ('gate: ...; batch ...')."""
+    table = populations.copy()
+    gate = table["gate_flag"].fillna("").astype(str) if "gate_flag" in table else pd.Series("", index=table.index)
+    outlier = table["outlier_reason"].fillna("").astype(str)
+    table["flagged"] = (gate != "") | table["outlier"].astype(bool)
+    table["flag_reason"] = [("gate: " + g if g else "") + ("; " if g and o else "") + o for g, o in zip(gate, outlier)]
+    return table
