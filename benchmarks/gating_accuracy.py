@@ -303,6 +303,8 @@ def main() -> None:
                 all_rows.append(score_trial(root / f"{scenario}-seed{seed}", seed=seed, scenario=scenario,
                                             events=args.events, patients_per_cohort=args.patients_per_cohort,
                                             workers=args.workers))
+                if args.out is None:  # a full trial is ~2 GB: keep only the one being scored
+                    shutil.rmtree(root / f"{scenario}-seed{seed}", ignore_errors=True)
     finally:
         if args.out is None:
             shutil.rmtree(root, ignore_errors=True)
