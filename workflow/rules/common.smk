@@ -9,7 +9,8 @@ from cytotrial.gating.overrides import load_overrides
 from cytotrial.gating.plan_engine import StaticTemplate, load_gating_template, review_file_names
 from cytotrial.io.deid import check_extra_whitelist
 from cytotrial.qc import QcSettings
-from cytotrial.sheets import load_patients, load_samples, missing_fcs_files
+from cytotrial.response import ResponseCriteria
+from cytotrial.sheets import last_visit_day, load_patients, load_samples, missing_fcs_files
 
 min_version("9.0")
 
@@ -26,6 +27,11 @@ DEMO = config.get("demo", {"enabled": False})
 COMPENSATION = config["compensation"]
 TRANSFORM_SCOPE = config["transform"].get("scope", "batch")
 QcSettings.from_dict(config.get("qc", {}))  # refuses unknown or invalid QC settings before any job runs
+# the response's assessment window: config response.window_days, or the study day of the protocol's last visit
+RESPONSE_CRITERIA = dict(config.get("response", {}))
+if RESPONSE_CRITERIA.get("window_days") is None:
+    RESPONSE_CRITERIA["window_days"] = last_visit_day(SAMPLES, config["visits"])
+ResponseCriteria.from_dict(RESPONSE_CRITERIA)  # refuses unknown or invalid response settings likewise
 check_extra_whitelist(config.get("deidentification", {}).get("extra_whitelist", []))
 ON_BAD_FILE = config.get("on_bad_file", "exclude")
 if not DEMO.get("enabled", False):

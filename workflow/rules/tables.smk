@@ -45,7 +45,7 @@ rule derive_responses:
         responses="results/tables/responses.tsv",
         counts="results/tables/platelet_counts.tsv",
     params:
-        criteria=config.get("response", {}),
+        criteria=RESPONSE_CRITERIA,
         patients=list(PATIENTS.patient_id),
     conda:
         "../envs/cytotrial.yaml"

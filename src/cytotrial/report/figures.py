@@ -36,6 +36,10 @@ def _save(fig: Figure, path: str | os.PathLike) -> None:
     fig.savefig(path, format="png", metadata={"Software": None})
 
 
+CATEGORY_MARKS = {"response after rescue": "*", "corticosteroid-dependent": "+"}
+"""Mark after a non-responder's best response in the swimmer plot, by response category."""
+
+
 def plot_swimmer(counts: pd.DataFrame, responses: pd.DataFrame, patients: pd.DataFrame,
                  path: str | os.PathLike) -> None:
     """One lane per patient (grouped by dose cohort): weekly platelet counts as coloured blocks, the confirmed
@@ -58,6 +62,8 @@ def plot_swimmer(counts: pd.DataFrame, responses: pd.DataFrame, patients: pd.Dat
         ax.scatter(weeks, np.full(weeks.size, y), c=mine.platelets_1e9_per_L, cmap=cmap, norm=norm, marker="s",
                    s=38, linewidths=0)
         excluded = mine.excluded_reason.fillna("").astype(str).str.contains("rescue").to_numpy()
+        if "after_rescue" in mine:  # counts after a rescue are not the treatment's (excluded or not)
+            excluded |= mine.after_rescue.astype(str).str.lower().eq("true").to_numpy()
         ax.scatter(weeks[excluded], np.full(int(excluded.sum()), y), marker="s", s=38, facecolors="none",
                    edgecolors="0.3", linewidths=0.6, hatch="////")
         if not pd.isna(row.get("response_day")):
@@ -68,7 +74,8 @@ def plot_swimmer(counts: pd.DataFrame, responses: pd.DataFrame, patients: pd.Dat
                 ax.plot(row.loss_day / 7, y + 0.33, marker="x", color="black", ms=6, mew=1.5)
         if not pd.isna(row.get("first_rescue_day")):
             ax.plot(row.first_rescue_day / 7, y - 0.33, marker="D", color="#2c7fb8", ms=5)
-        ax.text(29.6, y, str(row.get("best_response", "")), va="center", fontsize=8, weight="bold")
+        label = str(row.get("best_response", "")) + CATEGORY_MARKS.get(str(row.get("response_category", "")), "")
+        ax.text(29.6, y, label, va="center", fontsize=8, weight="bold")
     ax.set_yticks(range(len(info)), [f"{r.patient_id}  ({r.cohort}, {r.dose_1e6_per_kg:g})"
                                      for r in info.iloc[::-1].itertuples()], fontsize=8)
     for tick, cohort in zip(ax.get_yticklabels(), info.cohort.iloc[::-1]):
@@ -79,11 +86,12 @@ def plot_swimmer(counts: pd.DataFrame, responses: pd.DataFrame, patients: pd.Dat
     ax.set_ylabel("patient\n(cohort, dose x10^6 cells/kg)", fontsize=9)
     ax.set_title("Platelet counts and response (IWG 2009) per patient", fontsize=11)
     handles = [Patch(color=c, label=f"platelets {l}") for c, l in zip(colours, labels)]
-    handles += [Patch(facecolor="none", edgecolor="0.3", hatch="////", label="excluded (after rescue)"),
+    handles += [Patch(facecolor="none", edgecolor="0.3", hatch="////", label="after rescue (not the treatment's)"),
                 Line2D([], [], color="black", marker=">", label="confirmed response (line: duration)"),
                 Line2D([], [], color="black", marker="x", ls="", label="loss of response"),
                 Line2D([], [], color="#2c7fb8", marker="D", ls="", label="rescue therapy"),
-                Line2D([], [], ls="", label="right: best response (CR, R, NR)")]
+                Line2D([], [], ls="", label="right: best response (CR, R, NR; NR*: response after rescue, "
+                                            "NR+: corticosteroid-dependent)")]
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
     _save(fig, path)
 

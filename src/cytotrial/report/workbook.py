@@ -137,8 +137,11 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     # response table (cytotrial.response)
     "baseline_day": "Study day of the baseline platelet count.",
     "baseline_platelets": "Baseline platelet count (x10^9/L).",
-    "best_response": "Best IWG 2009 response: CR, R or NR.",
-    "responded": "Confirmed response (CR or R) at any time.",
+    "best_response": "Best IWG 2009 response of the treatment: CR, R or NR (a response after rescue therapy and a "
+                     "corticosteroid-dependent patient are NR).",
+    "response_category": "CR, R, NR, 'response after rescue' (first confirmed on or after rescue therapy, not the "
+                         "treatment's) or 'corticosteroid-dependent' (both NR for every treatment analysis).",
+    "responded": "Confirmed response (CR or R) of the treatment at any time in the assessment window.",
     "response_day": "Study day of the first count of the first confirmed response.",
     "time_to_response_days": "Days from treatment start to response_day.",
     "cr_day": "Study day of the first confirmed complete response.",
@@ -151,15 +154,26 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "follow_up_days": "Days from treatment start to the last count.",
     "proportion_time_in_response": "Share of follow-up spent in response.",
     "n_counts": "Platelet counts evaluated.",
-    "n_excluded_rescue": "Counts excluded after rescue therapy.",
+    "n_excluded_rescue": "Counts excluded after rescue therapy (only with response.rescue_reevaluation_days).",
     "first_rescue_day": "Study day of the first rescue therapy.",
+    "evaluable_until_day": "Last study day a treatment response could start: the response day, else the first "
+                           "rescue therapy, else the last evaluated count (censoring time of time to response).",
+    "response_after_rescue": "Best response (CR or R) first confirmed on or after rescue therapy; empty if none.",
+    "response_after_rescue_day": "Study day of the first count of the response after rescue.",
+    "corticosteroid_dependent": "The platelet table flags the patient corticosteroid-dependent after baseline in "
+                                "the window (IWG: a non-responder).",
+    "bleeding_record": "'recorded' when every evaluated count has a bleeding record, else 'bleeding not recorded' "
+                       "(no record: CR and R rest on the counts alone) or the days without one.",
+    "assessment_window_end_day": "Last study day evaluated (response.window_days, by default the protocol's last "
+                                 "visit; without one, the patient's last count).",
 }
 """Description of every column the stats, response and population tables produce."""
 
 _INT = {"n", "n_paired", "n_responders", "n_nonresponders", "n_obs", "n_patients", "df", "count", "parent_count",
         "denominator_count", "study_day", "baseline_day", "response_day", "time_to_response_days", "cr_day",
         "loss_day", "cr_loss_day", "duration_of_response_days", "n_response_episodes", "follow_up_days", "n_counts",
-        "n_excluded_rescue", "first_rescue_day", "platelet_day", "responder"}
+        "n_excluded_rescue", "first_rescue_day", "platelet_day", "responder", "evaluable_until_day",
+        "response_after_rescue_day", "assessment_window_end_day"}
 _PERCENT = {"median", "q1", "q3", "median_change", "q1_change", "q3_change", "median_percent_change",
             "median_responders", "median_nonresponders", "median_difference", "median_change_responders",
             "median_change_nonresponders", "percent_of", "percent_of_parent"}
