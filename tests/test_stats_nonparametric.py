@@ -99,6 +99,8 @@ def test_jonckheere_terpstra_exact_by_enumeration_and_statsmodels_with_ties():
     assert method == "normal approx." and j == 14.5
     from statsmodels.stats.nonparametric import jonckheere_terpstra as reference
     assert p == pytest.approx(reference(tied, alternative="two-sided").pvalue)
+    j, p, method = jonckheere_terpstra([[2.0], [2.0, 2.0], [2.0]])  # nothing to test (statsmodels raises)
+    assert np.isnan(p) and method == "all values tied" and j == 2.5
 
 
 def test_exact_cochran_armitage_equals_enumeration_and_fisher_for_two_groups():

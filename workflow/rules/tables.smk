@@ -8,11 +8,13 @@ rule merge_populations:
         patients=config["patients"],
         qc="results/tables/qc.tsv",
         blood_counts=blood_counts_table,
+        platelets=config["clinical"]["platelets"],
     output:
         table="results/tables/populations.tsv",
     params:
         visits=config["visits"],
         references=ABSOLUTE_REFERENCES,
+        rescue_window_days=STATISTICS["rescue_sample_window_days"],
     conda:
         "../envs/cytotrial.yaml"
     log:

@@ -210,7 +210,10 @@ def write_report_figures(populations: pd.DataFrame, responses: pd.DataFrame, cou
 def plot_volcano(comparison: pd.DataFrame, path: str | os.PathLike, measure: str = "change",
                  q_threshold: float = 0.05) -> None:
     """Responders vs non-responders: median difference (pp) against -log10 q, one point per population and
-    visit, significant ones labelled (labels placed left/right of their point by sign to limit overlaps)."""
+    visit, significant ones labelled (labels placed left/right of their point by sign to limit overlaps); the
+    percentages only (``value`` percent_of) when the table holds other values too."""
+    if "value" in comparison.columns:
+        comparison = comparison[comparison.value == "percent_of"]
     data = comparison[(comparison.measure == measure)].dropna(subset=["median_difference", "q_value"])
     fig = _figure(7.5, 5.2)
     ax = fig.add_axes([0.11, 0.11, 0.85, 0.8])
@@ -239,12 +242,17 @@ def plot_volcano(comparison: pd.DataFrame, path: str | os.PathLike, measure: str
 def plot_rmcorr(populations: pd.DataFrame, platelets: pd.DataFrame, rmcorr: pd.DataFrame, groups: pd.Series,
                 population: str, path: str | os.PathLike) -> None:
     """A population against log platelet count at the same visits, one colour per response group; each
-    patient's line has the common within-patient slope of the repeated-measures correlation."""
+    patient's line has the common within-patient slope of the repeated-measures correlation. Samples and counts
+    within a rescue therapy's window are left out, as in the correlation (``rmcorr`` is the percentages' table,
+    or the rows with ``value`` percent_of)."""
     from ..stats.models import match_platelets
+    from ..stats.rescue import outside_rescue_window
 
-    data = populations[(populations.population == population) & (populations.status == "ok")].dropna(
-        subset=["percent_of"])
+    data = outside_rescue_window(populations)
+    data = data[(data.population == population) & (data.status == "ok")].dropna(subset=["percent_of"])
     data = match_platelets(data, platelets).dropna(subset=["log_platelets"])
+    if "value" in rmcorr.columns:
+        rmcorr = rmcorr[rmcorr.value == "percent_of"]
     stats = rmcorr.set_index("population").loc[population] if population in set(rmcorr.population) else None
     fig = _figure(6.6, 4.8)
     ax = fig.add_axes([0.12, 0.12, 0.84, 0.78])

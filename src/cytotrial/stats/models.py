@@ -268,7 +268,8 @@ def gee_tests(result, n_patients: int, contrasts: np.ndarray, level: float = 0.9
     contrasts = np.atleast_2d(contrasts)
     if contrasts.shape[0] == 1:
         c = contrasts[0]
-        return t_test(float(c @ beta), float(np.sqrt(c @ covariance @ c)), n_patients - 1, level)
+        variance = float(c @ covariance @ c)
+        return t_test(float(c @ beta), np.sqrt(variance) if variance > 0 else np.nan, n_patients - 1, level)
     q = contrasts.shape[0]
     estimate = contrasts @ beta
     wald = float(estimate @ np.linalg.solve(contrasts @ covariance @ contrasts.T, estimate))

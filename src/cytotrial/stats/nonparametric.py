@@ -155,7 +155,7 @@ def jonckheere_terpstra(groups: Sequence[Iterable[float]]) -> tuple[float, float
     (J, p, method)
         J = sum over group pairs g < h of #(x_g < x_h) + 0.5 #(ties); method "exact" (no ties, every group of at
         most :data:`EXACT_MAX_N`) or "normal approx." (statsmodels, tie-corrected); NaN with fewer than two
-        non-empty groups.
+        non-empty groups or when every value is tied.
     """
     samples = [s for s in (_finite(g) for g in groups) if s.size]
     if len(samples) < 2:
@@ -163,6 +163,8 @@ def jonckheere_terpstra(groups: Sequence[Iterable[float]]) -> tuple[float, float
     statistic = sum(float(np.sum(np.sign(np.subtract.outer(samples[h], samples[g])) + 1) / 2)
                     for g in range(len(samples)) for h in range(g + 1, len(samples)))
     pooled = np.concatenate(samples)
+    if np.unique(pooled).size == 1:
+        return statistic, np.nan, "all values tied"
     if np.unique(pooled).size == pooled.size and max(s.size for s in samples) <= EXACT_MAX_N:
         counts = inversion_counts([s.size for s in samples])
         return statistic, _two_sided(counts, int(round(statistic))), "exact"
@@ -213,7 +215,7 @@ def auc_delong(positives: Iterable[float], negatives: Iterable[float], level: fl
     -------
     dict
         auc, std_error, ci_low, ci_high, n_positive, n_negative; the CI is NaN when AUC is 0 or 1 (no logit
-        interval) or a group has fewer than 2 values.
+        interval), the variance is 0 (e.g. every value tied) or a group has fewer than 2 values.
     """
     x, y = _finite(positives), _finite(negatives)
     out = {"auc": np.nan, "std_error": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n_positive": int(x.size),
@@ -227,7 +229,7 @@ def auc_delong(positives: Iterable[float], negatives: Iterable[float], level: fl
         return out
     variance = psi.mean(axis=1).var(ddof=1) / x.size + psi.mean(axis=0).var(ddof=1) / y.size
     out["std_error"] = float(np.sqrt(variance))
-    if 0 < auc < 1:
+    if 0 < auc < 1 and variance > 0:
         half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(variance) / (auc * (1 - auc))
         centre = np.log(auc / (1 - auc))
         out.update(ci_low=float(1 / (1 + np.exp(-(centre - half)))), ci_high=float(1 / (1 + np.exp(-(centre + half)))))

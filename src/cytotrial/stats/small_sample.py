@@ -91,7 +91,7 @@ def _contrast_df(contrast: np.ndarray, d: VarianceDerivatives) -> float:
 
 def t_test(estimate: float, std_error: float, df: float, level: float = 0.95) -> dict:
     """Two-sided t test and CI of one estimate: estimate, std_error, df, statistic, p_value, ci_low, ci_high."""
-    statistic = estimate / std_error if std_error > 0 else np.nan
+    statistic = estimate / std_error if std_error > 0 else np.nan  # NaN standard error: NaN throughout
     quantile = stats.t.ppf(0.5 + level / 2, df) if np.isfinite(df) else stats.norm.ppf(0.5 + level / 2)
     p = 2 * (stats.t.sf(abs(statistic), df) if np.isfinite(df) else stats.norm.sf(abs(statistic)))
     return {"estimate": float(estimate), "std_error": float(std_error), "df": float(df),
