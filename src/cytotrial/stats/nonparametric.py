@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats
@@ -36,12 +37,15 @@ def _finite(values: Iterable[float]) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
+@lru_cache(maxsize=256)
 def signed_rank_counts(n: int) -> np.ndarray:
-    """Number of sign patterns of n untied ranks giving each signed-rank statistic V = 0 .. n(n+1)/2."""
+    """Number of sign patterns of n untied ranks giving each signed-rank statistic V = 0 .. n(n+1)/2 (cached:
+    read-only)."""
     counts = np.zeros(n * (n + 1) // 2 + 1, dtype=np.int64)
     counts[0] = 1
     for rank in range(1, n + 1):
         counts[rank:] = counts[rank:] + counts[:-rank].copy()
+    counts.flags.writeable = False
     return counts
 
 
@@ -60,11 +64,17 @@ def _multiply_binomial(poly: np.ndarray, a: int, b: int) -> np.ndarray:
 def inversion_counts(sizes: Sequence[int]) -> np.ndarray:
     """Null counts of the Jonckheere-Terpstra statistic (between-group pairs in increasing order) for untied data
     in groups of ``sizes``; for two groups, of the Mann-Whitney U. Sums to the multinomial coefficient."""
+    return _inversion_counts(tuple(int(s) for s in sizes))
+
+
+@lru_cache(maxsize=256)
+def _inversion_counts(sizes: tuple[int, ...]) -> np.ndarray:
     poly = np.ones(1, dtype=np.int64)
     total = sizes[0]
     for size in sizes[1:]:
         poly = _multiply_binomial(poly, total, size)
         total += size
+    poly.flags.writeable = False
     return poly
 
 
