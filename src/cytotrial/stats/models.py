@@ -166,12 +166,14 @@ def _unit(names: Sequence[str], term: str) -> np.ndarray:
     return np.array([1.0 if _term(n) == term else 0.0 for n in names])
 
 
-def _interaction_rows(names: Sequence[str], visits: Sequence[str]) -> np.ndarray:
+def interaction_rows(names: Sequence[str], visits: Sequence[str]) -> np.ndarray:
+    """Contrast rows selecting each visit x responder term of a model's parameters (``names``), in visit order."""
     return np.array([_unit(names, f"visit[{v}]:responder") for v in visits
                      if f"visit[{v}]:responder" in [_term(n) for n in names]])
 
 
-def _mean_contrast(names: Sequence[str], contrast_visits: Sequence[str]) -> np.ndarray:
+def mean_contrast(names: Sequence[str], contrast_visits: Sequence[str]) -> np.ndarray:
+    """Contrast averaging the visit x responder terms at ``contrast_visits``; an error when one is missing."""
     terms = [_term(n) for n in names]
     missing = [v for v in contrast_visits if f"visit[{v}]:responder" not in terms]
     if missing:
@@ -192,14 +194,14 @@ def _mixed_rows(result, population: str, value: str, visits: list[str], contrast
     rows = [_row(name, population, value, _term(n), satterthwaite_t(result, _unit(names, _term(n)),
                                                                      derivatives=derivatives),
                  n_obs, n_patients, converged, messages) for n in names]
-    interactions = _interaction_rows(names, visits)
+    interactions = interaction_rows(names, visits)
     if len(interactions):
         joint = satterthwaite_f(result, interactions, derivatives=derivatives)
         rows.append(_row(name, population, value, JOINT_TERM, {**joint, "df_numerator": joint["df_numerator"]},
                          n_obs, n_patients, converged, messages))
     if contrast_visits and all(f"visit[{v}]:responder" in [_term(n) for n in names] for v in contrast_visits):
         rows.append(_row(name, population, value, _mean_term(contrast_visits),
-                         satterthwaite_t(result, _mean_contrast(names, contrast_visits), derivatives=derivatives),
+                         satterthwaite_t(result, mean_contrast(names, contrast_visits), derivatives=derivatives),
                          n_obs, n_patients, converged, messages))
     return rows
 
@@ -256,7 +258,7 @@ def interaction_contrast(result, contrast_visits: list[str], level: float = 0.95
     dict
         estimate, std_error, df (Satterthwaite), statistic (t), p_value, ci_low, ci_high, on the model scale.
     """
-    return satterthwaite_t(result, _mean_contrast(list(result.model.exog_names), contrast_visits), level)
+    return satterthwaite_t(result, mean_contrast(list(result.model.exog_names), contrast_visits), level)
 
 
 def gee_tests(result, n_patients: int, contrasts: np.ndarray, level: float = 0.95) -> dict:
@@ -316,11 +318,11 @@ def count_model_table(populations: pd.DataFrame, visits: list[str], baseline: st
         converged = bool(getattr(result, "converged", True)) and "ConvergenceWarning" not in messages
         names = list(result.model.exog_names)
         tests = [(_term(n), _unit(names, _term(n))) for n in names]
-        interactions = _interaction_rows(names, visits)
+        interactions = interaction_rows(names, visits)
         if len(interactions):
             tests.append((JOINT_TERM, interactions))
         if contrast_visits and all(f"visit[{v}]:responder" in [t for t, _ in tests] for v in contrast_visits):
-            tests.append((_mean_term(contrast_visits), _mean_contrast(names, contrast_visits)))
+            tests.append((_mean_term(contrast_visits), mean_contrast(names, contrast_visits)))
         try:
             rows += [_row(GEE_NAME, population, value, term, gee_tests(result, g, contrast, level), n_obs, g,
                           converged, messages) for term, contrast in tests]
