@@ -305,8 +305,8 @@ def machine() -> dict:
 def commit() -> dict:
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True).stdout.strip()
-    return {"commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(git("status", "--porcelain", "--",
-                                                                                "src", "benchmarks"))}
+    changed = git("status", "--porcelain", "--", "src", "benchmarks", ":!benchmarks/results")  # not our own output
+    return {"commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(changed)}
 
 
 def main() -> None:
