@@ -10,7 +10,9 @@ with rule_logging(snakemake) as log:
     if missing:
         raise ValueError(f"{snakemake.input.platelets}: no platelet counts for patient(s) {missing} of the patient "
                          "table; add their weekly counts (at least the baseline at study_day 0).")
-    responses, counts = evaluate_responses(platelets, ResponseCriteria.from_dict(snakemake.params.criteria))
-    log.info("%d patients: %s", len(responses), responses.best_response.value_counts().to_dict())
+    criteria = ResponseCriteria.from_dict(snakemake.params.criteria)
+    log.info("criteria: %s", criteria.to_dict())
+    responses, counts = evaluate_responses(platelets, criteria)
+    log.info("%d patients: %s", len(responses), responses.response_category.value_counts().to_dict())
     write_tsv(responses, snakemake.output.responses)
     write_tsv(counts, snakemake.output.counts)

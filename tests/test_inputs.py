@@ -6,7 +6,7 @@ import pytest
 
 from cytotrial.io.fcs import FcsReadError, read_fcs
 from cytotrial.io.panel import Panel, PanelError
-from cytotrial.sheets import SheetError, load_patients, load_samples
+from cytotrial.sheets import SheetError, last_visit_day, load_patients, load_samples
 
 from .conftest import REPO
 
@@ -106,3 +106,12 @@ def test_files_of_one_panel_with_other_channel_order_and_stain_spelling_give_the
     assert list(a.var["marker"]) == list(b.var["marker"])
     np.testing.assert_allclose(a.X, b.X, atol=1e-6)
     np.testing.assert_array_equal(qc_a.keep, qc_b.keep)
+
+
+def test_last_visit_day_is_the_latest_day_of_the_last_visit_sampled():
+    import pandas as pd
+
+    samples = pd.DataFrame({"visit": ["D0", "W2", "W4", "W4", "D0"], "study_day": [-1, 14, 27, 30, 0]})
+    assert last_visit_day(samples, ["D0", "W2", "W4", "W8"]) == 30  # W8 has no sample: W4, its latest day
+    assert last_visit_day(samples[samples.visit != "W4"], ["D0", "W2", "W4"]) == 14
+    assert last_visit_day(samples.drop(columns="study_day"), ["D0", "W2", "W4"]) is None

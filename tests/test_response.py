@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 from cytotrial.response import (
     ANNOTATION_COLUMNS,
     RESPONSE_COLUMNS,
+    BleedingNotRecordedWarning,
     MissingBaselineError,
     PlateletTableError,
     ResponseCriteria,
@@ -25,14 +27,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def table(counts: dict[int, float | None], patient: str = "P1", rescue: tuple[int, ...] = (),
-          bleeding: tuple[int, ...] | None = None) -> pd.DataFrame:
-    """Platelet table of one patient from {study_day: count}; None is a row without a count."""
+          bleeding: tuple[int, ...] | None = (), steroids: tuple[int, ...] | None = None) -> pd.DataFrame:
+    """Platelet table of one patient from {study_day: count}; None is a row without a count. Bleeding is recorded
+    (0 but on the ``bleeding`` days) unless ``bleeding`` is None (no column); ``steroids``: days flagged
+    corticosteroid-dependent (None: no column)."""
     days = sorted(set(counts) | set(rescue))
     frame = pd.DataFrame({"patient_id": patient, "week": [d // 7 for d in days], "study_day": days,
                           "platelets_1e9_per_L": [counts.get(d) for d in days],
                           "rescue_therapy": [int(d in rescue) for d in days]})
     if bleeding is not None:
         frame["bleeding"] = [int(d in bleeding) for d in days]
+    if steroids is not None:
+        frame["corticosteroid_dependent"] = [int(d in steroids) for d in days]
     return frame
 
 
@@ -174,21 +180,43 @@ def test_cr_counts_not_consecutive_give_r():
 
 # --- rescue therapy -----------------------------------------------------------------------------------------
 
-def test_counts_within_8_weeks_of_rescue_are_excluded():
-    counts = weekly(10, 12, 150, 150, 150, 150, 150, 150, 150, 150)  # rescue on day 14; days 14..63 excluded
+def test_response_after_rescue_is_not_the_treatments():
+    # rescue on day 14; counts of 150 from day 14 on: a CR confirmed on days 14 and 21, after the rescue
+    counts = weekly(10, 12, 150, 150, 150, 150, 150, 150, 150, 150, 150, 150)
     r = one(counts, rescue=(14,))
-    assert r.best_response == "NR" and r.first_rescue_day == 14 and r.n_excluded_rescue == 8
-    assert r.reason == "NR: no count qualified (max 12; R needs >= 30 and >= 2x baseline 10); rescue therapy " \
-                       "on day 14 (excluded to day 69)"
-    counts.update({70: 150, 77: 150})  # day 70 = rescue + 56: evaluated again
-    r = one(counts, rescue=(14,))
-    assert r.best_response == "CR" and r.response_day == 70 and r.n_excluded_rescue == 8
-    assert r.proportion_time_in_response == pytest.approx(7 / 77)
+    assert r.best_response == "NR" and not r.responded and r.response_category == "response after rescue"
+    assert r.response_after_rescue == "CR" and r.response_after_rescue_day == 14
+    assert pd.isna(r.response_day) and r.n_response_episodes == 0 and r.proportion_time_in_response == 0
+    assert r.first_rescue_day == 14 and r.n_excluded_rescue == 0 and r.n_counts == 11
+    assert r.evaluable_until_day == 14  # time to response is censored at the rescue
+    assert r.reason == ("NR: no count qualified (max 12; R needs >= 30 and >= 2x baseline 10); response after "
+                        "rescue: CR confirmed on days 14 and 21, not attributed to the treatment; rescue therapy "
+                        "on day(s) 14")
     annotations = annotate_counts(table(counts, rescue=(14,))).set_index("study_day")
+    assert annotations.loc[63, "excluded_reason"] == "" and annotations.loc[63, "qualifies_CR"]
+    assert annotations.loc[63, "after_rescue"] and not annotations.loc[7, "after_rescue"]
+    assert annotations.loc[63, "in_response_after_rescue"] and not annotations.in_response.any()
+    # with the romiplostim trials' 8-week re-evaluation, days 14..69 are excluded and day 70 on counts again
+    reevaluated = ResponseCriteria(rescue_reevaluation_days=56)
+    r = one(counts, reevaluated, rescue=(14,))
+    assert r.best_response == "CR" and r.response_category == "CR" and r.response_day == 70
+    assert r.n_excluded_rescue == 8 and r.response_after_rescue == "" and r.evaluable_until_day == 70
+    assert r.proportion_time_in_response == pytest.approx(7 / 77)
+    annotations = annotate_counts(table(counts, rescue=(14,)), reevaluated).set_index("study_day")
     assert annotations.loc[63, "excluded_reason"] == "rescue therapy on day 14"
     assert not annotations.loc[63, "qualifies_CR"]
-    assert annotations.loc[70, "excluded_reason"] == "" and annotations.loc[70, "qualifies_CR"]
+    assert annotations.loc[70, "excluded_reason"] == "" and annotations.loc[70, "in_response"]
     assert annotations.loc[0, "excluded_reason"] == "baseline"
+    assert "rescue therapy on day 14 (excluded to day 69)" in r.reason
+
+
+def test_treatment_response_before_rescue_stays_a_response():
+    # R from day 7, rescue on day 28 ends it; a later CR after the rescue is not the treatment's
+    r = one(weekly(10, 50, 50, 50, 150, 150, 150), rescue=(28,))
+    assert r.best_response == "R" and r.response_category == "R" and r.response_day == 7 and r.loss_day == 28
+    assert r.response_after_rescue == "CR" and r.response_after_rescue_day == 28
+    assert r.n_response_episodes == 1 and r.evaluable_until_day == 7
+    assert r.proportion_time_in_response == pytest.approx(21 / 42)
 
 
 def test_rescue_during_response_is_a_loss():
@@ -201,9 +229,12 @@ def test_rescue_during_response_is_a_loss():
 def test_rescue_breaks_a_run():
     # rescue on day 10 on a row without a count; day 7 and day 70 are evaluated but not consecutive
     counts = {0: 10, 7: 50, 10: None, 70: 50, 77: 50}
-    r = one(counts, rescue=(10,))
+    reevaluated = ResponseCriteria(rescue_reevaluation_days=56)
+    r = one(counts, reevaluated, rescue=(10,))
     assert r.response_day == 70 and r.n_excluded_rescue == 0 and r.first_rescue_day == 10
-    assert one({0: 10, 7: 50, 10: None, 70: 50}, rescue=(10,)).best_response == "NR"
+    assert one({0: 10, 7: 50, 10: None, 70: 50}, reevaluated, rescue=(10,)).best_response == "NR"
+    # by default, a response confirmed after the rescue is a response after rescue
+    assert one(counts, rescue=(10,)).response_category == "response after rescue"
 
 
 # --- bleeding ------------------------------------------------------------------------------------------------
@@ -215,10 +246,59 @@ def test_bleeding_count_does_not_qualify():
     assert one(weekly(10, 120, 130), bleeding=(14,)).best_response == "NR"
 
 
-def test_bleeding_loss_needs_confirmation():
-    assert not one(weekly(10, 120, 130, 120, 125), bleeding=(21,)).loss_of_response
-    r = one(weekly(10, 120, 130, 120, 125), bleeding=(21, 28))
-    assert r.loss_of_response and r.loss_day == 21
+def test_bleeding_ends_a_response_that_day():
+    r = one(weekly(10, 120, 130, 120, 125), bleeding=(21,))
+    assert r.loss_of_response and r.loss_day == 21 and r.cr_loss_day == 21
+    assert r.duration_of_response_days == 14 and not r.duration_censored
+    assert "lost on day 21 (bleeding)" in r.reason and "bleeding on day(s) 21" in r.reason
+    # the counts after it start a new run: days 28 and 35 confirm a second episode
+    r = one(weekly(10, 120, 130, 120, 125, 130), bleeding=(21,))
+    assert r.n_response_episodes == 2 and r.proportion_time_in_response == pytest.approx((14 + 7) / 35)
+
+
+def test_bleeding_not_recorded_is_said_on_every_row_and_warned():
+    frame = pd.concat([table(weekly(10, 120, 130), patient="P1", bleeding=None),
+                       table(weekly(10, 12, 11), patient="P2", bleeding=None)])
+    with pytest.warns(BleedingNotRecordedWarning, match=r"patient\(s\) P1, P2: CR and R require documented"):
+        responses = derive_responses(frame)
+    assert responses.bleeding_record.tolist() == ["bleeding not recorded"] * 2
+    assert all(reason.endswith("; bleeding not recorded") for reason in responses.reason)
+    assert responses.best_response.tolist() == ["CR", "NR"]  # the counts still qualify
+    # a recorded table: no warning; an empty cell names its day
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert one(weekly(10, 120, 130)).bleeding_record == "recorded"
+    partial = table(weekly(10, 120, 130))
+    partial["bleeding"] = partial["bleeding"].astype(object)
+    partial.loc[2, "bleeding"] = ""
+    with pytest.warns(BleedingNotRecordedWarning, match="P1"):
+        r = derive_responses(partial).iloc[0]
+    assert r.bleeding_record == "bleeding not recorded on day(s) 14"
+    with pytest.warns(BleedingNotRecordedWarning):
+        annotations = annotate_counts(partial)
+    assert annotations.bleeding.isna().tolist() == [False, False, True]
+
+
+# --- corticosteroid dependence -------------------------------------------------------------------------------
+
+def test_corticosteroid_dependence_per_count_makes_nr():
+    r = one(weekly(10, 50, 50, 50), steroids=(14,))
+    assert r.best_response == "NR" and not r.responded and r.response_category == "corticosteroid-dependent"
+    assert r.corticosteroid_dependent and pd.isna(r.response_day) and r.n_response_episodes == 0
+    assert r.evaluable_until_day == 21
+    assert r.reason.startswith("NR: corticosteroid-dependent (day(s) 14); by the counts alone: R confirmed on "
+                               "days 7 and 14")
+    # a flag on the baseline day only is before treatment; none after it: not dependent
+    r = one(weekly(10, 50, 50, 50), steroids=(0,))
+    assert r.best_response == "R" and not r.corticosteroid_dependent
+
+
+def test_corticosteroid_dependence_per_patient_and_after_window():
+    days = (0, 7, 14, 21)
+    r = one(weekly(10, 120, 130, 125), steroids=days)  # the same flag on every row of the patient
+    assert r.response_category == "corticosteroid-dependent" and r.best_response == "NR"
+    r = one(weekly(10, 120, 130, 125, 125), ResponseCriteria(window_days=21), steroids=(28,))
+    assert r.best_response == "CR" and not r.corticosteroid_dependent  # flagged after the window
 
 
 # --- baseline ------------------------------------------------------------------------------------------------
@@ -244,11 +324,13 @@ def test_baseline_day_setting():
     assert r.baseline_platelets == 20 and r.best_response == "NR"  # day 0 is after baseline: evaluated, 10
 
 
-def test_window_days():
+def test_window_days_are_written_in_the_table():
     counts = weekly(10, 12, 12, 12, 150, 150)
-    assert one(counts).best_response == "CR"
+    r = one(counts)
+    assert r.best_response == "CR" and r.assessment_window_end_day == 35  # no window: the last count
     r = one(counts, ResponseCriteria(window_days=28))
     assert r.best_response == "NR" and r.follow_up_days == 28 and r.n_counts == 4
+    assert r.assessment_window_end_day == 28
 
 
 # --- outputs -------------------------------------------------------------------------------------------------
@@ -283,6 +365,10 @@ def test_criteria_from_dict():
         ResponseCriteria(confirm_days=-1)
     with pytest.raises(ValueError, match="window_days must be"):
         ResponseCriteria(window_days=0)
+    with pytest.raises(ValueError, match="rescue_reevaluation_days must be a whole number of days > 0 or null"):
+        ResponseCriteria(rescue_reevaluation_days=0)
+    with pytest.raises(ValueError, match="rescue_exclusion_days was replaced by rescue_reevaluation_days"):
+        ResponseCriteria.from_dict({"rescue_exclusion_days": 56})
 
 
 def test_missing_columns_are_named():
@@ -305,6 +391,13 @@ def test_bad_values_are_named():
     frame.loc[1, "rescue_therapy"] = 2
     with pytest.raises(PlateletTableError, match=r"row 2 \(patient P3\): rescue_therapy 2 must be 0 or 1"):
         derive_responses(frame)
+    frame = table(weekly(10, 50), patient="P3", steroids=())
+    frame.loc[0, "corticosteroid_dependent"] = 3
+    frame.loc[1, "bleeding"] = -1
+    with pytest.raises(PlateletTableError) as err:
+        derive_responses(frame)
+    assert "row 1 (patient P3): corticosteroid_dependent 3 must be 0 or 1 (or empty)" in str(err.value)
+    assert "row 2 (patient P3): bleeding -1 must be 0 or 1 (or empty)" in str(err.value)
 
 
 def test_duplicate_rows_are_an_error():
@@ -339,7 +432,8 @@ def test_load_platelets_reads_a_good_file(tmp_path):
     table(weekly(10, 50, None, 60), rescue=(7,), bleeding=()).to_csv(path, sep="\t", index=False)
     loaded = load_platelets(path)
     assert loaded.study_day.tolist() == [0, 7, 21] and loaded.rescue_therapy.tolist() == [False, True, False]
-    assert loaded.bleeding.dtype == bool and not loaded.bleeding.any()
+    assert loaded.bleeding.dtype == "boolean" and not loaded.bleeding.any() and loaded.bleeding.notna().all()
+    assert not loaded.corticosteroid_dependent.any()  # no column: not dependent
 
 
 # --- the demo trial --------------------------------------------------------------------------------------------
@@ -371,3 +465,6 @@ def test_demo_trial_agrees_with_truth(tmp_path):
     assert not responses.loc[responders.index.difference(lost.index), "loss_of_response"].any()
     rescued = truth[truth.rescue_week.notna()]
     assert responses.loc[rescued.index, "first_rescue_day"].tolist() == (7 * rescued.rescue_week).astype(int).tolist()
+    # the simulated rescues lift the counts for 3 weeks: a response after rescue, NR for the treatment
+    assert (responses.loc[rescued.index, "response_category"] == "response after rescue").all()
+    assert (responses.bleeding_record == "recorded").all()  # the demo documents bleeding on every count

@@ -8,8 +8,8 @@ import pytest
 from scipy import stats
 
 from cytotrial.stats.changes import (CHANGE_TEST_COLUMNS, COMPARISON_COLUMNS, PRIMARY_COLUMNS, add_response_groups,
-                                     bh_qvalues, change_tables, change_tests, mann_whitney, primary_endpoint,
-                                     response_comparison, wilcoxon_signed_rank)
+                                     bh_qvalues, change_tables, change_tests, family_qvalues, mann_whitney,
+                                     primary_endpoint, response_comparison, wilcoxon_signed_rank)
 from cytotrial.stats.immune_change import immune_change_table
 
 # Hollander & Wolfe (1973) depression scores, the example of R's ?wilcox.test:
@@ -77,6 +77,13 @@ def test_change_tests_exact_wilcoxon_through_the_table_and_descriptives():
     assert w2["wilcoxon_v"] == 5.0 and w2["p_value"] == pytest.approx(0.5)
     # BH over the family of W2 and W4: q(W4) = 2 x 0.0390625, q(W2) = 0.5
     assert w4["q_value"] == pytest.approx(2 * 20 / 512) and w2["q_value"] == pytest.approx(0.5)
+    # Hodges-Lehmann: the median of the 45 Walsh averages, interval their 6th and 40th (exact, n = 9)
+    d = np.subtract(X, Y)
+    walsh = np.sort([(d[i] + d[j]) / 2 for i in range(9) for j in range(i, 9)])
+    assert w4["hl_estimate"] == pytest.approx(np.median(walsh))
+    assert (w4["hl_ci_low"], w4["hl_ci_high"]) == (pytest.approx(walsh[5]), pytest.approx(walsh[39]))
+    assert np.isnan(table.set_index("visit").loc["D0", "hl_estimate"])
+    assert (table["value"] == "percent_of").all()
     assert table.set_index("visit").loc["D0", "p_method"] == "baseline"
     legacy = immune_change_table(_table(rows), ["D0", "W2", "W4"], "D0")
     shared = ["population", "visit", "n", "median", "q1", "q3", "n_paired", "median_change", "median_percent_change"]
@@ -119,6 +126,8 @@ def test_responders_vs_nonresponders_on_value_and_change():
     assert baseline["median_responders"] == 5.0 and baseline["median_nonresponders"] == 4.5
     change_q = table.loc[table["measure"] == "change", "q_value"]
     np.testing.assert_allclose(change_q, bh_qvalues(table.loc[table["measure"] == "change", "p_value"]))
+    # HL difference of the W4 changes: 3, 4, 5 minus 0, 1, 2 -> median of the 9 differences, 3
+    assert change_w4["hl_estimate"] == 3.0 and change_w4["hl_ci_low"] == 1.0 and change_w4["hl_ci_high"] == 5.0
 
 
 def test_primary_endpoint_is_its_own_test_outside_the_family():
@@ -126,17 +135,40 @@ def test_primary_endpoint_is_its_own_test_outside_the_family():
     populations = populations[~((populations["patient_id"] == "P5") & (populations["visit"] == "W12"))]
     grouped = add_response_groups(populations, responses)
     family = response_comparison(grouped, ["D0", "W4", "W12"], "D0")
-    table = primary_endpoint(grouped, "D0", {"population": "Treg", "visits": ["W4", "W12"], "value": "percent_of"},
-                             family=family)
-    assert list(table.columns) == PRIMARY_COLUMNS and list(table["role"]) == ["primary", "supportive", "supportive"]
+    endpoint = {"population": "Treg", "visits": ["W4", "W12"], "value": "percent_of"}
+    table = primary_endpoint(grouped, "D0", endpoint, family=family)
+    assert list(table.columns) == PRIMARY_COLUMNS
+    assert list(table["role"]) == ["primary immunological endpoint", "supportive", "supportive"]
+    assert table["endpoint"].iloc[0].startswith("primary immunological endpoint: Treg percent_of, change from D0, "
+                                                "mean of W4+W12 (patients with D0, W4, W12)")
     primary = table.iloc[0]
-    # per-patient mean change: responders 3.25, 4.25, 5.25; non-responders 0, 1, 2 (P5: W4 only)
-    assert primary["median_change_responders"] == 4.25 and primary["median_change_nonresponders"] == 1.0
-    assert primary["p_value"] == pytest.approx(0.1) and primary["significant"] is False
+    # complete cases: P5 (no W12) is left out. Mean changes: responders 3.25, 4.25, 5.25; non-responders 0, 1
+    assert primary["n_left_out"] == 1 and primary["n_nonresponders"] == 2
+    assert primary["median_change_responders"] == 4.25 and primary["median_change_nonresponders"] == 0.5
+    assert primary["p_value"] == pytest.approx(2 / 10) and primary["significant"] is False  # U = 6 of C(5, 2)
+    # HL: the 6 differences 2.25, 3.25, 3.25, 4.25, 4.25, 5.25 -> 3.75; with 10 orderings the widest interval
+    # (min, max) is all there is: confidence 1 - 2 x P(U = 0) = 0.8
+    assert primary["hl_estimate"] == pytest.approx(3.75)
+    assert (primary["hl_ci_low"], primary["hl_ci_high"]) == (2.25, 5.25)
+    assert primary["hl_confidence"] == pytest.approx(0.8)
     assert np.isnan(primary["q_value_in_family"])
     w12 = table.set_index("visit").loc["W12"]
     expected_q = family.query("measure == 'change' and visit == 'W12'")["q_value"].iloc[0]
     assert w12["n_nonresponders"] == 2 and w12["q_value_in_family"] == pytest.approx(expected_q)
+    # every patient with any endpoint visit (P5: W4 only, mean change 2)
+    table = primary_endpoint(grouped, "D0", {**endpoint, "complete_cases": False}, family=family)
+    primary = table.iloc[0]
+    assert primary["n_left_out"] == 0 and primary["median_change_nonresponders"] == 1.0
+    assert primary["p_value"] == pytest.approx(0.1) and primary["hl_estimate"] == pytest.approx(3.25)
+
+
+def test_family_qvalues_leave_listed_populations_out():
+    table = pd.DataFrame({"population": ["A", "B", "C", "D"], "p_value": [0.01, 0.04, 0.03, 0.02]})
+    out = family_qvalues(table, "f", {"D": "complement of C"})
+    # family A, B, C: sorted 0.01, 0.03, 0.04 (m = 3) -> q 0.03, 0.04, 0.04
+    np.testing.assert_allclose(out["q_value"].to_numpy()[:3], [0.03, 0.04, 0.04])
+    assert np.isnan(out["q_value"].iloc[3])
+    assert out["fdr_family"].tolist() == ["f", "f", "f", "outside FDR: complement of C"]
 
 
 def test_change_tables_bundle():

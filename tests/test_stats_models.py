@@ -12,8 +12,9 @@ import statsmodels.formula.api as smf
 from scipy import stats
 
 from cytotrial.stats.models import (MODEL_COLUMNS, RMCORR_COLUMNS, change_association_table, count_model_table,
-                                    fit_mixed_model, interaction_contrast, match_platelets, mixed_model_table, rmcorr,
-                                    rmcorr_table)
+                                    fit_mixed_model, interaction_contrast, match_platelets, mixed_model_table,
+                                    model_outcome, rmcorr, rmcorr_table)
+from cytotrial.stats.small_sample import mancl_derouen_covariance
 
 # Bland & Altman (1995) BMJ 310:446, intramural pH and PaCO2 of 8 subjects (rmcorr's bland1995, 47 rows).
 BLAND_SUBJECT = [1] * 4 + [2] * 4 + [3] * 9 + [4] * 5 + [5] * 8 + [6] * 6 + [7] * 3 + [8] * 8
@@ -83,16 +84,28 @@ def _trial(n_patients=24, effect=0.6, seed=3, denominator=4000):
 def test_mixed_model_recovers_a_planted_interaction_without_printing_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing may escape: warnings go to fit_warnings
-        table = mixed_model_table(_trial(), VISITS, "D0")
+        table = mixed_model_table(_trial(), VISITS, "D0", contrast_visits=["W4", "W12"])
     assert list(table.columns) == MODEL_COLUMNS
     terms = table.set_index("term")
     assert list(terms.index) == ["Intercept", "visit[W4]", "visit[W12]", "responder", "visit[W4]:responder",
-                                 "visit[W12]:responder"]
+                                 "visit[W12]:responder", "visit x responder (joint F)",
+                                 "visit[mean W4+W12]:responder"]
     planted = terms.loc["visit[W4]:responder"]
     assert planted["ci_low"] < 0.6 < planted["ci_high"] and planted["p_value"] < 1e-6
+    # a within-patient contrast of a balanced design: t on (24 - 2) x (3 - 1) = 44 df (split-plot ANOVA)
+    assert planted["df"] == pytest.approx(44, rel=1e-3)
+    assert planted["p_value"] == pytest.approx(2 * stats.t.sf(abs(planted["statistic"]), planted["df"]))
+    assert planted["effect_measure"] == "odds ratio" and planted["effect"] == pytest.approx(np.exp(planted["estimate"]))
+    assert planted["effect_ci_low"] == pytest.approx(np.exp(planted["ci_low"]))
+    assert terms.loc["Intercept", "effect_measure"] == "odds"
+    joint = terms.loc["visit x responder (joint F)"]
+    assert joint["df_numerator"] == 2 and joint["df"] == pytest.approx(44, rel=1e-3) and joint["p_value"] < 1e-6
+    assert table["value"].eq("percent_of").all() and table["model"].iloc[0].startswith("LMM: logit(percent_of)")
     null = terms.loc["visit[W12]:responder"]
     assert null["ci_low"] < 0 < null["ci_high"]
     assert terms["converged"].all() and terms["n_patients"].iloc[0] == 24 and terms["n_obs"].iloc[0] == 72
+    # the between-patient responder term is not a z test: Satterthwaite df between 22 and 66
+    assert 22 < terms.loc["responder", "df"] < 66
     assert terms.loc["Intercept", "estimate"] == pytest.approx(-3.2, abs=0.2)
 
 
@@ -102,10 +115,24 @@ def test_continuity_correction_keeps_0_and_100_percent_finite():
     data.loc[1, ["count", "percent_of"]] = [data.loc[1, "denominator_count"], 100.0]
     _, _, fitted = fit_mixed_model(data, VISITS, "D0")
     n0, n1 = data.loc[0, "denominator_count"], data.loc[1, "denominator_count"]
-    assert fitted.loc[0, "logit"] == pytest.approx(np.log(0.5 / (n0 + 0.5)))  # (0 + .5) / (n + 1)
-    assert fitted.loc[1, "logit"] == pytest.approx(np.log((n1 + 0.5) / 0.5))
+    assert fitted.loc[0, "outcome"] == pytest.approx(np.log(0.5 / (n0 + 0.5)))  # (0 + .5) / (n + 1)
+    assert fitted.loc[1, "outcome"] == pytest.approx(np.log((n1 + 0.5) / 0.5))
     _, _, clipped = fit_mixed_model(data.drop(columns=["count"]), VISITS, "D0", clip=1e-4)
-    assert clipped.loc[0, "logit"] == pytest.approx(np.log(1e-4 / (1 - 1e-4)))
+    assert clipped.loc[0, "outcome"] == pytest.approx(np.log(1e-4 / (1 - 1e-4)))
+
+
+def test_absolute_counts_and_ratios_are_modelled_on_the_log_scale():
+    counts = pd.DataFrame({"abs_count": [0.0, 2.0, 8.0]})
+    np.testing.assert_allclose(model_outcome(counts, "abs_count"), np.log([1.0, 2.0, 8.0]))  # 0 -> half of 2
+    ratios = pd.DataFrame({"ratio": [2.0, 0.0], "count": [200, 0], "denominator_count": [100, 50]})
+    np.testing.assert_allclose(model_outcome(ratios, "ratio"), np.log([200.5 / 100.5, 0.5 / 50.5]))
+    with pytest.raises(ValueError, match="no model scale"):
+        model_outcome(counts, "count")
+    data = _trial().assign(abs_count=lambda d: d["percent_of"] * 10)
+    table = mixed_model_table(data, VISITS, "D0", value="abs_count").set_index("term")
+    assert table.loc["visit[W4]:responder", "effect_measure"] == "ratio of geometric means"
+    assert table.loc["Intercept", "effect_measure"] == "geometric mean"
+    assert table["model"].iloc[0].startswith("LMM: log(abs_count)")
 
 
 def test_interaction_contrast_is_the_mean_of_the_interactions():
@@ -117,16 +144,39 @@ def test_interaction_contrast_is_the_mean_of_the_interactions():
     assert contrast["estimate"] == pytest.approx((result.fe_params.iloc[i] + result.fe_params.iloc[j]) / 2)
     cov = result.cov_params().to_numpy()
     assert contrast["std_error"] == pytest.approx(np.sqrt(cov[i, i] + cov[j, j] + 2 * cov[i, j]) / 2)
+    assert contrast["df"] == pytest.approx(44, rel=1e-3)  # within patients: (24 - 2) x (3 - 1)
+    assert contrast["p_value"] == pytest.approx(2 * stats.t.sf(abs(contrast["statistic"]), contrast["df"]))
     with pytest.raises(ValueError, match="no interaction term"):
         interaction_contrast(result, ["W99"])
 
 
 def test_count_model_recovers_the_planted_effect():
-    table = count_model_table(_trial(), VISITS, "D0").set_index("term")
+    data = _trial()
+    table = count_model_table(data, VISITS, "D0", contrast_visits=["W4", "W12"]).set_index("term")
     planted = table.loc["visit[W4]:responder"]
     assert planted["ci_low"] < 0.6 < planted["ci_high"] and planted["p_value"] < 1e-4
     assert table.loc["visit[W12]:responder", "p_value"] > 0.01
     assert table["model"].iloc[0].startswith("GEE binomial")
+    # t on G - 1 = 23 df with the Mancl-DeRouen SE, larger than statsmodels' robust SE
+    assert planted["df"] == 23
+    assert planted["p_value"] == pytest.approx(2 * stats.t.sf(abs(planted["estimate"] / planted["std_error"]), 23))
+    data = data.assign(responder=(data["response_group"] == "responder").astype(int),
+                       proportion=data["count"] / data["denominator_count"])
+    fit = smf.gee("proportion ~ C(visit, Treatment(reference='D0')) * responder", "patient_id", data,
+                  family=sm.families.Binomial(), cov_struct=sm.cov_struct.Exchangeable(),
+                  weights=data["denominator_count"].to_numpy(float)).fit()
+    robust = dict(zip([n.replace("C(visit, Treatment(reference='D0'))[T.W4]", "visit[W4]") for n in fit.params.index],
+                      fit.bse))
+    assert planted["std_error"] > robust["visit[W4]:responder"]
+    # joint test: Wald W of the 2 interaction terms, F = W (G - q) / (q G) on (2, 22) df
+    names = list(fit.params.index)
+    rows = np.array([[1.0 if n.endswith(f"[T.{v}]:responder") else 0.0 for n in names] for v in ("W4", "W12")])
+    estimate = rows @ fit.params.to_numpy()
+    covariance = mancl_derouen_covariance(fit)
+    wald = estimate @ np.linalg.solve(rows @ covariance @ rows.T, estimate)
+    joint = table.loc["visit x responder (joint F)"]
+    assert joint["statistic"] == pytest.approx(wald * 22 / (2 * 24)) and joint["df"] == 22
+    assert joint["p_value"] == pytest.approx(stats.f.sf(wald * 22 / 48, 2, 22))
     with pytest.raises(ValueError, match="no count column"):
         count_model_table(_trial(), VISITS, "D0", value="count")
 

@@ -13,9 +13,11 @@ from cytotrial.report.workbook import (COLUMN_DESCRIPTIONS, FORMATS, NO_DESCRIPT
                                        write_workbook)
 from cytotrial.response import RESPONSE_COLUMNS
 from cytotrial.stats.changes import CHANGE_TEST_COLUMNS, COMPARISON_COLUMNS, PRIMARY_COLUMNS, change_tables
+from cytotrial.stats.analysis import STATISTICS_TABLES
 from cytotrial.stats.immune_change import CHANGE_COLUMNS
 from cytotrial.stats.models import (ASSOCIATION_COLUMNS, MODEL_COLUMNS, RMCORR_COLUMNS, change_association_table,
                                     count_model_table, mixed_model_table, rmcorr_table)
+from cytotrial.stats.rescue import FLAG_COLUMNS
 
 VISITS = ["D0", "W4", "W12"]
 POPULATION_COLUMNS = ["sample_id", "patient_id", "visit", "study_day", "batch", "cohort", "dose_1e6_per_kg",
@@ -62,7 +64,8 @@ def all_tables():
 def test_every_column_of_our_tables_is_described(all_tables):
     assert missing_descriptions(all_tables) == {}
     declared = [*CHANGE_TEST_COLUMNS, *COMPARISON_COLUMNS, *PRIMARY_COLUMNS, *MODEL_COLUMNS, *RMCORR_COLUMNS,
-                *ASSOCIATION_COLUMNS, *RESPONSE_COLUMNS, *CHANGE_COLUMNS, *POPULATION_COLUMNS]
+                *ASSOCIATION_COLUMNS, *RESPONSE_COLUMNS, *CHANGE_COLUMNS, *POPULATION_COLUMNS, *FLAG_COLUMNS,
+                *(c for columns in STATISTICS_TABLES.values() for c in columns)]
     assert [c for c in declared if c not in COLUMN_DESCRIPTIONS] == []
 
 

@@ -70,3 +70,13 @@ def missing_fcs_files(samples: pd.DataFrame, path: str | os.PathLike) -> dict[st
             missing[row.sample_id] = (f"{path} line {line}: FCS file '{row.fcs}' of sample '{row.sample_id}' "
                                       "does not exist")
     return missing
+
+
+def last_visit_day(samples: pd.DataFrame, visits: list[str]) -> int | None:
+    """Study day of the protocol's last visit: the latest ``study_day`` of the last of ``visits`` (in study order)
+    that the sample sheet has; None when the sheet has no study days."""
+    present = [v for v in visits if (samples.visit == v).any()]
+    if "study_day" not in samples.columns or not present:
+        return None
+    days = pd.to_numeric(samples.loc[samples.visit == present[-1], "study_day"], errors="coerce").dropna()
+    return int(days.max()) if len(days) else None

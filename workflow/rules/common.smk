@@ -9,7 +9,10 @@ from cytotrial.gating.overrides import load_overrides
 from cytotrial.gating.plan_engine import StaticTemplate, load_gating_template, review_file_names
 from cytotrial.io.deid import check_extra_whitelist
 from cytotrial.qc import QcSettings
-from cytotrial.sheets import load_patients, load_samples, missing_fcs_files
+from cytotrial.response import ResponseCriteria
+from cytotrial.sheets import last_visit_day, load_patients, load_samples, missing_fcs_files
+from cytotrial.stats.analysis import STATISTICS_TABLES as STATISTICS_COLUMNS
+from cytotrial.stats.settings import StatisticsSettings
 
 min_version("9.0")
 
@@ -26,6 +29,13 @@ DEMO = config.get("demo", {"enabled": False})
 COMPENSATION = config["compensation"]
 TRANSFORM_SCOPE = config["transform"].get("scope", "batch")
 QcSettings.from_dict(config.get("qc", {}))  # refuses unknown or invalid QC settings before any job runs
+# the response's assessment window: config response.window_days, or the study day of the protocol's last visit
+RESPONSE_CRITERIA = dict(config.get("response", {}))
+if RESPONSE_CRITERIA.get("window_days") is None:
+    RESPONSE_CRITERIA["window_days"] = last_visit_day(SAMPLES, config["visits"])
+ResponseCriteria.from_dict(RESPONSE_CRITERIA)  # refuses unknown or invalid response settings likewise
+STATISTICS = config["statistics"]  # with the schema's defaults
+StatisticsSettings.from_dict(STATISTICS)  # refuses invalid statistics settings likewise
 check_extra_whitelist(config.get("deidentification", {}).get("extra_whitelist", []))
 ON_BAD_FILE = config.get("on_bad_file", "exclude")
 if not DEMO.get("enabled", False):
@@ -49,31 +59,55 @@ ABSOLUTE_REFERENCES = config.get("absolute_counts", {}).get("references", [])
 if any("column" in ref for ref in ABSOLUTE_REFERENCES) and not config["clinical"].get("blood_counts"):
     raise ValueError("config: absolute_counts references blood-count columns, but clinical.blood_counts names no "
                      "table. Add the table (sample_id and cells/uL columns) or remove the references.")
-STATISTICS_TABLES = ["changes", "changes_by_response", "changes_by_cohort", "response_comparison",
-                     "primary_endpoint", "mixed_models", "count_models", "platelet_rmcorr",
-                     "platelet_change_association"]
+STATISTICS_TABLES = list(STATISTICS_COLUMNS)
 WORKBOOK_NOTES = {
-    "populations": "every population of every sample: counts, percentages, absolute counts, QC, outlier flags",
-    "responses": "platelet response per patient by the IWG 2009 criteria",
+    "populations": "every population of every sample: counts, percentages, absolute counts, QC, outlier flags, "
+                   "rescue-window flags",
+    "responses": "platelet response per patient by the IWG 2009 criteria (response after rescue and "
+                 "corticosteroid dependence are NR)",
     "qc": "event QC per sample",
-    "changes": "change from baseline per population and visit, all patients (paired Wilcoxon, BH q)",
+    "changes": "change from baseline per population, value and visit, all patients (Hodges-Lehmann with exact "
+               "95 % CI, paired Wilcoxon, BH q per value); rescue-window samples left out",
     "changes_by_response": "the same, separately in responders and non-responders",
     "changes_by_cohort": "the same, separately in each dose cohort",
-    "response_comparison": "responders vs non-responders at each visit, on the value and its change (Mann-Whitney)",
-    "primary_endpoint": "the pre-declared primary endpoint (config statistics.primary_endpoint), outside FDR",
-    "mixed_models": "linear mixed model on logit(proportion) ~ visit x responder + (1 | patient)",
-    "count_models": "binomial GEE of counts in their denominator ~ visit x responder, clustered by patient",
-    "platelet_rmcorr": "repeated-measures correlation of each population with log platelets",
-    "platelet_change_association": "Spearman correlation of change in population with change in log platelets",
+    "response_comparison": "responders vs non-responders at each visit, on the value and its change (Hodges-Lehmann "
+                           "difference with exact 95 % CI, Mann-Whitney)",
+    "primary_endpoint": "the primary immunological endpoint (config statistics.primary_endpoint), outside FDR, "
+                        "from patients with every endpoint visit",
+    "rescue_sensitivity": "the primary endpoint and the paired changes with the samples drawn after rescue therapy "
+                          "left out (as everywhere) and kept",
+    "mixed_models": "linear mixed model of logit(proportion) or log(count, ratio) on visit x responder with a "
+                    "random intercept per patient; t and F on Satterthwaite df; odds ratios / ratios with 95 % CI",
+    "count_models": "binomial GEE of counts in their denominator ~ visit x responder, clustered by patient; "
+                    "Mancl-DeRouen SE, t(G-1), joint F(q, G-q); odds ratios with 95 % CI",
+    "dose_response": "change from baseline by dose level (cohorts at one dose pooled), Jonckheere-Terpstra trend",
+    "response_rates": "response rate with Clopper-Pearson 95 % CI: all, per dose level, per cohort; exact "
+                      "Cochran-Armitage trend over dose levels",
+    "baseline_predictors": "baseline value of every population as a predictor of response: AUC with DeLong 95 % CI, "
+                           "Mann-Whitney",
+    "time_to_response": "Kaplan-Meier cumulative response by baseline level of the primary population (<= / > "
+                        "median), log-rank test",
+    "platelet_rmcorr": "repeated-measures correlation of each population with log platelets (rescue windows out)",
+    "platelet_change_association": "Spearman correlation of change in population with change in log platelets "
+                                   "(rescue windows out)",
 }
 WORKBOOK_TABLES = list(WORKBOOK_NOTES)
 REPORT_TABLES = {  # results/tables/{name}.tsv shown in the report as HTML
     "immune_changes": "Immune changes by visit",
-    "primary_endpoint": "Primary endpoint",
+    "primary_endpoint": "Primary immunological endpoint",
+    "rescue_sensitivity": "Primary endpoint and changes with and without samples after rescue therapy",
     "response_comparison": "Responders vs non-responders",
     "changes": "Change from baseline, all patients",
+    "changes_by_response": "Change from baseline, by response group",
+    "changes_by_cohort": "Change from baseline, by cohort",
     "mixed_models": "Mixed models",
+    "count_models": "Count models (binomial GEE)",
+    "dose_response": "Immune change by dose level (Jonckheere-Terpstra)",
+    "response_rates": "Response rate by dose level and cohort",
+    "baseline_predictors": "Baseline markers as predictors of response (AUC)",
+    "time_to_response": "Time to response by baseline level of the primary population",
     "platelet_rmcorr": "Populations vs platelets (repeated-measures correlation)",
+    "platelet_change_association": "Change in populations vs change in platelets",
     "responses": "Platelet response per patient (IWG 2009)",
     "qc": "Event QC per sample",
 }

@@ -6,12 +6,13 @@ rule analyse_immune_changes:
         populations="results/tables/populations.tsv",
         responses="results/tables/responses.tsv",
         platelets=config["clinical"]["platelets"],
+        patients=config["patients"],
     output:
         expand("results/tables/{table}.tsv", table=STATISTICS_TABLES),
     params:
         visits=config["visits"],
         baseline=config["baseline_visit"],
-        primary=config.get("statistics", {}).get("primary_endpoint"),
+        settings=STATISTICS,
     conda:
         "../envs/cytotrial.yaml"
     log:
@@ -35,7 +36,7 @@ rule plot_statistics_figures:
         rmcorr=report("results/report/figures/platelet_correlation.png", caption="../report/rmcorr.rst",
                       category="4. Immune changes"),
     params:
-        population=config.get("statistics", {}).get("primary_endpoint", {}).get("population", "Treg"),
+        population=STATISTICS["primary_endpoint"]["population"],
     conda:
         "../envs/cytotrial.yaml"
     log:

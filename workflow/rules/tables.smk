@@ -8,11 +8,13 @@ rule merge_populations:
         patients=config["patients"],
         qc="results/tables/qc.tsv",
         blood_counts=blood_counts_table,
+        platelets=config["clinical"]["platelets"],
     output:
         table="results/tables/populations.tsv",
     params:
         visits=config["visits"],
         references=ABSOLUTE_REFERENCES,
+        rescue_window_days=STATISTICS["rescue_sample_window_days"],
     conda:
         "../envs/cytotrial.yaml"
     log:
@@ -45,7 +47,7 @@ rule derive_responses:
         responses="results/tables/responses.tsv",
         counts="results/tables/platelet_counts.tsv",
     params:
-        criteria=config.get("response", {}),
+        criteria=RESPONSE_CRITERIA,
         patients=list(PATIENTS.patient_id),
     conda:
         "../envs/cytotrial.yaml"

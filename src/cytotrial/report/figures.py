@@ -36,6 +36,10 @@ def _save(fig: Figure, path: str | os.PathLike) -> None:
     fig.savefig(path, format="png", metadata={"Software": None})
 
 
+CATEGORY_MARKS = {"response after rescue": "*", "corticosteroid-dependent": "+"}
+"""Mark after a non-responder's best response in the swimmer plot, by response category."""
+
+
 def plot_swimmer(counts: pd.DataFrame, responses: pd.DataFrame, patients: pd.DataFrame,
                  path: str | os.PathLike) -> None:
     """One lane per patient (grouped by dose cohort): weekly platelet counts as coloured blocks, the confirmed
@@ -58,6 +62,8 @@ def plot_swimmer(counts: pd.DataFrame, responses: pd.DataFrame, patients: pd.Dat
         ax.scatter(weeks, np.full(weeks.size, y), c=mine.platelets_1e9_per_L, cmap=cmap, norm=norm, marker="s",
                    s=38, linewidths=0)
         excluded = mine.excluded_reason.fillna("").astype(str).str.contains("rescue").to_numpy()
+        if "after_rescue" in mine:  # counts after a rescue are not the treatment's (excluded or not)
+            excluded |= mine.after_rescue.astype(str).str.lower().eq("true").to_numpy()
         ax.scatter(weeks[excluded], np.full(int(excluded.sum()), y), marker="s", s=38, facecolors="none",
                    edgecolors="0.3", linewidths=0.6, hatch="////")
         if not pd.isna(row.get("response_day")):
@@ -68,7 +74,8 @@ def plot_swimmer(counts: pd.DataFrame, responses: pd.DataFrame, patients: pd.Dat
                 ax.plot(row.loss_day / 7, y + 0.33, marker="x", color="black", ms=6, mew=1.5)
         if not pd.isna(row.get("first_rescue_day")):
             ax.plot(row.first_rescue_day / 7, y - 0.33, marker="D", color="#2c7fb8", ms=5)
-        ax.text(29.6, y, str(row.get("best_response", "")), va="center", fontsize=8, weight="bold")
+        label = str(row.get("best_response", "")) + CATEGORY_MARKS.get(str(row.get("response_category", "")), "")
+        ax.text(29.6, y, label, va="center", fontsize=8, weight="bold")
     ax.set_yticks(range(len(info)), [f"{r.patient_id}  ({r.cohort}, {r.dose_1e6_per_kg:g})"
                                      for r in info.iloc[::-1].itertuples()], fontsize=8)
     for tick, cohort in zip(ax.get_yticklabels(), info.cohort.iloc[::-1]):
@@ -79,11 +86,12 @@ def plot_swimmer(counts: pd.DataFrame, responses: pd.DataFrame, patients: pd.Dat
     ax.set_ylabel("patient\n(cohort, dose x10^6 cells/kg)", fontsize=9)
     ax.set_title("Platelet counts and response (IWG 2009) per patient", fontsize=11)
     handles = [Patch(color=c, label=f"platelets {l}") for c, l in zip(colours, labels)]
-    handles += [Patch(facecolor="none", edgecolor="0.3", hatch="////", label="excluded (after rescue)"),
+    handles += [Patch(facecolor="none", edgecolor="0.3", hatch="////", label="after rescue (not the treatment's)"),
                 Line2D([], [], color="black", marker=">", label="confirmed response (line: duration)"),
                 Line2D([], [], color="black", marker="x", ls="", label="loss of response"),
                 Line2D([], [], color="#2c7fb8", marker="D", ls="", label="rescue therapy"),
-                Line2D([], [], ls="", label="right: best response (CR, R, NR)")]
+                Line2D([], [], ls="", label="right: best response (CR, R, NR; NR*: response after rescue, "
+                                            "NR+: corticosteroid-dependent)")]
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
     _save(fig, path)
 
@@ -202,7 +210,10 @@ def write_report_figures(populations: pd.DataFrame, responses: pd.DataFrame, cou
 def plot_volcano(comparison: pd.DataFrame, path: str | os.PathLike, measure: str = "change",
                  q_threshold: float = 0.05) -> None:
     """Responders vs non-responders: median difference (pp) against -log10 q, one point per population and
-    visit, significant ones labelled (labels placed left/right of their point by sign to limit overlaps)."""
+    visit, significant ones labelled (labels placed left/right of their point by sign to limit overlaps); the
+    percentages only (``value`` percent_of) when the table holds other values too."""
+    if "value" in comparison.columns:
+        comparison = comparison[comparison.value == "percent_of"]
     data = comparison[(comparison.measure == measure)].dropna(subset=["median_difference", "q_value"])
     fig = _figure(7.5, 5.2)
     ax = fig.add_axes([0.11, 0.11, 0.85, 0.8])
@@ -231,12 +242,17 @@ def plot_volcano(comparison: pd.DataFrame, path: str | os.PathLike, measure: str
 def plot_rmcorr(populations: pd.DataFrame, platelets: pd.DataFrame, rmcorr: pd.DataFrame, groups: pd.Series,
                 population: str, path: str | os.PathLike) -> None:
     """A population against log platelet count at the same visits, one colour per response group; each
-    patient's line has the common within-patient slope of the repeated-measures correlation."""
+    patient's line has the common within-patient slope of the repeated-measures correlation. Samples and counts
+    within a rescue therapy's window are left out, as in the correlation (``rmcorr`` is the percentages' table,
+    or the rows with ``value`` percent_of)."""
     from ..stats.models import match_platelets
+    from ..stats.rescue import outside_rescue_window
 
-    data = populations[(populations.population == population) & (populations.status == "ok")].dropna(
-        subset=["percent_of"])
+    data = outside_rescue_window(populations)
+    data = data[(data.population == population) & (data.status == "ok")].dropna(subset=["percent_of"])
     data = match_platelets(data, platelets).dropna(subset=["log_platelets"])
+    if "value" in rmcorr.columns:
+        rmcorr = rmcorr[rmcorr.value == "percent_of"]
     stats = rmcorr.set_index("population").loc[population] if population in set(rmcorr.population) else None
     fig = _figure(6.6, 4.8)
     ax = fig.add_axes([0.12, 0.12, 0.84, 0.78])

@@ -44,6 +44,9 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
                  "mixture without a component near its target); empty when the gate was placed as intended.",
     "flagged": "True when the gate QC or the outlier test flags the value: look at its gate review panel.",
     "flag_reason": "The gate QC and outlier reasons, in words.",
+    "in_rescue_window": "The sample was drawn on the day of a rescue therapy or up to statistics."
+                        "rescue_sample_window_days after it: left out of the primary and change analyses.",
+    "rescue_window_reason": "Which rescue therapy the sample follows, and by how many days.",
     "excluded": "Why the file was excluded from the run (on_bad_file: exclude); empty when it was not.",
     # event QC table
     "events_in": "Events in the FCS file.",
@@ -59,7 +62,7 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "sample_id": "Sample identifier (patient_visit).",
     "patient_id": "Patient identifier.",
     "visit": "Visit label (D0 baseline, W2..W28 weeks after the first infusion); in a primary-endpoint row, the "
-             "visits summarised.",
+             "visits summarised; in baseline_predictors, the baseline visit.",
     "study_day": "Study day of the blood draw (day 0 = first infusion).",
     "batch": "Acquisition run (cytometer batch) of the sample.",
     "cohort": "Dose cohort (A 0.5, B 1.0, C 2.0, E expansion 2.0 x10^6 cells/kg).",
@@ -79,8 +82,10 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "responder": "1 for responders, 0 for non-responders (model covariate).",
     # descriptive statistics and paired tests
     "split": "Patient attribute the table is split by (all = no split).",
-    "group": "Level of the split (all, responder / non-responder, or a cohort).",
-    "n": "Patients with a value (at the visit; in correlations, with both values).",
+    "group": "Level of the split (all, responder / non-responder, a cohort or a dose level); in time_to_response, "
+             "the baseline group.",
+    "n": "Patients with a value (at the visit; in correlations, with both values; in rescue_sensitivity, in the "
+         "test; in response_rates and time_to_response, patients in the group).",
     "median": "Median of the value across patients (% of denominator for percentages).",
     "q1": "First quartile (25th percentile, linear interpolation) of the value.",
     "q3": "Third quartile (75th percentile, linear interpolation) of the value.",
@@ -90,11 +95,19 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "q3_change": "Third quartile of the within-patient change from baseline.",
     "median_percent_change": "Median of 100 x change / baseline value (patients with a baseline of 0 left out).",
     "wilcoxon_v": "Wilcoxon signed-rank statistic V: sum of the ranks of the positive changes (as R).",
+    "hl_estimate": "Hodges-Lehmann estimate: of a change, the median of its Walsh averages; of responders vs "
+                   "non-responders, the median of all responder - non-responder differences.",
+    "hl_ci_low": "Lower bound of the exact (distribution-free, order-statistic) confidence interval of hl_estimate.",
+    "hl_ci_high": "Upper bound of the exact confidence interval of hl_estimate.",
+    "hl_confidence": "Confidence the exact interval achieves (>= 0.95; lower only when no interval of the sample "
+                     "size reaches 95 %).",
     "p_value": "Two-sided p value of the row's test (see p_method, measure or model).",
     "p_method": "How p was computed: exact null distribution, or normal approximation with tie and continuity "
                 "correction (ties, zero differences or more than 25 values).",
-    "q_value": "Benjamini-Hochberg q value within the family named in fdr_family (or within the sheet).",
-    "fdr_family": "The set of tests the q values are adjusted over.",
+    "q_value": "Benjamini-Hochberg q value within the family named in fdr_family (or within the sheet); empty for "
+               "populations outside the FDR families.",
+    "fdr_family": "The set of tests the q values are adjusted over, or why the row is outside every family "
+                  "(a duplicate gate, the last of a set of complements: statistics.exclude_from_fdr / complements).",
     # group comparisons
     "measure": "value: the population's value at the visit; change: its change from baseline.",
     "n_responders": "Responders with a value (or a change).",
@@ -106,9 +119,12 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "mann_whitney_u": "Mann-Whitney U of the responders (R's W for wilcox.test(responders, non-responders)).",
     # primary endpoint
     "endpoint": "The declared primary endpoint: population, value and visits.",
-    "role": "primary: the single pre-specified test (not FDR-adjusted); supportive: the same comparison at one "
-            "visit.",
-    "value": "Column of the population table the endpoint uses (percent_of = % of the reporting denominator).",
+    "role": "primary immunological endpoint: the single pre-specified test (not FDR-adjusted); supportive: the same "
+            "comparison at one visit, in every patient with that visit.",
+    "value": "The value analysed: percent_of (% of the reporting denominator), abs_count (cells/uL) or ratio (of "
+             "two populations' counts, statistics.ratios).",
+    "n_left_out": "Patients with a response group and some endpoint change but not every endpoint visit, left out "
+                  "of the primary test (complete cases).",
     "median_change_responders": "Median change from baseline in responders (per-patient mean over the visits "
                                 "for the primary row).",
     "median_change_nonresponders": "Median change from baseline in non-responders (per-patient mean over the "
@@ -120,19 +136,30 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     # models
     "model": "The model fitted, with its scale, correlation structure and inference.",
     "term": "Fixed-effect term: Intercept (baseline, non-responders), visit[V] (change at V in non-responders), "
-            "responder (baseline difference), visit[V]:responder (extra change at V in responders).",
-    "estimate": "Estimate on the model's scale (logit / log-odds of the proportion).",
+            "responder (baseline difference), visit[V]:responder (extra change at V in responders); visit x "
+            "responder (joint F): all interaction terms at once; visit[mean V1+V2]:responder: their mean over the "
+            "primary endpoint's visits.",
+    "estimate": "Estimate on the model's scale (logit of the proportion, or log of a count or ratio).",
     "std_error": "Standard error of the estimate.",
-    "ci_low": "Lower bound of the 95 % confidence interval (of the estimate, or of rm_r).",
-    "ci_high": "Upper bound of the 95 % confidence interval (of the estimate, or of rm_r).",
-    "statistic": "Test statistic: z (mixed model, Wald) or t with patients - 1 df (GEE).",
+    "ci_low": "Lower bound of the 95 % confidence interval of the row's estimate (model estimate, rm_r, response "
+              "rate (Clopper-Pearson) or cumulative response (Kaplan-Meier, log-log)).",
+    "ci_high": "Upper bound of the 95 % confidence interval of the row's estimate (as ci_low).",
+    "statistic": "Test statistic: t (Satterthwaite df in the mixed model, patients - 1 df in the GEE), or F for the "
+                 "joint visit x responder row.",
+    "df_numerator": "Numerator degrees of freedom of an F test (the joint visit x responder row); empty for t tests.",
+    "effect_measure": "What effect is: odds ratio (logit scale; odds for the Intercept) or ratio of geometric "
+                      "means (log scale; geometric mean for the Intercept).",
+    "effect": "exp(estimate): the estimate back-transformed (odds ratio, or ratio of geometric means).",
+    "effect_ci_low": "exp(ci_low): lower bound of the 95 % CI of effect.",
+    "effect_ci_high": "exp(ci_high): upper bound of the 95 % CI of effect.",
     "n_obs": "Observations (samples) used.",
     "n_patients": "Patients (clusters) used.",
     "converged": "The optimiser reported convergence.",
     "fit_warnings": "Warnings and errors raised while fitting (convergence, boundary, singular covariance).",
     # correlations with platelets
     "rm_r": "Repeated-measures correlation (Bakdash & Marusich 2017) of the value with log platelets.",
-    "df": "Degrees of freedom of rm_r: observations - patients - 1.",
+    "df": "Degrees of freedom: of rm_r, observations - patients - 1; of a model's t test (Satterthwaite in the "
+          "mixed model, patients - 1 in the GEE) or the denominator of its F test.",
     "slope": "Common within-patient slope of the value on log platelets (value units per log unit).",
     "spearman_rho": "Spearman correlation across patients of the change in the value with the change in log "
                     "platelets (visit - baseline).",
@@ -142,8 +169,11 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     # response table (cytotrial.response)
     "baseline_day": "Study day of the baseline platelet count.",
     "baseline_platelets": "Baseline platelet count (x10^9/L).",
-    "best_response": "Best IWG 2009 response: CR, R or NR.",
-    "responded": "Confirmed response (CR or R) at any time.",
+    "best_response": "Best IWG 2009 response of the treatment: CR, R or NR (a response after rescue therapy and a "
+                     "corticosteroid-dependent patient are NR).",
+    "response_category": "CR, R, NR, 'response after rescue' (first confirmed on or after rescue therapy, not the "
+                         "treatment's) or 'corticosteroid-dependent' (both NR for every treatment analysis).",
+    "responded": "Confirmed response (CR or R) of the treatment at any time in the assessment window.",
     "response_day": "Study day of the first count of the first confirmed response.",
     "time_to_response_days": "Days from treatment start to response_day.",
     "cr_day": "Study day of the first confirmed complete response.",
@@ -156,20 +186,64 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "follow_up_days": "Days from treatment start to the last count.",
     "proportion_time_in_response": "Share of follow-up spent in response.",
     "n_counts": "Platelet counts evaluated.",
-    "n_excluded_rescue": "Counts excluded after rescue therapy.",
+    "n_excluded_rescue": "Counts excluded after rescue therapy (only with response.rescue_reevaluation_days).",
     "first_rescue_day": "Study day of the first rescue therapy.",
+    # rescue sensitivity, dose response, response rates, predictors, time to response
+    "analysis": "The analysis repeated: the primary immunological endpoint or the paired change in all patients.",
+    "rescue_window_samples": "left out: samples drawn after rescue therapy excluded (as in every other table); "
+                             "kept: included.",
+    "n_rescue_window_samples": "Samples of the population and visit(s) drawn within the rescue window.",
+    "dose_levels": "The dose levels (x10^6 cells/kg) in increasing order; cohorts at one dose are one level.",
+    "n_by_dose": "Patients with a change at each dose level, in the order of dose_levels.",
+    "median_change_by_dose": "Median change from baseline at each dose level, in the order of dose_levels.",
+    "jt_statistic": "Jonckheere-Terpstra statistic: pairs of patients at a lower and a higher dose with the higher "
+                    "change at the higher dose (ties count 1/2); p two-sided, exact without ties.",
+    "grouping": "all patients, a dose level, a cohort, or the trend over dose levels.",
+    "n_complete_response": "Patients with a complete response (CR) of the treatment.",
+    "response_rate": "Responders (CR or R of the treatment) / patients; its CI is Clopper-Pearson (exact).",
+    "n_response_after_rescue": "Patients whose only response was first confirmed after rescue therapy (NR).",
+    "n_corticosteroid_dependent": "Patients flagged corticosteroid-dependent (NR).",
+    "trend_statistic": "Exact Cochran-Armitage statistic: sum over dose levels of dose x responders.",
+    "p_increasing": "One-sided exact p of a response rate increasing with dose.",
+    "auc": "Area under the ROC curve of the baseline value for response: P(responder > non-responder) + ties/2; "
+           "> 0.5: higher in responders.",
+    "auc_ci_low": "Lower bound of the 95 % CI of auc (DeLong's variance, logit scale; empty at 0 or 1).",
+    "auc_ci_high": "Upper bound of the 95 % CI of auc.",
+    "baseline_median": "Median baseline value splitting the patients (<= median, > median).",
+    "n_responded": "Patients in the group with a treatment response in the window.",
+    "n_at_risk": "Patients still without a response and not censored just before the day.",
+    "n_responded_on_day": "Patients whose response started on the day (its first confirmed count).",
+    "n_censored_on_day": "Patients censored on the day: without a treatment response by the first rescue therapy "
+                         "or the last evaluated count.",
+    "cumulative_response": "Kaplan-Meier cumulative probability of a response by the day (1 - survival).",
+    "logrank_chi2": "Log-rank chi-square (1 df) comparing the two groups' times to response.",
+    "evaluable_until_day": "Last study day a treatment response could start: the response day, else the first "
+                           "rescue therapy, else the last evaluated count (censoring time of time to response).",
+    "response_after_rescue": "Best response (CR or R) first confirmed on or after rescue therapy; empty if none.",
+    "response_after_rescue_day": "Study day of the first count of the response after rescue.",
+    "corticosteroid_dependent": "The platelet table flags the patient corticosteroid-dependent after baseline in "
+                                "the window (IWG: a non-responder).",
+    "bleeding_record": "'recorded' when every evaluated count has a bleeding record, else 'bleeding not recorded' "
+                       "(no record: CR and R rest on the counts alone) or the days without one.",
+    "assessment_window_end_day": "Last study day evaluated (response.window_days, by default the protocol's last "
+                                 "visit; without one, the patient's last count).",
 }
 """Description of every column the stats, response and population tables produce."""
 
-_INT = {"n", "n_paired", "n_responders", "n_nonresponders", "n_obs", "n_patients", "df", "count", "parent_count",
+_INT = {"n", "n_paired", "n_responders", "n_nonresponders", "n_obs", "n_patients", "count", "parent_count",
+        "n_left_out", "n_rescue_window_samples", "n_complete_response", "n_response_after_rescue",
+        "n_corticosteroid_dependent", "n_responded", "n_at_risk", "n_responded_on_day", "n_censored_on_day",
+        "df_numerator",
         "denominator_count", "study_day", "baseline_day", "response_day", "time_to_response_days", "cr_day",
         "loss_day", "cr_loss_day", "duration_of_response_days", "n_response_episodes", "follow_up_days", "n_counts",
-        "n_excluded_rescue", "first_rescue_day", "platelet_day", "responder"}
+        "n_excluded_rescue", "first_rescue_day", "platelet_day", "responder", "evaluable_until_day",
+        "response_after_rescue_day", "assessment_window_end_day"}
 _PERCENT = {"median", "q1", "q3", "median_change", "q1_change", "q3_change", "median_percent_change",
+            "hl_estimate", "hl_ci_low", "hl_ci_high",
             "median_responders", "median_nonresponders", "median_difference", "median_change_responders",
             "median_change_nonresponders", "percent_of", "percent_of_parent"}
-_PVALUE = {"p_value", "q_value", "q_value_in_family", "alpha"}
-_RANK = {"wilcoxon_v", "mann_whitney_u"}
+_PVALUE = {"p_value", "q_value", "q_value_in_family", "alpha", "p_increasing"}
+_RANK = {"wilcoxon_v", "mann_whitney_u", "jt_statistic"}
 COLUMN_KINDS: dict[str, str] = {**{c: "int" for c in _INT}, **{c: "percent" for c in _PERCENT},
                                 **{c: "pvalue" for c in _PVALUE}, **{c: "rank" for c in _RANK}}
 """Number format kind of a column; columns not listed are formatted by dtype (integer or 0.000)."""

@@ -2,8 +2,10 @@
 
 A platelet table has one row per patient and study day: ``patient_id``, ``study_day`` (day 0: start of
 treatment), ``platelets_1e9_per_L`` (empty: no count that day, e.g. a row that only records a rescue therapy),
-``rescue_therapy`` (0/1: rescue therapy given that day) and optionally ``bleeding`` (0/1; empty counts as 0) and
-``week`` (kept, not used).
+``rescue_therapy`` (0/1: rescue therapy given that day) and optionally ``bleeding`` (0/1: bleeding on that day;
+an empty cell, or no column, means bleeding was not recorded), ``corticosteroid_dependent`` (0/1: the patient
+needed ongoing or repeated corticosteroids to keep the count or avoid bleeding, given on the days it applies or on
+every row of the patient; empty counts as 0) and ``week`` (kept, not used).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("patient_id", "study_day", "platelets_1e9_per_L", "rescue_therapy")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("week", "bleeding")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("week", "bleeding", "corticosteroid_dependent")
 MAX_LISTED_PROBLEMS = 10
 
 
@@ -67,7 +69,8 @@ def validate_platelets(table: pd.DataFrame, source: str | None = None) -> pd.Dat
     -------
     DataFrame
         patient_id (str), study_day (int), platelets_1e9_per_L (float, NaN: no count), rescue_therapy (bool),
-        bleeding (bool; all False without a ``bleeding`` column) and ``week`` if present, sorted by patient
+        bleeding (nullable boolean: NA where not recorded, all NA without a ``bleeding`` column),
+        corticosteroid_dependent (bool; all False without the column) and ``week`` if present, sorted by patient
         and study day, with a fresh index.
 
     Raises
@@ -115,15 +118,16 @@ def _validate(table: pd.DataFrame, name: str, where: Callable[[int], str]) -> pd
         problems.append(f"{who(i)}: platelets_1e9_per_L {_show(raw.iloc[i])} is negative; counts are >= 0 x10^9/L")
 
     flags = {}
-    for column in ("rescue_therapy", "bleeding"):
+    for column in ("rescue_therapy", "bleeding", "corticosteroid_dependent"):
         if column not in table.columns:
-            flags[column] = pd.Series(False, index=table.index)
+            flags[column] = pd.Series(pd.NA if column == "bleeding" else False, index=table.index, dtype="boolean")
             continue
-        value = pd.to_numeric(table[column], errors="coerce")
-        bad = (table[column].notna() & ~value.isin([0, 1])).to_numpy()
-        for i in np.flatnonzero(bad):
-            problems.append(f"{who(i)}: {column} {_show(table[column].iloc[i])} must be 0 or 1")
-        flags[column] = value.fillna(0).eq(1)
+        text = table[column].astype(str).str.strip()
+        given = table[column].notna() & (text != "")
+        value = pd.to_numeric(table[column].where(given), errors="coerce")
+        for i in np.flatnonzero((given & ~value.isin([0, 1])).to_numpy()):
+            problems.append(f"{who(i)}: {column} {_show(table[column].iloc[i])} must be 0 or 1 (or empty)")
+        flags[column] = value.eq(1).astype("boolean").where(given, pd.NA if column == "bleeding" else False)
 
     if not problems:
         key = pd.DataFrame({"patient_id": pid_text, "study_day": day})
@@ -139,7 +143,8 @@ def _validate(table: pd.DataFrame, name: str, where: Callable[[int], str]) -> pd
 
     out = pd.DataFrame({"patient_id": pid_text, "study_day": day.astype(np.int64), "platelets_1e9_per_L": count,
                         "rescue_therapy": flags["rescue_therapy"].astype(bool),
-                        "bleeding": flags["bleeding"].astype(bool)})
+                        "bleeding": flags["bleeding"].astype("boolean"),
+                        "corticosteroid_dependent": flags["corticosteroid_dependent"].astype(bool)})
     if "week" in table.columns:
         out["week"] = pd.to_numeric(table["week"], errors="coerce")
     return out.sort_values(["patient_id", "study_day"], kind="stable").reset_index(drop=True)

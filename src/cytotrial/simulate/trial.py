@@ -138,10 +138,12 @@ def assign_responses(patients: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 
 def platelet_counts(responses: pd.DataFrame, seed: int, missing_fraction: float) -> pd.DataFrame:
-    """Weekly platelet counts (x10^9/L) from week 0 (start of treatment) to week 28 with rescue-therapy flags."""
+    """Weekly platelet counts (x10^9/L) from week 0 (start of treatment) to week 28 with rescue-therapy and bleeding
+    flags (bleeding: on about a third of the counts below 20 outside a response, from a stream of its own)."""
     rows = []
     for p in responses.itertuples():
         rng = rng_for(seed, 3, patient_number(p.patient_id))
+        bleeding_rng = rng_for(seed, 8, patient_number(p.patient_id))
         baseline = p.baseline_platelets
         threshold = max(30.0, 2 * baseline)
         for week in range(FOLLOW_UP_WEEKS + 1):
@@ -160,9 +162,11 @@ def platelet_counts(responses: pd.DataFrame, seed: int, missing_fraction: float)
                 value = rng.uniform(threshold + 5, threshold + 40)
             # the single unconfirmed spike is never the missing count (drawn anyway: the other weeks keep their values)
             missing = week > 0 and rng.random() < missing_fraction and week != p.single_spike_week
+            bleeds = bleeding_rng.random() < 1 / 3 and value < 20 and not responding
             rows.append({"patient_id": p.patient_id, "week": week, "study_day": 7 * week,
                          "platelets_1e9_per_L": None if missing else round(float(max(value, 1.0)), 0),
-                         "rescue_therapy": int(not pd.isna(p.rescue_week) and week == p.rescue_week)})
+                         "rescue_therapy": int(not pd.isna(p.rescue_week) and week == p.rescue_week),
+                         "bleeding": int(bleeds)})
     table = pd.DataFrame(rows)
     return table.dropna(subset=["platelets_1e9_per_L"]).reset_index(drop=True)
 

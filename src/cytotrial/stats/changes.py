@@ -2,12 +2,13 @@
 
 Tables (tidy, one row per population x visit, or per group x population x visit)
 ------------------------------------------------------------------------------
-* :func:`change_tests` -- n, median (IQR), median change and % change from baseline, and the paired Wilcoxon
-  signed-rank test of the change; in all patients (``by=None``) or split by a patient attribute (``by=
-  "response_group"``, ``by="cohort"``).
-* :func:`response_comparison` -- responders vs non-responders at each visit (Mann-Whitney U), on the value
-  (``measure="value"``) and on the change from baseline (``measure="change"``).
-* :func:`primary_endpoint` -- the declared primary endpoint in its own table.
+* :func:`change_tests` -- n, median (IQR), median change and % change from baseline, the Hodges-Lehmann estimate
+  of the change with its exact 95 % CI, and the paired Wilcoxon signed-rank test of the change; in all patients
+  (``by=None``) or split by a patient attribute (``by="response_group"``, ``by="cohort"``).
+* :func:`response_comparison` -- responders vs non-responders at each visit (Mann-Whitney U, Hodges-Lehmann
+  difference with exact 95 % CI), on the value (``measure="value"``) and on the change from baseline
+  (``measure="change"``).
+* :func:`primary_endpoint` -- the declared primary immunological endpoint in its own table.
 
 Tests and multiplicity
 ----------------------
@@ -20,12 +21,18 @@ Tests and multiplicity
 * Mann-Whitney U (:func:`mann_whitney`): exact when neither group has more than :data:`EXACT_MAX_N` values and
   there are no ties, otherwise the tie-corrected normal approximation with continuity correction (as R). U is
   the responders' statistic (R's W for ``wilcox.test(responders, non_responders)``).
-* BH q values (:func:`bh_qvalues`, Benjamini-Hochberg) are computed within one family per table: all groups x
-  populations x post-baseline visits of a :func:`change_tests` table, and all populations x visits of one
-  ``measure`` of :func:`response_comparison`. The family is named in the ``fdr_family`` column.
-* The primary endpoint is one pre-specified test, judged at ``alpha`` unadjusted and kept out of every FDR
-  family. Its per-visit components are ordinary exploratory rows of the ``change`` family too; the primary table
-  repeats their family q values (``q_value_in_family``) so both readings are visible.
+* BH q values (:func:`bh_qvalues`, Benjamini-Hochberg) are computed within one family per table and value: all
+  groups x populations x post-baseline visits of a :func:`change_tests` table, and all populations x visits of
+  one ``measure`` of :func:`response_comparison`. The family is named in the ``fdr_family`` column. Populations
+  in ``outside_fdr`` (duplicates, the last member of a set of complements; see
+  :class:`cytotrial.stats.settings.StatisticsSettings`) keep their tests but no q value, so each question is in a
+  family once.
+* The primary immunological endpoint is one pre-specified test, judged at ``alpha`` unadjusted and kept out of
+  every FDR family; by default only patients with a value at baseline and at every endpoint visit enter it. Its
+  per-visit components are ordinary exploratory rows of the ``change`` family too; the primary table repeats
+  their family q values (``q_value_in_family``) so both readings are visible.
+* Hodges-Lehmann estimates and intervals: :mod:`cytotrial.stats.nonparametric` (``hl_confidence`` is the
+  confidence the order-statistic interval achieves, >= 95 % when it can be reached).
 
 Rows whose ``status`` is not ``ok`` (when the column exists) and missing values are left out of every statistic.
 """
@@ -38,22 +45,27 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .nonparametric import hodges_lehmann_paired, hodges_lehmann_two_sample
+
 EXACT_MAX_N = 25
 """Largest sample (non-zero differences; each group for Mann-Whitney) tested with the exact null distribution."""
 
 GROUP_COLUMN = "response_group"
 RESPONDER, NON_RESPONDER = "responder", "non-responder"
 
-CHANGE_TEST_COLUMNS = ["split", "group", "population", "denominator", "visit", "n", "median", "q1", "q3", "n_paired",
-                       "median_change", "q1_change", "q3_change", "median_percent_change", "wilcoxon_v", "p_value",
-                       "p_method", "q_value", "fdr_family"]
-COMPARISON_COLUMNS = ["measure", "population", "denominator", "visit", "n_responders", "n_nonresponders",
-                      "median_responders", "median_nonresponders", "median_difference", "rank_biserial",
-                      "mann_whitney_u", "p_value", "p_method", "q_value", "fdr_family"]
+HL_COLUMNS = ["hl_estimate", "hl_ci_low", "hl_ci_high", "hl_confidence"]
+CHANGE_TEST_COLUMNS = ["split", "group", "population", "denominator", "value", "visit", "n", "median", "q1", "q3",
+                       "n_paired", "median_change", "q1_change", "q3_change", "median_percent_change", *HL_COLUMNS,
+                       "wilcoxon_v", "p_value", "p_method", "q_value", "fdr_family"]
+COMPARISON_COLUMNS = ["measure", "population", "denominator", "value", "visit", "n_responders", "n_nonresponders",
+                      "median_responders", "median_nonresponders", "median_difference", *HL_COLUMNS,
+                      "rank_biserial", "mann_whitney_u", "p_value", "p_method", "q_value", "fdr_family"]
 PRIMARY_COLUMNS = ["endpoint", "role", "population", "value", "visit", "n_responders", "n_nonresponders",
-                   "median_change_responders", "median_change_nonresponders", "median_difference", "rank_biserial",
-                   "mann_whitney_u", "p_value", "p_method", "alpha", "significant", "q_value_in_family"]
-DEFAULT_PRIMARY: dict = {"population": "Treg", "visits": ["W4", "W12"], "value": "percent_of"}
+                   "n_left_out", "median_change_responders", "median_change_nonresponders", "median_difference",
+                   *HL_COLUMNS, "rank_biserial", "mann_whitney_u", "p_value", "p_method", "alpha", "significant",
+                   "q_value_in_family"]
+PRIMARY_NAME = "primary immunological endpoint"
+DEFAULT_PRIMARY: dict = {"population": "Treg", "visits": ["W4", "W12"], "value": "percent_of", "complete_cases": True}
 
 
 def require_columns(table: pd.DataFrame, columns: Iterable[str], what: str) -> None:
@@ -81,6 +93,33 @@ def bh_qvalues(p_values: Iterable[float]) -> np.ndarray:
     if finite.any():
         q[finite] = stats.false_discovery_control(p[finite], method="bh")
     return q
+
+
+def family_qvalues(table: pd.DataFrame, family: str | pd.Series, outside_fdr: Mapping[str, str] | None = None
+                   ) -> pd.DataFrame:
+    """``table`` with ``q_value`` (BH within each family) and ``fdr_family`` (its name).
+
+    Parameters
+    ----------
+    family
+        The family of every row: one name, or a Series aligned with ``table``.
+    outside_fdr
+        Population -> reason: those rows get no q value and ``fdr_family`` "outside FDR: <reason>".
+    """
+    outside_fdr = outside_fdr or {}
+    names = pd.Series(family, index=table.index, dtype=object)
+    outside = table["population"].map(outside_fdr)
+    names = names.where(outside.isna(), "outside FDR: " + outside.astype(str))
+    q = pd.Series(np.nan, index=table.index)
+    for name in pd.unique(names[outside.isna()]):
+        members = (names == name) & outside.isna()
+        q[members] = bh_qvalues(table.loc[members, "p_value"])
+    return table.assign(q_value=q.to_numpy(), fdr_family=names.to_numpy())
+
+
+def _hl(result: dict) -> dict:
+    return {"hl_estimate": result["estimate"], "hl_ci_low": result["ci_low"], "hl_ci_high": result["ci_high"],
+            "hl_confidence": result["confidence"]}
 
 
 def wilcoxon_signed_rank(differences: Iterable[float]) -> tuple[float, float, str]:
@@ -194,7 +233,7 @@ def _column(frame: pd.DataFrame, visit: str) -> pd.Series:
 
 
 def change_tests(populations: pd.DataFrame, visits: list[str], baseline: str, value: str = "percent_of",
-                 by: str | None = None) -> pd.DataFrame:
+                 by: str | None = None, *, outside_fdr: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Per (group x) population x visit: n, median (IQR), change from baseline and its paired Wilcoxon test.
 
     Parameters
@@ -210,11 +249,14 @@ def change_tests(populations: pd.DataFrame, visits: list[str], baseline: str, va
     by
         None for all patients (split 'all', group 'all'), or a column of ``populations`` holding a patient
         attribute (e.g. 'response_group', 'cohort'); patients with NA in it are left out.
+    outside_fdr
+        Population -> reason it is outside the FDR family (see :func:`family_qvalues`).
 
     Returns
     -------
     DataFrame
-        :data:`CHANGE_TEST_COLUMNS`; q values are BH over all groups x populations x visits tested.
+        :data:`CHANGE_TEST_COLUMNS`; q values are BH over all groups x populations x visits tested; the
+        Hodges-Lehmann columns estimate the change (median of the Walsh averages) with its exact CI.
     """
     data = usable_rows(populations, value, [by] if by else [])
     data = data.assign(_group="all") if by is None else data.dropna(subset=[by]).assign(_group=lambda d: d[by])
@@ -231,18 +273,19 @@ def change_tests(populations: pd.DataFrame, visits: list[str], baseline: str, va
                 change = paired[:, 1] - paired[:, 0]
                 positive = paired[:, 0] > 0
                 percent = 100 * change[positive] / paired[positive, 0]
-                v, p, method = (np.nan, np.nan, "baseline") if visit == baseline else wilcoxon_signed_rank(change)
+                is_baseline = visit == baseline
+                v, p, method = (np.nan, np.nan, "baseline") if is_baseline else wilcoxon_signed_rank(change)
                 q1, median, q3 = _quartiles(values)
                 q1_change, median_change, q3_change = _quartiles(change)
                 rows.append({"split": split, "group": str(group), "population": population,
-                             "denominator": denominators.get(population), "visit": visit, "n": int(values.size),
-                             "median": median, "q1": q1, "q3": q3, "n_paired": int(len(paired)),
-                             "median_change": median_change, "q1_change": q1_change, "q3_change": q3_change,
-                             "median_percent_change": _q(percent, 0.5), "wilcoxon_v": v, "p_value": p,
-                             "p_method": method})
+                             "denominator": denominators.get(population), "value": value, "visit": visit,
+                             "n": int(values.size), "median": median, "q1": q1, "q3": q3,
+                             "n_paired": int(len(paired)), "median_change": median_change, "q1_change": q1_change,
+                             "q3_change": q3_change, "median_percent_change": _q(percent, 0.5),
+                             **_hl(hodges_lehmann_paired([] if is_baseline else change)), "wilcoxon_v": v,
+                             "p_value": p, "p_method": method})
     table = pd.DataFrame(rows, columns=CHANGE_TEST_COLUMNS)
-    table["q_value"] = bh_qvalues(table["p_value"])
-    table["fdr_family"] = f"paired change, {split}: groups x populations x visits"
+    table = family_qvalues(table, f"paired change, {split}, {value}: groups x populations x visits", outside_fdr)
     return _order(table, visits, "group")
 
 
@@ -268,12 +311,14 @@ def _comparison_row(x: np.ndarray, y: np.ndarray) -> dict:
     x, y = x[np.isfinite(x)], y[np.isfinite(y)]
     return {"n_responders": int(x.size), "n_nonresponders": int(y.size), "median_responders": _q(x, 0.5),
             "median_nonresponders": _q(y, 0.5), "median_difference": _q(x, 0.5) - _q(y, 0.5),
+            **_hl(hodges_lehmann_two_sample(x, y)),
             "rank_biserial": 2 * u / (x.size * y.size) - 1 if np.isfinite(u) else np.nan,
             "mann_whitney_u": u, "p_value": p, "p_method": method}
 
 
 def response_comparison(populations: pd.DataFrame, visits: list[str], baseline: str, value: str = "percent_of",
-                        group_column: str = GROUP_COLUMN) -> pd.DataFrame:
+                        group_column: str = GROUP_COLUMN, *,
+                        outside_fdr: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Responders vs non-responders at each visit, on the value and on its change from baseline (Mann-Whitney).
 
     Parameters
@@ -285,8 +330,9 @@ def response_comparison(populations: pd.DataFrame, visits: list[str], baseline: 
     -------
     DataFrame
         :data:`COMPARISON_COLUMNS`; ``measure`` 'value' (every visit) or 'change' (post-baseline visits only).
-        Medians are of the value or of the change; rank_biserial = 2U/(n1 n2) - 1 (> 0: higher in responders).
-        q values are BH within each measure (one family each).
+        Medians are of the value or of the change; the Hodges-Lehmann columns estimate responders minus
+        non-responders (median of all pairwise differences) with its exact CI; rank_biserial = 2U/(n1 n2) - 1
+        (> 0: higher in responders). q values are BH within each measure (one family each).
     """
     data = usable_rows(populations, value, [group_column])
     groups = _patient_groups(data, group_column)
@@ -303,30 +349,31 @@ def response_comparison(populations: pd.DataFrame, visits: list[str], baseline: 
                 values = _column(frame, visit).to_numpy()
                 values = values - base if measure == "change" else values
                 rows.append({"measure": measure, "population": population,
-                             "denominator": denominators.get(population), "visit": visit,
+                             "denominator": denominators.get(population), "value": value, "visit": visit,
                              **_comparison_row(values[is_responder], values[~is_responder])})
-    table = pd.DataFrame(rows, columns=COMPARISON_COLUMNS).astype({"fdr_family": object})
-    for measure in ("value", "change"):
-        mask = table["measure"] == measure
-        table.loc[mask, "q_value"] = bh_qvalues(table.loc[mask, "p_value"])
-        table.loc[mask, "fdr_family"] = f"responders vs non-responders, {measure}: populations x visits"
+    table = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    family = "responders vs non-responders, " + table["measure"] + f", {value}: populations x visits"
+    table = family_qvalues(table, family, outside_fdr)
     return _order(table, visits, "measure", ["value", "change"])
 
 
 def primary_endpoint(populations: pd.DataFrame, baseline: str, endpoint: Mapping | None = None,
                      group_column: str = GROUP_COLUMN, alpha: float = 0.05,
                      family: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The declared primary endpoint: change from baseline, responders vs non-responders (Mann-Whitney).
+    """The declared primary immunological endpoint: change from baseline, responders vs non-responders
+    (Mann-Whitney, Hodges-Lehmann difference with exact CI).
 
-    The primary test compares each patient's mean change over the endpoint's visits (the visits available for
-    that patient; patients with none are left out) between responders and non-responders; it is one test at
-    ``alpha``, outside any FDR family. One supportive row per endpoint visit gives the same comparison at that
-    visit.
+    The primary test compares each patient's mean change over the endpoint's visits between responders and
+    non-responders; it is one test at ``alpha``, outside any FDR family. With ``complete_cases`` (default) only
+    patients with a value at baseline and at every endpoint visit enter it (the others are counted in
+    ``n_left_out``); without, each patient's mean is over the endpoint visits it has. One supportive row per
+    endpoint visit gives the same comparison at that visit, in every patient with that visit.
 
     Parameters
     ----------
     endpoint
-        {'population': str, 'visits': [str, ...], 'value': column}; default :data:`DEFAULT_PRIMARY`.
+        {'population': str, 'visits': [str, ...], 'value': column, 'complete_cases': bool}; default
+        :data:`DEFAULT_PRIMARY` (missing keys too).
     family
         Optional :func:`response_comparison` table; its ``change`` q values are copied to the supportive rows.
 
@@ -335,11 +382,12 @@ def primary_endpoint(populations: pd.DataFrame, baseline: str, endpoint: Mapping
     DataFrame
         :data:`PRIMARY_COLUMNS`, the primary row first.
     """
-    endpoint = dict(DEFAULT_PRIMARY if endpoint is None else endpoint)
-    unknown = {"population", "visits", "value"} - set(endpoint)
-    if unknown:
-        raise ValueError(f"primary endpoint lacks key(s) {sorted(unknown)}: {endpoint}")
+    if endpoint is not None and not {"population", "visits"} <= set(endpoint):
+        raise ValueError(f"primary endpoint lacks key(s) {sorted({'population', 'visits'} - set(endpoint))}: "
+                         f"{dict(endpoint)}")
+    endpoint = {**DEFAULT_PRIMARY, **(endpoint or {})}
     population, visits, value = endpoint["population"], list(endpoint["visits"]), endpoint["value"]
+    complete = bool(endpoint.get("complete_cases", True))
     data = usable_rows(populations, value, [group_column])
     data = data[data["population"] == population]
     if data.empty:
@@ -351,36 +399,45 @@ def primary_endpoint(populations: pd.DataFrame, baseline: str, endpoint: Mapping
     frame = wide[population]
     is_responder = (groups.reindex(frame.index) == RESPONDER).to_numpy()
     changes = pd.DataFrame({v: _column(frame, v) - _column(frame, baseline) for v in visits})
-    label = f"{population} {value}: change from {baseline} at {'+'.join(visits)}"
-    summary = changes.mean(axis=1, skipna=True).to_numpy()
-    rows = [{"role": "primary", "visit": "mean of " + "+".join(visits), **_comparison_row(summary[is_responder],
-                                                                                         summary[~is_responder])}]
+    has_change = changes.notna()
+    enters = has_change.all(axis=1) if complete else has_change.any(axis=1)
+    summary = changes.mean(axis=1, skipna=True).where(enters).to_numpy()
+    who = "patients with " + ", ".join([baseline, *visits]) if complete else "patients with any endpoint visit"
+    label = (f"{PRIMARY_NAME}: {population} {value}, change from {baseline}, mean of {'+'.join(visits)} ({who}), "
+             f"responders vs non-responders")
+    rows = [{"role": PRIMARY_NAME, "visit": "mean of " + "+".join(visits),
+             "n_left_out": int((has_change.any(axis=1) & ~enters).sum()),
+             **_comparison_row(summary[is_responder], summary[~is_responder])}]
     for visit in visits:
         change = changes[visit].to_numpy()
-        rows.append({"role": "supportive", "visit": visit,
+        rows.append({"role": "supportive", "visit": visit, "n_left_out": 0,
                      **_comparison_row(change[is_responder], change[~is_responder])})
     table = pd.DataFrame(rows).rename(columns={"median_responders": "median_change_responders",
                                                "median_nonresponders": "median_change_nonresponders"})
-    primary_row = (table["role"] == "primary").to_numpy()
+    primary_row = (table["role"] == PRIMARY_NAME).to_numpy()
     significant = pd.Series([bool(p <= alpha) if is_primary else pd.NA for p, is_primary in
                              zip(table["p_value"], primary_row, strict=True)], dtype=object)
     table = table.assign(endpoint=label, population=population, value=value, alpha=alpha, significant=significant,
                          q_value_in_family=np.nan)
     if family is not None:
-        q = family[(family["measure"] == "change") & (family["population"] == population)].set_index("visit")
+        q = family[(family["measure"] == "change") & (family["population"] == population)
+                   & (family["value"] == value)].set_index("visit")
         supportive = table["role"] == "supportive"
         table.loc[supportive, "q_value_in_family"] = table.loc[supportive, "visit"].map(q["q_value"]).to_numpy()
     return table[PRIMARY_COLUMNS]
 
 
 def change_tables(populations: pd.DataFrame, responses: pd.DataFrame, visits: list[str], baseline: str,
-                  value: str = "percent_of", primary: Mapping | None = None) -> dict[str, pd.DataFrame]:
+                  value: str = "percent_of", primary: Mapping | None = None, *,
+                  outside_fdr: Mapping[str, str] | None = None) -> dict[str, pd.DataFrame]:
     """Every table of this module, keyed by a sheet-friendly name (see :mod:`cytotrial.report.workbook`).
 
     Parameters
     ----------
     responses
         Per-patient responses (patient_id, responded), e.g. ``derive_responses(platelets)``.
+    outside_fdr
+        Population -> reason it is outside the FDR families (see :func:`family_qvalues`).
 
     Returns
     -------
@@ -389,10 +446,12 @@ def change_tables(populations: pd.DataFrame, responses: pd.DataFrame, visits: li
         'response_comparison', 'primary_endpoint'.
     """
     grouped = add_response_groups(populations, responses)
-    tables = {"changes": change_tests(grouped, visits, baseline, value),
-              "changes_by_response": change_tests(grouped, visits, baseline, value, by=GROUP_COLUMN)}
+    tables = {"changes": change_tests(grouped, visits, baseline, value, outside_fdr=outside_fdr),
+              "changes_by_response": change_tests(grouped, visits, baseline, value, by=GROUP_COLUMN,
+                                                  outside_fdr=outside_fdr)}
     if "cohort" in grouped.columns:
-        tables["changes_by_cohort"] = change_tests(grouped, visits, baseline, value, by="cohort")
-    tables["response_comparison"] = response_comparison(grouped, visits, baseline, value)
+        tables["changes_by_cohort"] = change_tests(grouped, visits, baseline, value, by="cohort",
+                                                   outside_fdr=outside_fdr)
+    tables["response_comparison"] = response_comparison(grouped, visits, baseline, value, outside_fdr=outside_fdr)
     tables["primary_endpoint"] = primary_endpoint(grouped, baseline, primary, family=tables["response_comparison"])
     return tables

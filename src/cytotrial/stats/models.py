@@ -1,18 +1,25 @@
 """Models of immune changes: a mixed model, a count model, and correlations with platelet counts.
 
-* :func:`mixed_model_table` -- per population, a linear mixed model (statsmodels MixedLM, REML) of
-  logit(percent / 100) ~ C(visit) * responder with a random intercept per patient. Every fixed term with a 95 %
-  Wald CI and z-test p; warnings raised while fitting (convergence, boundary) go to ``fit_warnings``.
+* :func:`mixed_model_table` -- per population, a linear mixed model (statsmodels MixedLM, REML) of the value on
+  its model scale ~ C(visit) * responder with a random intercept per patient. Scales (:data:`MODEL_SCALES`):
+  percentages as logit(proportion), absolute counts and ratios as log. Every fixed term with a t test and 95 % CI
+  on Satterthwaite degrees of freedom (:mod:`cytotrial.stats.small_sample`), the joint F test of all visit x
+  responder terms, and the mean visit x responder term over the primary endpoint's visits; estimates
+  back-transformed by exp (odds ratios on the logit scale, ratios of geometric means on the log scale) with
+  their CIs. Warnings raised while fitting (convergence, boundary) go to ``fit_warnings``.
   **0 % and 100 %**: with counts available the proportion is the empirical one, (count + 0.5) / (denominator
   count + 1) (Haldane-Anscombe correction, applied to every value so none is treated specially); without counts
-  it is clipped to [``clip``, 1 - ``clip``].
+  it is clipped to [``clip``, 1 - ``clip``]. A ratio of counts is (count + 0.5) / (denominator count + 0.5); an
+  absolute count of 0 is set to half the population's smallest positive count.
 * :func:`interaction_contrast` -- the mixed model's mean visit x responder interaction over chosen visits (the
-  model-based version of the primary endpoint): L'b with its Wald CI and p.
+  model-based version of the primary endpoint): L'b with its Satterthwaite t test and CI.
 * :func:`count_model_table` -- per population, a binomial GEE (diffcyt-like counts in their denominator,
   logit link) of count / denominator ~ C(visit) * responder, exchangeable working correlation within patients,
-  observations weighted by the denominator count. Sandwich (robust) covariance scaled by G / (G - 1) for G
-  patients, CIs and p from Student's t with G - 1 df: the sandwich absorbs the overdispersion of cytometry
-  counts between samples, and the small-sample scaling keeps it honest with 18 patients.
+  observations weighted by the denominator count. Mancl-DeRouen bias-reduced sandwich covariance; single terms
+  and contrasts tested with Student's t on G - 1 df (G patients), the joint visit x responder test with a
+  Hotelling-type F = W (G - q) / (q G) on q and G - q df (W the Wald statistic of q terms). The sandwich absorbs
+  the overdispersion of cytometry counts between samples; benchmarks/stats_validity.py measures the type I
+  error of these tests at 18 patients (G - p df, 4 here, was far too conservative).
 * :func:`rmcorr` / :func:`rmcorr_table` -- repeated-measures correlation (Bakdash & Marusich 2017) of each
   population's value with log platelets at the same visit (:func:`match_platelets`).
 * :func:`change_association_table` -- Spearman correlation across patients of the change in a population
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,18 +40,27 @@ import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from scipy import stats
 
-from .changes import GROUP_COLUMN, RESPONDER, usable_rows, add_response_groups, bh_qvalues, require_columns
+from .changes import GROUP_COLUMN, RESPONDER, add_response_groups, bh_qvalues, require_columns, usable_rows
+from .small_sample import (mancl_derouen_covariance, satterthwaite_f, satterthwaite_t, t_test,
+                           variance_derivatives)
 
-MODEL_COLUMNS = ["model", "population", "term", "estimate", "std_error", "ci_low", "ci_high", "statistic",
-                 "p_value", "n_obs", "n_patients", "converged", "fit_warnings"]
-RMCORR_COLUMNS = ["population", "denominator", "n_obs", "n_patients", "rm_r", "ci_low", "ci_high", "p_value",
-                  "df", "slope", "q_value"]
-ASSOCIATION_COLUMNS = ["population", "denominator", "visit", "n", "spearman_rho", "p_value", "q_value"]
+MODEL_COLUMNS = ["model", "population", "value", "term", "estimate", "std_error", "df", "df_numerator", "ci_low",
+                 "ci_high", "statistic", "p_value", "effect_measure", "effect", "effect_ci_low", "effect_ci_high",
+                 "n_obs", "n_patients", "converged", "fit_warnings"]
+RMCORR_COLUMNS = ["population", "denominator", "value", "n_obs", "n_patients", "rm_r", "ci_low", "ci_high",
+                  "p_value", "df", "slope", "q_value"]
+ASSOCIATION_COLUMNS = ["population", "denominator", "value", "visit", "n", "spearman_rho", "p_value", "q_value"]
 COUNT_COLUMNS = {"percent_of": "denominator_count", "percent_of_parent": "parent_count"}
 """Which count column is the denominator of each percentage column."""
+MODEL_SCALES = {"percent_of": "logit", "percent_of_parent": "logit", "abs_count": "log", "ratio": "log"}
+"""The scale each value is modelled on."""
+EFFECTS = {"logit": ("odds", "odds ratio"), "log": ("geometric mean", "ratio of geometric means")}
+"""What exp(estimate) is, for the intercept and for the other terms, on each scale."""
+JOINT_TERM = "visit x responder (joint F)"
 
-LMM_NAME = "LMM: logit(proportion) ~ visit * responder + (1 | patient), REML"
-GEE_NAME = "GEE binomial: count/denominator ~ visit * responder, exchangeable by patient, robust SE x G/(G-1), t(G-1)"
+LMM_NAME = "LMM: {scale}({value}) ~ visit * responder + (1 | patient), REML; t and F on Satterthwaite df"
+GEE_NAME = ("GEE binomial: count/denominator ~ visit * responder, exchangeable by patient; Mancl-DeRouen SE, "
+            "t(G-1); joint F(q, G-q)")
 
 
 def _proportions(data: pd.DataFrame, value: str, clip: float) -> np.ndarray:
@@ -51,6 +68,25 @@ def _proportions(data: pd.DataFrame, value: str, clip: float) -> np.ndarray:
     if counts in data.columns and "count" in data.columns and data[["count", counts]].notna().all().all():
         return (data["count"].to_numpy(float) + 0.5) / (data[counts].to_numpy(float) + 1.0)
     return np.clip(data[value].to_numpy(float) / 100.0, clip, 1 - clip)
+
+
+def model_outcome(data: pd.DataFrame, value: str, clip: float = 1e-4) -> np.ndarray:
+    """The value of every row on its model scale (:data:`MODEL_SCALES`; see the module docstring for zeros)."""
+    scale = MODEL_SCALES.get(value)
+    if scale is None:
+        raise ValueError(f"no model scale is known for {value!r}; use one of {list(MODEL_SCALES)}")
+    if scale == "logit":
+        p = _proportions(data, value, clip)
+        return np.log(p / (1 - p))
+    if value == "ratio" and {"count", "denominator_count"} <= set(data.columns) \
+            and data[["count", "denominator_count"]].notna().all().all():
+        return np.log((data["count"].to_numpy(float) + 0.5) / (data["denominator_count"].to_numpy(float) + 0.5))
+    x = data[value].to_numpy(float)
+    if (x < 0).any():
+        raise ValueError(f"{value} has negative values; a log-scale model needs values >= 0")
+    positive = x[x > 0]
+    floor = positive.min() / 2 if positive.size else 1.0
+    return np.log(np.where(x > 0, x, floor))
 
 
 def _model_data(populations: pd.DataFrame, value: str, group_column: str) -> pd.DataFrame:
@@ -93,49 +129,105 @@ def fit_mixed_model(data: pd.DataFrame, visits: list[str], baseline: str, value:
     -------
     (result, warnings, data)
         statsmodels MixedLMResults (None when the fit failed), captured messages, and the rows fitted with
-        their ``logit`` outcome.
+        their ``outcome`` (the value on its model scale).
     """
     data = _ordered_visits(data, visits, baseline)
-    p = _proportions(data, value, clip)
-    data = data.assign(logit=np.log(p / (1 - p)))
-    model = smf.mixedlm(_formula("logit", visits, baseline), data, groups=data["patient_id"])
+    data = data.assign(outcome=model_outcome(data, value, clip))
+    model = smf.mixedlm(_formula("outcome", visits, baseline), data, groups=data["patient_id"])
     result, messages = _fit_quietly(lambda: model.fit(reml=True))
     return result, messages, data
 
 
-def _fixed_rows(model: str, population: str, names, estimate, se, low, high, statistic, p, n_obs: int,
-                n_patients: int, converged: bool, messages: str) -> list[dict]:
-    return [{"model": model, "population": population, "term": _term(name), "estimate": float(b),
-             "std_error": float(s), "ci_low": float(lo), "ci_high": float(hi), "statistic": float(z),
-             "p_value": float(pv), "n_obs": n_obs, "n_patients": n_patients, "converged": converged,
-             "fit_warnings": messages}
-            for name, b, s, lo, hi, z, pv in zip(names, estimate, se, low, high, statistic, p, strict=True)]
+def _effect(row: dict, scale: str) -> dict:
+    intercept, other = EFFECTS[scale]
+    finite = np.isfinite(row["estimate"])
+    return {"effect_measure": (intercept if row["term"] == "Intercept" else other) if finite else "",
+            "effect": np.exp(row["estimate"]), "effect_ci_low": np.exp(row["ci_low"]),
+            "effect_ci_high": np.exp(row["ci_high"])}
 
 
-def _failed_row(model: str, population: str, n_obs: int, n_patients: int, messages: str) -> dict:
-    return {"model": model, "population": population, "term": "", "estimate": np.nan, "std_error": np.nan,
-            "ci_low": np.nan, "ci_high": np.nan, "statistic": np.nan, "p_value": np.nan, "n_obs": n_obs,
-            "n_patients": n_patients, "converged": False, "fit_warnings": messages}
+def _row(model: str, population: str, value: str, term: str, test: dict, n_obs: int, n_patients: int,
+         converged: bool, messages: str) -> dict:
+    row = {"model": model, "population": population, "value": value, "term": term, "estimate": np.nan,
+           "std_error": np.nan, "df": np.nan, "df_numerator": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+           "statistic": np.nan, "p_value": np.nan, "n_obs": n_obs, "n_patients": n_patients,
+           "converged": converged, "fit_warnings": messages}
+    row.update({k: v for k, v in test.items() if k in row})
+    if "df_denominator" in test:
+        row["df"] = test["df_denominator"]
+    return {**row, **_effect(row, MODEL_SCALES[value])}
+
+
+def _failed_row(model: str, population: str, value: str, n_obs: int, n_patients: int, messages: str) -> dict:
+    return _row(model, population, value, "", {}, n_obs, n_patients, False, messages)
+
+
+def _unit(names: Sequence[str], term: str) -> np.ndarray:
+    return np.array([1.0 if _term(n) == term else 0.0 for n in names])
+
+
+def interaction_rows(names: Sequence[str], visits: Sequence[str]) -> np.ndarray:
+    """Contrast rows selecting each visit x responder term of a model's parameters (``names``), in visit order."""
+    return np.array([_unit(names, f"visit[{v}]:responder") for v in visits
+                     if f"visit[{v}]:responder" in [_term(n) for n in names]])
+
+
+def mean_contrast(names: Sequence[str], contrast_visits: Sequence[str]) -> np.ndarray:
+    """Contrast averaging the visit x responder terms at ``contrast_visits``; an error when one is missing."""
+    terms = [_term(n) for n in names]
+    missing = [v for v in contrast_visits if f"visit[{v}]:responder" not in terms]
+    if missing:
+        raise ValueError(f"no interaction term for visit(s) {missing} in {terms}")
+    return sum(_unit(names, f"visit[{v}]:responder") for v in contrast_visits) / len(contrast_visits)
+
+
+def _mean_term(contrast_visits: Sequence[str]) -> str:
+    return f"visit[mean {'+'.join(contrast_visits)}]:responder"
+
+
+def _mixed_rows(result, population: str, value: str, visits: list[str], contrast_visits: Sequence[str],
+                n_obs: int, n_patients: int, messages: str) -> list[dict]:
+    name = LMM_NAME.format(scale=MODEL_SCALES[value], value=value)
+    names = list(result.model.exog_names)
+    derivatives = variance_derivatives(result)
+    converged = bool(result.converged)
+    rows = [_row(name, population, value, _term(n), satterthwaite_t(result, _unit(names, _term(n)),
+                                                                     derivatives=derivatives),
+                 n_obs, n_patients, converged, messages) for n in names]
+    interactions = interaction_rows(names, visits)
+    if len(interactions):
+        joint = satterthwaite_f(result, interactions, derivatives=derivatives)
+        rows.append(_row(name, population, value, JOINT_TERM, {**joint, "df_numerator": joint["df_numerator"]},
+                         n_obs, n_patients, converged, messages))
+    if contrast_visits and all(f"visit[{v}]:responder" in [_term(n) for n in names] for v in contrast_visits):
+        rows.append(_row(name, population, value, _mean_term(contrast_visits),
+                         satterthwaite_t(result, mean_contrast(names, contrast_visits), derivatives=derivatives),
+                         n_obs, n_patients, converged, messages))
+    return rows
 
 
 def mixed_model_table(populations: pd.DataFrame, visits: list[str], baseline: str, value: str = "percent_of",
                       responses: pd.DataFrame | None = None, group_column: str = GROUP_COLUMN,
-                      clip: float = 1e-4) -> pd.DataFrame:
-    """Linear mixed model per population (see the module docstring); tidy fixed-effect estimates.
+                      clip: float = 1e-4, *, contrast_visits: Sequence[str] = ()) -> pd.DataFrame:
+    """Linear mixed model per population (see the module docstring); tidy fixed-effect tests.
 
     Parameters
     ----------
     populations
         Population table with ``group_column`` (or pass ``responses`` to add it), patient_id, visit, population,
-        ``value`` (percent, 0-100) and, for the continuity correction, count and the denominator count.
+        ``value`` and, for the continuity correction, count and the denominator count.
     visits, baseline
         Visits in study order; ``baseline`` is the reference level of visit.
+    contrast_visits
+        Visits whose visit x responder terms are averaged in one more row (the primary endpoint's visits).
 
     Returns
     -------
     DataFrame
         :data:`MODEL_COLUMNS`, one row per population x fixed term (Intercept, visit[V], responder,
-        visit[V]:responder), estimates on the logit scale; statistic is z. A failed fit gives one row with NaN.
+        visit[V]:responder), then the joint visit x responder F test and the mean interaction over
+        ``contrast_visits``; estimates on the model scale, statistic t (F for the joint row) with Satterthwaite
+        df. A failed fit gives one row with NaN.
     """
     data = _model_data(populations if responses is None else add_response_groups(populations, responses),
                        value, group_column)
@@ -147,13 +239,14 @@ def mixed_model_table(populations: pd.DataFrame, visits: list[str], baseline: st
         except ValueError as exc:  # e.g. no baseline value
             result, messages = None, f"not fitted: {exc}"
         if result is None:
-            rows.append(_failed_row(LMM_NAME, population, n_obs, n_patients, messages))
+            rows.append(_failed_row(LMM_NAME.format(scale=MODEL_SCALES[value], value=value), population, value,
+                                    n_obs, n_patients, messages))
             continue
-        names = result.model.exog_names
-        ci = np.asarray(result.conf_int().loc[names])
-        rows += _fixed_rows(LMM_NAME, population, names, result.fe_params, result.bse_fe, ci[:, 0], ci[:, 1],
-                            result.tvalues[names], result.pvalues[names], n_obs, n_patients,
-                            bool(result.converged), messages)
+        try:
+            rows += _mixed_rows(result, population, value, visits, contrast_visits, n_obs, n_patients, messages)
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            rows.append(_failed_row(LMM_NAME.format(scale=MODEL_SCALES[value], value=value), population, value,
+                                    n_obs, n_patients, f"{messages}; Satterthwaite df failed: {exc}".lstrip("; ")))
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)
 
 
@@ -163,32 +256,40 @@ def interaction_contrast(result, contrast_visits: list[str], level: float = 0.95
     Returns
     -------
     dict
-        estimate, std_error, ci_low, ci_high, z, p_value (two-sided Wald z-test), on the logit scale.
+        estimate, std_error, df (Satterthwaite), statistic (t), p_value, ci_low, ci_high, on the model scale.
     """
-    names = list(result.model.exog_names)
-    weights = np.zeros(len(names))
-    for visit in contrast_visits:
-        matches = [i for i, n in enumerate(names) if _term(n) == f"visit[{visit}]:responder"]
-        if not matches:
-            raise ValueError(f"no interaction term for visit {visit!r} in {[_term(n) for n in names]}")
-        weights[matches[0]] = 1 / len(contrast_visits)
-    estimate = float(weights @ result.fe_params.to_numpy())
-    se = float(np.sqrt(weights @ result.cov_params().iloc[:len(names), :len(names)].to_numpy() @ weights))
-    z = estimate / se
-    half = stats.norm.ppf(0.5 + level / 2) * se
-    return {"estimate": estimate, "std_error": se, "ci_low": estimate - half, "ci_high": estimate + half, "z": z,
-            "p_value": float(2 * stats.norm.sf(abs(z)))}
+    return satterthwaite_t(result, mean_contrast(list(result.model.exog_names), contrast_visits), level)
+
+
+def gee_tests(result, n_patients: int, contrasts: np.ndarray, level: float = 0.95) -> dict:
+    """t test (one row of ``contrasts``) or Hotelling-type F test (several) of a GEE fit with the Mancl-DeRouen
+    covariance (see the module docstring): the keys of :func:`small_sample.t_test`, or statistic, df_numerator,
+    df_denominator, p_value."""
+    covariance = mancl_derouen_covariance(result)
+    beta = np.asarray(result.params, float)
+    contrasts = np.atleast_2d(contrasts)
+    if contrasts.shape[0] == 1:
+        c = contrasts[0]
+        variance = float(c @ covariance @ c)
+        return t_test(float(c @ beta), np.sqrt(variance) if variance > 0 else np.nan, n_patients - 1, level)
+    q = contrasts.shape[0]
+    estimate = contrasts @ beta
+    wald = float(estimate @ np.linalg.solve(contrasts @ covariance @ contrasts.T, estimate))
+    f = wald * (n_patients - q) / (q * n_patients)
+    p = float(stats.f.sf(f, q, n_patients - q)) if n_patients > q else np.nan
+    return {"statistic": f, "df_numerator": q, "df_denominator": float(n_patients - q), "p_value": p}
 
 
 def count_model_table(populations: pd.DataFrame, visits: list[str], baseline: str, value: str = "percent_of",
                       responses: pd.DataFrame | None = None, group_column: str = GROUP_COLUMN,
-                      level: float = 0.95) -> pd.DataFrame:
+                      level: float = 0.95, *, contrast_visits: Sequence[str] = ()) -> pd.DataFrame:
     """Binomial GEE of counts in their denominator per population (see the module docstring).
 
     Returns
     -------
     DataFrame
-        :data:`MODEL_COLUMNS`, estimates on the log-odds scale; statistic is t with G - 1 df.
+        :data:`MODEL_COLUMNS`, estimates on the log-odds scale; statistic t with G - 1 df, F for the joint row;
+        like :func:`mixed_model_table`, a joint row and a mean-interaction row over ``contrast_visits``.
     """
     counts = COUNT_COLUMNS.get(value)
     if counts is None:
@@ -204,7 +305,7 @@ def count_model_table(populations: pd.DataFrame, visits: list[str], baseline: st
         try:
             frame = _ordered_visits(frame, visits, baseline)
         except ValueError as exc:
-            rows.append(_failed_row(GEE_NAME, population, n_obs, g, f"not fitted: {exc}"))
+            rows.append(_failed_row(GEE_NAME, population, value, n_obs, g, f"not fitted: {exc}"))
             continue
         frame = frame.assign(proportion=frame["count"] / frame[counts])
         model = smf.gee(_formula("proportion", visits, baseline), "patient_id", frame,
@@ -212,15 +313,21 @@ def count_model_table(populations: pd.DataFrame, visits: list[str], baseline: st
                         weights=frame[counts].to_numpy(float))
         result, messages = _fit_quietly(lambda m=model: m.fit(cov_type="robust"))
         if result is None or g < 3:
-            rows.append(_failed_row(GEE_NAME, population, n_obs, g, messages or "fewer than 3 patients"))
+            rows.append(_failed_row(GEE_NAME, population, value, n_obs, g, messages or "fewer than 3 patients"))
             continue
-        se = np.sqrt(np.diag(result.cov_params()) * g / (g - 1))
-        t = result.params.to_numpy() / se
-        half = stats.t.ppf(0.5 + level / 2, g - 1) * se
         converged = bool(getattr(result, "converged", True)) and "ConvergenceWarning" not in messages
-        rows += _fixed_rows(GEE_NAME, population, result.model.exog_names, result.params, se,
-                            result.params - half, result.params + half, t, 2 * stats.t.sf(np.abs(t), g - 1),
-                            n_obs, g, converged, messages)
+        names = list(result.model.exog_names)
+        tests = [(_term(n), _unit(names, _term(n))) for n in names]
+        interactions = interaction_rows(names, visits)
+        if len(interactions):
+            tests.append((JOINT_TERM, interactions))
+        if contrast_visits and all(f"visit[{v}]:responder" in [t for t, _ in tests] for v in contrast_visits):
+            tests.append((_mean_term(contrast_visits), mean_contrast(names, contrast_visits)))
+        try:
+            rows += [_row(GEE_NAME, population, value, term, gee_tests(result, g, contrast, level), n_obs, g,
+                          converged, messages) for term, contrast in tests]
+        except np.linalg.LinAlgError as exc:
+            rows.append(_failed_row(GEE_NAME, population, value, n_obs, g, f"{messages}; covariance: {exc}"))
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)
 
 
@@ -311,7 +418,7 @@ def rmcorr_table(populations: pd.DataFrame, platelets: pd.DataFrame, value: str 
     rows = []
     for population, frame in data.groupby("population", sort=False):
         denominator = frame["denominator"].iloc[0] if "denominator" in frame else None
-        rows.append({"population": population, "denominator": denominator,
+        rows.append({"population": population, "denominator": denominator, "value": value,
                      **rmcorr(frame, "patient_id", "log_platelets", value)})
     table = pd.DataFrame(rows, columns=RMCORR_COLUMNS)
     table["q_value"] = bh_qvalues(table["p_value"])
@@ -343,7 +450,7 @@ def change_association_table(populations: pd.DataFrame, platelets: pd.DataFrame,
             varies = len(pair) >= 3 and np.ptp(pair[:, 0]) > 0 and np.ptp(pair[:, 1]) > 0
             rho, p = stats.spearmanr(pair[:, 0], pair[:, 1]) if varies else (np.nan, np.nan)
             rows.append({"population": population, "denominator": frame["denominator"].iloc[0]
-                         if "denominator" in frame else None, "visit": visit, "n": len(pair),
+                         if "denominator" in frame else None, "value": value, "visit": visit, "n": len(pair),
                          "spearman_rho": float(rho), "p_value": float(p)})
     table = pd.DataFrame(rows, columns=ASSOCIATION_COLUMNS)
     table["q_value"] = bh_qvalues(table["p_value"])
