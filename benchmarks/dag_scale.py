@@ -89,7 +89,7 @@ def write_trial(workdir: Path, n_samples: int) -> Path:
 
 
 def snakemake_command(workdir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(workdir),
             "--configfile", str(workdir / "config.yaml"), "--workflow-profile", "none", "--cores", "1", *args]
 
 

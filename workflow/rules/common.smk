@@ -1,10 +1,22 @@
-# Config validation, sample sheet loading and input functions shared by all rules.
+# Config completion and validation, sample sheet loading and input functions shared by all rules.
 
+import os
 import re
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
+try:
+    import cytotrial  # noqa: F401 - the sheets, template and settings are checked with it before any job runs
+except ImportError:
+    raise ImportError(
+        "cytotrial workflow: the Python package 'cytotrial' is not installed in the environment that runs "
+        "snakemake. The workflow checks the sample sheet, gating template and settings with it before any job "
+        "runs: install it with `pip install <path or git URL of the cytotrial repository>` (see README.md, "
+        "'Deploying the workflow')."
+    ) from None
+
+from cytotrial.config import complete_config
 from cytotrial.gating.overrides import load_overrides
 from cytotrial.gating.plan_engine import StaticTemplate, load_gating_template, review_file_names
 from cytotrial.io.deid import check_extra_whitelist
@@ -14,7 +26,11 @@ from cytotrial.sheets import load_patients, load_samples, missing_fcs_files
 min_version("9.0")
 
 
-validate(config, schema="../schemas/config.schema.yaml")
+# the project's settings over the defaults; relative paths are read from the project folder (the working directory)
+_completed = complete_config(config, workflow.source_path("../schemas/defaults.yaml"),
+                             workflow.source_path("../schemas/config.schema.yaml"), os.getcwd())
+config.clear()
+config.update(_completed)
 
 PATIENTS = load_patients(config["patients"])
 validate(PATIENTS, schema="../schemas/patients.schema.yaml")
@@ -43,7 +59,7 @@ GATE_EXPORTS = {"gatingml": "results/gates/{sample}.gatingml.xml", "workspace": 
 if isinstance(TEMPLATE, StaticTemplate):
     GATE_EXPORTS = {}
 REVIEW_FIGURES = review_file_names(TEMPLATE.names)  # file name -> population (gate ids may hold any character)
-OVERRIDES = load_overrides(config.get("gating_overrides"), TEMPLATE, set(SAMPLES.index))
+OVERRIDES = load_overrides(config["gating_overrides"] or None, TEMPLATE, set(SAMPLES.index))
 
 ABSOLUTE_REFERENCES = config.get("absolute_counts", {}).get("references", [])
 if any("column" in ref for ref in ABSOLUTE_REFERENCES) and not config["clinical"].get("blood_counts"):
@@ -83,10 +99,12 @@ if DISCOVERY:
                           "cluster_annotation": "Clusters and their best-matching gated population"})
 DISCOVERY_FIGURES = ["umap_clusters", "umap_visit_response", "umap_markers", "heatmap_leiden", "heatmap_flowsom"]
 
-if config["baseline_visit"] not in config["visits"]:
-    raise ValueError(
-        f"config: baseline_visit '{config['baseline_visit']}' is not one of visits {config['visits']}"
-    )
+# the pre-declared primary endpoint; by default the Treg share of CD4, mean change over every later visit
+PRIMARY_ENDPOINT = config["statistics"].get("primary_endpoint") or {
+    "population": "Treg", "visits": [v for v in config["visits"] if v != config["baseline_visit"]],
+    "value": "percent_of"}
+LABELS = config["labels"]
+EXPORT_POPULATIONS = config["export"]["population_fcs"] if config["export"]["fcs"] else []
 
 
 def literal_alternation(words):

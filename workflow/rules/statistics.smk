@@ -11,7 +11,7 @@ rule analyse_immune_changes:
     params:
         visits=config["visits"],
         baseline=config["baseline_visit"],
-        primary=config.get("statistics", {}).get("primary_endpoint"),
+        primary=PRIMARY_ENDPOINT,
     conda:
         "../envs/cytotrial.yaml"
     log:
@@ -35,7 +35,7 @@ rule plot_statistics_figures:
         rmcorr=report("results/report/figures/platelet_correlation.png", caption="../report/rmcorr.rst",
                       category="4. Immune changes"),
     params:
-        population=config.get("statistics", {}).get("primary_endpoint", {}).get("population", "Treg"),
+        population=PRIMARY_ENDPOINT["population"],
     conda:
         "../envs/cytotrial.yaml"
     log:
@@ -51,6 +51,8 @@ rule write_workbook:
         xlsx="results/tables/cytotrial_tables.xlsx",
     params:
         notes=WORKBOOK_NOTES,
+        labels=LABELS,
+        visits=config["visits"],
     conda:
         "../envs/cytotrial.yaml"
     log:
