@@ -59,6 +59,10 @@ GATE_EXPORTS = {"gatingml": "results/gates/{sample}.gatingml.xml", "workspace": 
 if isinstance(TEMPLATE, StaticTemplate):
     GATE_EXPORTS = {}
 REVIEW_FIGURES = review_file_names(TEMPLATE.names)  # file name -> population (gate ids may hold any character)
+UNKNOWN_EXPORTS = sorted(set(config["export"]["population_fcs"]) - set(TEMPLATE.names))
+if UNKNOWN_EXPORTS:
+    raise ValueError(f"config: export.population_fcs names {UNKNOWN_EXPORTS}, which are not populations of the "
+                     f"gating template {config['gating_template']}; its populations: {', '.join(TEMPLATE.names)}")
 OVERRIDES = load_overrides(config["gating_overrides"] or None, TEMPLATE, set(SAMPLES.index))
 
 ABSOLUTE_REFERENCES = config.get("absolute_counts", {}).get("references", [])
@@ -104,7 +108,12 @@ PRIMARY_ENDPOINT = config["statistics"].get("primary_endpoint") or {
     "population": "Treg", "visits": [v for v in config["visits"] if v != config["baseline_visit"]],
     "value": "percent_of"}
 LABELS = config["labels"]
-EXPORT_POPULATIONS = config["export"]["population_fcs"] if config["export"]["fcs"] else []
+# exported FCS files: the sample's QC-kept compensated events, and the configured populations' events
+EXPORTS = {}
+if config["export"]["fcs"]:
+    EXPORTS = {"fcs": "results/export/fcs/{sample}.fcs"}
+    EXPORTS.update({f"fcs_{population}": f"results/export/populations/{{sample}}/{population}.fcs"
+                    for population in config["export"]["population_fcs"]})
 
 
 def literal_alternation(words):
