@@ -128,3 +128,5 @@ def test_the_initialised_project_runs_to_the_report(initialised, small_trial):
     treg = populations[populations.population == "Treg"].set_index("sample_id").percent_of
     true_treg = truth[truth.population == "Treg"].set_index("sample_id").percent_of_parent
     assert len(treg) == 8 and (treg - true_treg[treg.index]).abs().max() < 1.0
+    summary = (work / "results/report/summary.html").read_text()
+    assert "infusion" not in summary and "8 samples from 4 patients" in summary  # no demo wording without labels in the config

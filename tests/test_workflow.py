@@ -97,6 +97,12 @@ def test_tiny_demo_produces_the_tables_and_report(tiny_run):
         assert len(workspace.gates) == len(strategy.get_gate_ids())
         assert (workdir / "logs/gate_sample" / f"{sample_id}.log").read_text().strip()
     assert not (workdir / "results/events").exists() or not any((workdir / "results/events").iterdir())
+    keywords = pd.read_csv(workdir / "results/tables/fcs_keywords.tsv", sep="\t")
+    assert keywords[["keyword", "value", "files"]].values.tolist() == [
+        ["$CYT", "LSRFortessa X-20", 12], ["CREATOR", "cytotrial simulator (FACSDiva-like)", 12],
+        ["FCS version", "3.1", 12]]  # the simulator's; no serial number (keep_instrument_serial: false)
+    exported = sorted(p.stem for p in (workdir / "results/export/fcs").glob("*.fcs"))
+    assert exported == sorted(samples.sample_id) and (workdir / "results/export/trial.wsp").stat().st_size > 0
 
 
 def test_rerun_has_nothing_to_do(tiny_run):

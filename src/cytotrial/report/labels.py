@@ -33,7 +33,7 @@ class TrialLabels:
         return self.visits.get(str(visit), str(visit))
 
     def visit_key(self, visits: Iterable[str]) -> str:
-        """'D0 = day before the first infusion; W2 = week 2' for the visits whose label differs from the name."""
+        """'BL = baseline; M3 = month 3' for the visits whose label differs from the name."""
         return "; ".join(f"{v} = {self.visit(v)}" for v in visits if self.visit(v) != str(v))
 
     def cohort(self, cohort: str) -> str:
