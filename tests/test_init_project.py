@@ -79,7 +79,8 @@ def test_init_drafts_the_sample_sheet_and_panel(initialised, small_trial):
     assert proposed.markers["CD127"] == ("IL-7Ra",) and proposed.markers["FOXP3"] == ("FoxP3",)
     assert proposed.scatter == demo.scatter and proposed.time == "Time"
     report = (project / "init_report.txt").read_text()
-    assert "BV421-A is stained 'IL-7Ra', not 'CD127'" in report or "stained 'IL-7Ra'" in report, report
+    assert "PE-Cy7-A is stained 'IL-7Ra', not 'CD127'" in report, report
+    assert "PE-Cy7-A: CD127 (7 files), IL-7Ra (1 file)" in report and "Time: (no stain name) (8 files)" in report
     assert "$CYT LSRFortessa X-20: 8 file(s)" in report and "R66020000017" not in report
     patients = pd.read_csv(project / "config/patients.tsv", sep="\t")
     assert list(patients.columns) == ["patient_id", "cohort", "dose_1e6_per_kg"] and patients.cohort.isna().all()

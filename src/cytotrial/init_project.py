@@ -83,6 +83,16 @@ def _scatter_or_time(channel: str) -> bool:
     return channel.upper().startswith(("FSC", "SSC")) or channel.lower() == "time"
 
 
+def channel_listing(headers: list[FileHeader]) -> list[str]:
+    """'PE-Cy7-A: CD127 (7 files), IL-7Ra (1 file)' for every channel ($PnN) of any file, stains as written."""
+    stains: dict[str, Counter] = defaultdict(Counter)
+    for header in headers:
+        for channel, stain in zip(header.channels, header.stains):
+            stains[channel][stain or "(no stain name)"] += 1
+    return [f"{channel}: " + ", ".join(f"{stain} ({n} file{'s' if n > 1 else ''})" for stain, n in counts.most_common())
+            for channel, counts in stains.items()]
+
+
 def compare_panels(headers: list[FileHeader], report: InitReport) -> FileHeader:
     """The first file of the majority panel; files with another panel are reported with their differences."""
     counts = Counter(h.signature for h in headers)
@@ -321,6 +331,7 @@ def init_project(fcs_dir: str | Path, out: str | Path, *, pattern: str = DEFAULT
         raise InitError(f"{out / 'config'} exists; choose another --out or give --force to overwrite it")
     report = InitReport()
     headers = read_headers(fcs_dir, report)
+    report.found += ["channels and stain names across files:"] + [f"  {line}" for line in channel_listing(headers)]
     reference = compare_panels(headers, report)
     panel = propose_panel(headers, reference, report)
     report.found += instruments(headers)
