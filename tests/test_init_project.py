@@ -131,3 +131,30 @@ def test_the_initialised_project_runs_to_the_report(initialised, small_trial):
     assert len(treg) == 8 and (treg - true_treg[treg.index]).abs().max() < 1.0
     summary = (work / "results/report/summary.html").read_text()
     assert "infusion" not in summary and "8 samples from 4 patients" in summary  # no demo wording without labels in the config
+
+
+def test_a_clinical_table_fills_the_patients_and_sets_day_0(initialised, small_trial, tmp_path):
+    """Doses in cells/kg become x10^6/kg; study days count from each patient's day0_date."""
+    project, names = initialised
+    patients = small_trial["patients"]
+    first_dates = {}
+    for name in names:  # the D0 file's date is the day before day 0 in the simulator's trial
+        date, patient, visit = name.split("_")[:3]
+        if visit == "D0":
+            first_dates[patient] = dt.datetime.strptime(date, "%Y%m%d").date() + dt.timedelta(days=1)
+    clinical = pd.DataFrame({"patient_id": patients.patient_id, "cohort": patients.cohort,
+                             "dose_per_kg": patients.dose_1e6_per_kg * 1e6,
+                             "day0_date": [first_dates[p].isoformat() for p in patients.patient_id],
+                             "sex": "F"})
+    clinical.to_csv(tmp_path / "clinical.csv", index=False)
+    from cytotrial.init_project import init_project
+    report = init_project(project.parent / "fcs", tmp_path / "p", pattern=PATTERN, clinical=tmp_path / "clinical.csv")
+    written = pd.read_csv(tmp_path / "p/config/patients.tsv", sep="\t")
+    assert written.to_dict("list") == {"patient_id": list(patients.patient_id), "cohort": list(patients.cohort),
+                                       "dose_1e6_per_kg": list(patients.dose_1e6_per_kg)}
+    sheet = pd.read_csv(tmp_path / "p/config/samples.tsv", sep="\t").set_index("sample_id")
+    design = small_trial["samples"].set_index("sample_id")
+    assert (sheet.study_day == design.loc[sheet.index, "study_day"]).all()
+    text = report.text()
+    assert "day0_date (clinical table)" in text and "['sex'] not used" in text
+    assert "fill in config/patients.tsv" not in text
