@@ -17,6 +17,7 @@ import jsonschema
 import yaml
 
 MAX_REPORTED = 8  # problems listed before "and N more"
+DEFAULTS_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "defaults.yaml"  # in the repository
 
 # config keys that name files (dotted), and when each must exist before the run starts
 PATH_KEYS = ("samples", "patients", "panel", "gating_template", "gating_overrides", "clinical.platelets",
@@ -37,6 +38,11 @@ def deep_merge(defaults: Mapping, overrides: Mapping) -> dict:
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def with_defaults(path: str | os.PathLike) -> dict:
+    """A config file merged over the workflow's defaults, unchecked (for scripts that use the demo's settings)."""
+    return deep_merge(yaml.safe_load(DEFAULTS_PATH.read_text()) or {}, yaml.safe_load(Path(path).read_text()) or {})
 
 
 def _dotted(path) -> str:
