@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from .conftest import REPO
 
@@ -28,6 +29,7 @@ def working_tree_copy(destination: Path) -> Path:
     return destination
 
 
+@pytest.mark.slow  # about 5 minutes on 2 cores: with the default suite over the ~15 minutes it may take
 def test_snakedeploy_then_the_small_test_configuration_runs_to_the_report(tmp_path):
     source = working_tree_copy(tmp_path / "cytotrial")
     deployed = tmp_path / "deployed"
