@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CORES ?= 8
 
-.PHONY: demo test test-slow lint clean
+.PHONY: demo demo-small test test-slow lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report results/report.html
+
+# the small test configuration (.test: 12 files of 5,000 events) and its report
+demo-small: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --directory .test
+	$(BIN)/snakemake --directory .test --report $(CURDIR)/.test/results/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -29,4 +35,4 @@ lint: $(STAMP)
 	$(BIN)/snakemake --lint
 
 clean:
-	rm -rf results logs resources .snakemake
+	rm -rf results logs resources .snakemake .test/results .test/logs .test/resources .test/.snakemake

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import yaml
 
+from cytotrial.config import with_defaults
+
 REPO = Path(__file__).resolve().parents[1]
 VISITS = {"D0": -1, "W2": 14, "W4": 28, "W8": 56, "W12": 84, "W16": 112, "W28": 196}
 TARGET_SECONDS = 60.0
@@ -74,7 +76,7 @@ def write_trial(workdir: Path, n_samples: int) -> Path:
     for name in ("platelets.tsv", "blood_counts.tsv"):
         (workdir / name).touch()
 
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = with_defaults(REPO / "config" / "config.yaml")  # the demo's settings over the defaults
     config.update({
         "samples": "samples.tsv", "patients": "patients.tsv",
         "panel": str(REPO / "config" / "panel.yaml"),
@@ -89,7 +91,7 @@ def write_trial(workdir: Path, n_samples: int) -> Path:
 
 
 def snakemake_command(workdir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(workdir),
             "--configfile", str(workdir / "config.yaml"), "--workflow-profile", "none", "--cores", "1", *args]
 
 

@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+from cytotrial.config import with_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 GATING_TARGET = 2.0
@@ -108,7 +109,7 @@ def run_size(events: int, repeats: int, tmp: Path) -> None:
     from cytotrial.simulate.run import simulate_trial
     from cytotrial.simulate.trial import SimulationSettings, trial_design
 
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = with_defaults(REPO / "config" / "config.yaml")  # the demo's settings over the defaults
     settings = {key: config.get(key) or {} for key in ("compensation", "transform", "qc")}
     panel = Panel.from_yaml(REPO / "config" / "panel.yaml")
     template = load_template(REPO / "config" / "gating" / "default.yaml")

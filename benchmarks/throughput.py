@@ -84,7 +84,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+from cytotrial.config import with_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -109,7 +110,7 @@ def load_inputs() -> dict:
     from cytotrial.gating.template import load_template
     from cytotrial.io.panel import Panel
 
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = with_defaults(REPO / "config" / "config.yaml")  # the demo's settings over the defaults
     settings = {key: config.get(key) or {} for key in ("compensation", "transform", "qc", "deidentification")}
     return {"settings": settings, "panel": Panel.from_yaml(REPO / "config" / "panel.yaml"),
             "template": load_template(REPO / "config" / "gating" / "default.yaml")}

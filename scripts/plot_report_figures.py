@@ -2,6 +2,7 @@
 
 from cytotrial.io.tables import read_tsv
 from cytotrial.report.figures import write_report_figures
+from cytotrial.report.labels import TrialLabels
 from cytotrial.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
@@ -10,5 +11,6 @@ with rule_logging(snakemake) as log:
                          read_tsv(snakemake.input.counts, "platelet count table"),
                          read_tsv(snakemake.input.patients, "patient table"),
                          read_tsv(snakemake.input.qc, "QC table"), snakemake.params.visits,
-                         snakemake.params.baseline, snakemake.params.focus, dict(snakemake.output))
+                         snakemake.params.baseline, snakemake.params.focus, dict(snakemake.output),
+                         TrialLabels.from_config(snakemake.params.labels))
     log.info("wrote %s", list(snakemake.output))

@@ -1,6 +1,6 @@
 """Rule summarise_acquisition: the run's event-QC table and the provenance table of its FCS files."""
 
-from cytotrial.io.provenance import input_files_table
+from cytotrial.io.provenance import fcs_keywords_table, input_files_table
 from cytotrial.io.tables import read_tsv, write_tsv
 from cytotrial.qc.table import qc_table
 from cytotrial.runlog import rule_logging
@@ -11,3 +11,4 @@ with rule_logging(snakemake) as log:
     log.info("%d samples, %d flagged", len(qc), int((qc["flags"].fillna("") != "").sum()))
     write_tsv(qc, snakemake.output.qc)
     write_tsv(input_files_table(list(snakemake.input.metadata), samples), snakemake.output.inputs)
+    write_tsv(fcs_keywords_table(list(snakemake.input.metadata), samples), snakemake.output.keywords)

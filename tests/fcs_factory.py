@@ -36,7 +36,7 @@ class FcsSpec:
         'I', 'F' or 'D'; ``kinds`` optionally gives one per parameter (written as FCS 3.2 $PnDATATYPE).
     bits, storage_bits
         $PnB as written (int or per parameter) and the width actually used to store values
-        (default: ``bits`` rounded up to 8/16/32/64).
+        (default: ``bits`` if a whole number of bytes, e.g. 24, else rounded up to 8/16/32/64).
     ranges
         $PnR values (written as given, e.g. 1024 or "262144.0").
     keywords
@@ -95,12 +95,24 @@ def _declared_bits(spec: FcsSpec) -> list[int]:
 def _storage_bits(spec: FcsSpec) -> list[int]:
     declared = _declared_bits(spec)
     storage = spec.per_parameter(spec.storage_bits, None)
-    return [s if s is not None else next(w for w in (8, 16, 32, 64) if w >= b) for s, b in zip(storage, declared)]
+    return [s if s is not None else b if b % 8 == 0 else next(w for w in (8, 16, 32, 64) if w >= b)
+            for s, b in zip(storage, declared)]
+
+
+def _encode_by_value(spec: FcsSpec, events: np.ndarray, widths: list[int]) -> bytes:
+    """Integers of any whole number of bytes, one value at a time with int.to_bytes (for widths NumPy lacks)."""
+    order = "little" if spec.byteorder == "<" else "big"
+    kinds = _kinds(spec)
+    if set(kinds) != {"I"}:
+        raise ValueError("3-, 5-, 6- and 7-byte widths are for integer data only")
+    return b"".join(int(value).to_bytes(width // 8, order) for row in events for value, width in zip(row, widths))
 
 
 def encode_events(spec: FcsSpec) -> bytes:
     """The DATA segment: events in the requested types, widths and byte order."""
     events = np.asarray(spec.events)
+    if any(w not in (8, 16, 32, 64) for w in _storage_bits(spec)):
+        return _encode_by_value(spec, events, _storage_bits(spec))
     fields = []
     for j, (kind, width) in enumerate(zip(_kinds(spec), _storage_bits(spec))):
         code = "u" if kind == "I" else "f"

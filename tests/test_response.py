@@ -445,7 +445,9 @@ def test_demo_trial_agrees_with_truth(tmp_path):
 
     from cytotrial.simulate.trial import assign_responses, platelet_counts, trial_design
 
-    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["demo"]
+    from cytotrial.config import with_defaults
+
+    demo = with_defaults(REPO / "config" / "config.yaml")["demo"]
     patients, _ = trial_design(str(tmp_path))
     truth = assign_responses(patients, demo["seed"])
     path = tmp_path / "platelets.tsv"

@@ -89,7 +89,7 @@ def test_tiny_demo_on_slurm_equals_the_local_run(cluster, tmp_path):
         "latency-wait": 10,
     }))
     command = ["timeout", "-k", "30", str(SNAKEMAKE_TIMEOUT), sys.executable, "-m", "snakemake",
-               "-s", str(REPO / "Snakefile"), "-d", str(remote), "--configfile", str(remote / "config.yaml"),
+               "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(remote), "--configfile", str(remote / "config.yaml"),
                "--profile", str(SLURM_PROFILE), "--profile", str(site)]
     start = time.monotonic()
     result = subprocess.run(command, env=cluster.env, capture_output=True, text=True)

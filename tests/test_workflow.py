@@ -25,19 +25,19 @@ def make_tiny_demo(workdir, events=10_000, patients_per_cohort=1, **overrides):
                                       visits=TINY_VISITS)
     write_tsv(patients, workdir / "patients.tsv")
     write_tsv(samples, workdir / "samples.tsv")
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())  # the demo's, over the defaults
     config.update({"samples": "samples.tsv", "patients": "patients.tsv",
                    "panel": str(REPO / "config" / "panel.yaml"),
-                   "gating_template": str(REPO / "config" / "gating" / "default.yaml")})
+                   "gating_template": str(REPO / "config" / "gating" / "default.yaml"), "gating_overrides": ""})
     config["demo"]["events_per_sample"] = events
-    config["discovery"]["max_cells"] = 6000  # keeps the tiny run quick
+    config["discovery"] = {"max_cells": 6000}  # keeps the tiny run quick
     config.update(overrides)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return samples
 
 
 def snakemake(workdir, *args, check=True):
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(workdir),
                "--configfile", str(workdir / "config.yaml"), *args]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     if check and result.returncode != 0:
@@ -101,6 +101,12 @@ def test_tiny_demo_produces_the_tables_and_report(tiny_run):
         assert len(workspace.gates) == len(strategy.get_gate_ids())
         assert (workdir / "logs/gate_sample" / f"{sample_id}.log").read_text().strip()
     assert not (workdir / "results/events").exists() or not any((workdir / "results/events").iterdir())
+    keywords = pd.read_csv(workdir / "results/tables/fcs_keywords.tsv", sep="\t")
+    assert keywords[["keyword", "value", "files"]].values.tolist() == [
+        ["$CYT", "LSRFortessa X-20", 12], ["CREATOR", "cytotrial simulator (FACSDiva-like)", 12],
+        ["FCS version", "3.1", 12]]  # the simulator's; no serial number (keep_instrument_serial: false)
+    exported = sorted(p.stem for p in (workdir / "results/export/fcs").glob("*.fcs"))
+    assert exported == sorted(samples.sample_id) and (workdir / "results/export/trial.wsp").stat().st_size > 0
 
 
 def test_rerun_has_nothing_to_do(tiny_run):
@@ -114,7 +120,8 @@ def test_invalid_config_is_reported_with_the_offending_key(tmp_path):
     result = snakemake(tmp_path, "-n", "--cores", "1", check=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "'log10' is not one of ['logicle', 'asinh']" in output
+    assert "config: 'transform.fluorescence' is 'log10'; it must be one of logicle, asinh" in output
+    assert len(output.splitlines()) < 40, output  # the key and the allowed values, not the schema
 
 
 def test_bad_sample_sheet_stops_before_any_job(tmp_path):
@@ -218,7 +225,7 @@ def test_an_override_regates_only_its_sample(tiny_run):
         assert f"wildcards: sample={sample_id}" in output
     finally:
         (workdir / "overrides.yaml").unlink()
-        config["gating_overrides"] = "config/gating/overrides.yaml"
+        config["gating_overrides"] = ""
         (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -341,7 +348,7 @@ def test_a_killed_run_resumes_to_the_same_results(tiny_run, tmp_path):
     workdir, _ = tiny_run
     other = tmp_path / "killed"
     make_tiny_demo(other)
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(other),
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(other),
                "--configfile", str(other / "config.yaml"), "--cores", "2"]
     run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 600

@@ -24,6 +24,11 @@ def load_patients(path: str | os.PathLike) -> pd.DataFrame:
     """Patient table with patient_id, cohort and dose_1e6_per_kg; ids must be unique."""
     patients = read_tsv(path, "patient table")
     _require_columns(patients, ["patient_id", "cohort", "dose_1e6_per_kg"], path, "patient table")
+    empty = [f"line {i + 2}: {column} of patient '{row.patient_id}' is empty" for i, row in patients.iterrows()
+             for column in ("cohort", "dose_1e6_per_kg") if pd.isna(row[column]) or str(row[column]).strip() == ""]
+    if empty:
+        raise SheetError(f"patient table {path}: " + "; ".join(empty[:10]) + (" ..." if len(empty) > 10 else "")
+                         + ". Fill in each patient's cohort (any label) and dose_1e6_per_kg (x10^6 per kg).")
     duplicated = patients[patients.patient_id.duplicated(keep=False)]
     if len(duplicated):
         rows = ", ".join(str(i + 2) for i in duplicated.index)

@@ -1,10 +1,22 @@
-# Config validation, sample sheet loading and input functions shared by all rules.
+# Config completion and validation, sample sheet loading and input functions shared by all rules.
 
+import os
 import re
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
+try:
+    import cytotrial  # noqa: F401 - the sheets, template and settings are checked with it before any job runs
+except ImportError:
+    raise ImportError(
+        "cytotrial workflow: the Python package 'cytotrial' is not installed in the environment that runs "
+        "snakemake. The workflow checks the sample sheet, gating template and settings with it before any job "
+        "runs: install it with `pip install <path or git URL of the cytotrial repository>` (see README.md, "
+        "'Deploying the workflow')."
+    ) from None
+
+from cytotrial.config import complete_config
 from cytotrial.gating.overrides import load_overrides
 from cytotrial.gating.plan_engine import StaticTemplate, load_gating_template, review_file_names
 from cytotrial.io.deid import check_extra_whitelist
@@ -17,7 +29,11 @@ from cytotrial.stats.settings import StatisticsSettings
 min_version("9.0")
 
 
-validate(config, schema="../schemas/config.schema.yaml")
+# the project's settings over the defaults; relative paths are read from the project folder (the working directory)
+_completed = complete_config(config, workflow.source_path("../schemas/defaults.yaml"),
+                             workflow.source_path("../schemas/config.schema.yaml"), os.getcwd())
+config.clear()
+config.update(_completed)
 
 PATIENTS = load_patients(config["patients"])
 validate(PATIENTS, schema="../schemas/patients.schema.yaml")
@@ -34,7 +50,10 @@ RESPONSE_CRITERIA = dict(config.get("response", {}))
 if RESPONSE_CRITERIA.get("window_days") is None:
     RESPONSE_CRITERIA["window_days"] = last_visit_day(SAMPLES, config["visits"])
 ResponseCriteria.from_dict(RESPONSE_CRITERIA)  # refuses unknown or invalid response settings likewise
-STATISTICS = config["statistics"]  # with the schema's defaults
+# the pre-declared primary endpoint; by default the Treg share of CD4, mean change over every later visit
+STATISTICS = {**config["statistics"], "primary_endpoint": {
+    "population": "Treg", "visits": [v for v in config["visits"] if v != config["baseline_visit"]],
+    "value": "percent_of", "complete_cases": True, **(config["statistics"].get("primary_endpoint") or {})}}
 StatisticsSettings.from_dict(STATISTICS)  # refuses invalid statistics settings likewise
 check_extra_whitelist(config.get("deidentification", {}).get("extra_whitelist", []))
 ON_BAD_FILE = config.get("on_bad_file", "exclude")
@@ -53,7 +72,11 @@ GATE_EXPORTS = {"gatingml": "results/gates/{sample}.gatingml.xml", "workspace": 
 if isinstance(TEMPLATE, StaticTemplate):
     GATE_EXPORTS = {}
 REVIEW_FIGURES = review_file_names(TEMPLATE.names)  # file name -> population (gate ids may hold any character)
-OVERRIDES = load_overrides(config.get("gating_overrides"), TEMPLATE, set(SAMPLES.index))
+UNKNOWN_EXPORTS = sorted(set(config["export"]["population_fcs"]) - set(TEMPLATE.names))
+if UNKNOWN_EXPORTS:
+    raise ValueError(f"config: export.population_fcs names {UNKNOWN_EXPORTS}, which are not populations of the "
+                     f"gating template {config['gating_template']}; its populations: {', '.join(TEMPLATE.names)}")
+OVERRIDES = load_overrides(config["gating_overrides"] or None, TEMPLATE, set(SAMPLES.index))
 
 ABSOLUTE_REFERENCES = config.get("absolute_counts", {}).get("references", [])
 if any("column" in ref for ref in ABSOLUTE_REFERENCES) and not config["clinical"].get("blood_counts"):
@@ -117,10 +140,13 @@ if DISCOVERY:
                           "cluster_annotation": "Clusters and their best-matching gated population"})
 DISCOVERY_FIGURES = ["umap_clusters", "umap_visit_response", "umap_markers", "heatmap_leiden", "heatmap_flowsom"]
 
-if config["baseline_visit"] not in config["visits"]:
-    raise ValueError(
-        f"config: baseline_visit '{config['baseline_visit']}' is not one of visits {config['visits']}"
-    )
+LABELS = config["labels"]
+# exported FCS files: the sample's QC-kept compensated events, and the configured populations' events
+EXPORTS = {}
+if config["export"]["fcs"]:
+    EXPORTS = {"fcs": "results/export/fcs/{sample}.fcs"}
+    EXPORTS.update({f"fcs_{population}": f"results/export/populations/{{sample}}/{population}.fcs"
+                    for population in config["export"]["population_fcs"]})
 
 
 def literal_alternation(words):

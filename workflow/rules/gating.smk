@@ -32,6 +32,7 @@ rule gate_sample:
         mfi="results/populations/{sample}.mfi.tsv",
         events="results/anndata/events/{sample}.h5ad",
         **GATE_EXPORTS,
+        **EXPORTS,
     params:
         # passed as a parameter, so that editing one sample's overrides re-gates that sample only
         overrides=lambda wildcards: OVERRIDES.get(wildcards.sample, {}),
@@ -73,3 +74,24 @@ rule review_gate:
         "results/benchmarks/review_gate/{figure}.tsv"
     script:
         "../../scripts/review_gate.py"
+
+
+rule export_trial_workspace:
+    input:
+        gatingml=expand("results/gates/{sample}.gatingml.xml", sample=SAMPLES.index),
+        fcs=expand("results/export/fcs/{sample}.fcs", sample=SAMPLES.index),
+        gates=expand("results/gates/{sample}.json", sample=SAMPLES.index),
+    output:
+        workspace="results/export/trial.wsp",
+    params:
+        samples=list(SAMPLES.index),
+        visits=list(SAMPLES.visit),
+        visit_order=config["visits"],
+    conda:
+        "../envs/cytotrial.yaml"
+    log:
+        "logs/export_trial_workspace.log",
+    benchmark:
+        "results/benchmarks/export_trial_workspace.tsv"
+    script:
+        "../../scripts/export_trial_workspace.py"

@@ -10,7 +10,8 @@ rule render_summary:
         html="results/report/summary.html",
     params:
         visits=config["visits"],
-        focus=config.get("report", {}).get("focus_populations", ["Treg"]),
+        focus=config["report"]["focus_populations"],
+        labels=LABELS,
     conda:
         "../envs/cytotrial.yaml"
     log:
@@ -40,7 +41,8 @@ rule plot_report_figures:
     params:
         visits=config["visits"],
         baseline=config["baseline_visit"],
-        focus=config.get("report", {}).get("focus_populations", ["Treg"]),
+        focus=config["report"]["focus_populations"],
+        labels=LABELS,
     conda:
         "../envs/cytotrial.yaml"
     log:

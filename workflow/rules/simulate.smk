@@ -11,9 +11,7 @@ if DEMO["enabled"]:
             truth=f"{DEMO['output_dir']}/truth/frequencies.tsv",
             responses=f"{DEMO['output_dir']}/truth/patients.tsv",
             platelets=config["clinical"]["platelets"],
-            blood_counts=config["clinical"].get(
-                "blood_counts", f"{DEMO['output_dir']}/clinical/blood_counts.tsv"
-            ),
+            blood_counts=config["clinical"]["blood_counts"] or f"{DEMO['output_dir']}/clinical/blood_counts.tsv",
             controls=f"{DEMO['output_dir']}/controls/controls.tsv",
         params:
             settings={k: v for k, v in DEMO.items() if k not in ("enabled", "output_dir")},

@@ -52,6 +52,8 @@ rule write_workbook:
         xlsx="results/tables/cytotrial_tables.xlsx",
     params:
         notes=WORKBOOK_NOTES,
+        labels=LABELS,
+        visits=config["visits"],
     conda:
         "../envs/cytotrial.yaml"
     log:

@@ -102,6 +102,7 @@ rule summarise_acquisition:
     output:
         qc="results/tables/qc.tsv",
         inputs="results/tables/input_files.tsv",
+        keywords="results/tables/fcs_keywords.tsv",
     params:
         missing=MISSING_FCS,
     conda:

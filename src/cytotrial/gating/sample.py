@@ -11,6 +11,7 @@ import anndata as ad
 import numpy as np
 
 from ..exclusion import excluded_reason
+from ..export import export_excluded_events, export_sample_events
 from ..io.atomic import atomic_path
 from ..io.tables import write_json, write_tsv
 from ..preprocess import write_h5ad
@@ -61,6 +62,8 @@ def gate_sample_files(sample_id: str, events_path: str, template_path: str, outp
     if excluded_reason(events):
         log.warning("%s: excluded: %s", sample_id, excluded_reason(events))
         write_excluded_gating_outputs(sample_id, excluded_reason(events), outputs)
+        export_excluded_events(sample_id, excluded_reason(events), [p for k, p in outputs.items()
+                                                                     if k.startswith("fcs")])
         return
     kept = events.obs["qc_keep"].to_numpy()  # gate only the events that passed the event QC (root mask)
     log.info("%s: gating %d of %d events (event QC)", sample_id, int(kept.sum()), events.n_obs)
@@ -74,6 +77,9 @@ def gate_sample_files(sample_id: str, events_path: str, template_path: str, outp
     log.info("%s: %d populations, %d missing", sample_id, len(table), int((table.status != "ok").sum()))
     write_tsv(table, outputs["populations"])
     write_tsv(population_mfi(result, events, sample_id), outputs["mfi"])
+    if "fcs" in outputs:  # the QC-kept compensated events (and populations "fcs_<name>") for FlowJo or flowkit
+        export_sample_events(events, result.masks, outputs["fcs"],
+                             {k.removeprefix("fcs_"): p for k, p in outputs.items() if k.startswith("fcs_")})
     write_h5ad(event_anndata(result, events, sample_id, events_per_sample), outputs["events"])
     realised = realised_gates(result, events)
     write_json(realised, outputs["gates"])

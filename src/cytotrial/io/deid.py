@@ -124,6 +124,9 @@ class DeidentifiedMetadata:
         SHA-256 (lower-case hex) of the original file's bytes, to tie the copy to its source.
     dropped
         Sorted normalised NAMES of the dropped keywords; their values are not kept anywhere.
+    software
+        The acquisition software as CREATOR names it (e.g. "BD FACSDiva Software Version 9.0"), None when absent
+        or when the value holds a date, a path or an address (CREATOR itself stays dropped from the keywords).
     """
 
     keywords: dict[str, str]
@@ -131,11 +134,13 @@ class DeidentifiedMetadata:
     acquisition_duration_s: float | None
     source_sha256: str
     dropped: list[str] = field(default_factory=list)
+    software: str | None = None
 
     def as_record(self) -> dict:
         """A JSON-ready dict (for provenance files)."""
         return {"study_day": self.study_day, "acquisition_duration_s": self.acquisition_duration_s,
-                "source_sha256": self.source_sha256, "keywords": dict(self.keywords), "dropped": list(self.dropped)}
+                "source_sha256": self.source_sha256, "keywords": dict(self.keywords), "dropped": list(self.dropped),
+                "software": self.software}
 
 
 def normalise_key(key: str) -> str:
@@ -293,7 +298,16 @@ def deidentify_keywords(metadata: Mapping[str, str], study_day: int | None, sour
     duration = acquisition_duration(normalised.get("$BTIM"), normalised.get("$ETIM"),
                                     normalised.get("$BEGINDATETIME"), normalised.get("$ENDDATETIME"))
     return DeidentifiedMetadata(keywords=kept, study_day=None if study_day is None else int(study_day),
-                                acquisition_duration_s=duration, source_sha256=digest, dropped=sorted(dropped))
+                                acquisition_duration_s=duration, source_sha256=digest, dropped=sorted(dropped),
+                                software=software_name(normalised.get("CREATOR")))
+
+
+def software_name(creator: str | None) -> str | None:
+    """The CREATOR value when it names software only: no date, path, e-mail address, at most 100 characters."""
+    value = (creator or "").strip()
+    if not value or len(value) > 100 or contains_date(value) or re.search(r"[/\\@:]", value):
+        return None
+    return value
 
 
 # Keywords the writer (flowio.create_fcs) sets itself from the events: never copied from the source.
@@ -304,7 +318,7 @@ _LAYOUT_PATTERN = re.compile(r"\$P\d+(?:B|E|G|R|N|S|DATATYPE)|\$CSV\d+FLAG")
 _FLOWIO_PARAMETER = re.compile(r"\$P\d+(?:[DFLOPTV]|CALIBRATION)")
 
 
-def _writable(key: str) -> bool:
+def writable_keyword(key: str) -> bool:
     """Whether flowio writes the keyword under its own name (it strips the '$' of standard keywords it does not
     know, e.g. FCS 3.2 $PnTYPE or FCS 3.0 $COMP, which would make them look like vendor keywords)."""
     if key in _LAYOUT_KEYWORDS or _LAYOUT_PATTERN.fullmatch(key):
@@ -370,7 +384,7 @@ def writer_keywords(meta: DeidentifiedMetadata, gains: list[str], ranges: list[s
     FCS 3.1 file cannot carry under their standard name ($COMP, $DFCnTOm, $PnTYPE, $PnDET, ...) are left out
     of the copy (they stay in ``meta.keywords``). Empty values are left out (FCS forbids them).
     """
-    keywords = {k: v for k, v in meta.keywords.items() if v.strip() and _writable(k)}
+    keywords = {k: v for k, v in meta.keywords.items() if v.strip() and writable_keyword(k)}
     for number, (gain, value_range) in enumerate(zip(gains, ranges), start=1):
         keywords[f"$P{number}G"], keywords[f"$P{number}R"] = gain, value_range
     keywords["$ORIGINALITY"] = "DataModified" if modified else "NonDataModified"

@@ -1,5 +1,8 @@
 """Decode the DATA segment of an FCS file with NumPy and scale it like flowio ($PnE, $PnG, $TIMESTEP).
 
+Integers of 3, 5, 6 or 7 bytes ($PnB 24, 40, 48, 56; Cytek's xP5 writes 24) are widened here by hand: NumPy has
+no such types, flowio/flowkit refuse them and fcsparser 0.2.8 decodes them wrongly.
+
 Events are decoded in blocks of rows (:data:`CHUNK_ROWS`), so that neither the DATA bytes of the whole file nor
 a second copy of the event matrix is ever held: :func:`read_raw_events` fills one float64 matrix block by block
 and :func:`iter_scaled_events` hands out scaled blocks one at a time.
@@ -20,8 +23,24 @@ CHUNK_ROWS = 8_192  # events per decoded block: 22 float64 parameters = 1.4 MiB
 
 
 def _dtype(channel: Channel, byteorder: str) -> np.dtype:
+    """The stored type of one value; a width NumPy has no integer for is read as its bytes (see :func:`_widen`)."""
     code = "u" if channel.kind == "i" else "f"
-    return np.dtype(f"{byteorder}{code}{channel.storage_bits // 8}")
+    width = channel.storage_bits // 8
+    if width in (1, 2, 4, 8):
+        return np.dtype(f"{byteorder}{code}{width}")
+    return np.dtype(("u1", (width,)))
+
+
+def _widen(stored_bytes: np.ndarray, byteorder: str) -> np.ndarray:
+    """Unsigned integers from their bytes (rows x 3, 5, 6 or 7 bytes, in ``byteorder``), as uint32 or uint64."""
+    rows, width = stored_bytes.shape
+    size = 4 if width < 4 else 8
+    wide = np.zeros((rows, size), dtype=np.uint8)
+    if byteorder == "<":
+        wide[:, :width] = stored_bytes  # the high bytes are the added zeros
+    else:
+        wide[:, size - width:] = stored_bytes
+    return wide.view(f"{byteorder}u{size}").reshape(rows)
 
 
 class _BlockDecoder:
@@ -31,7 +50,7 @@ class _BlockDecoder:
     def __init__(self, layout: Layout):
         self.layout = layout
         dtypes = [_dtype(c, layout.byteorder) for c in layout.channels]
-        self.uniform = dtypes[0] if len(set(dtypes)) == 1 else None
+        self.uniform = dtypes[0] if len(set(dtypes)) == 1 and dtypes[0].subdtype is None else None
         self.record = None if self.uniform is not None else np.dtype(
             [(f"p{c.number}", d) for c, d in zip(layout.channels, dtypes)])
         n = len(layout.channels)
@@ -56,6 +75,8 @@ class _BlockDecoder:
                 record = np.frombuffer(buffer, dtype=self.record)
                 for j, channel in enumerate(channels):
                     column = record[f"p{channel.number}"]
+                    if column.ndim == 2:  # the bytes of a 3-, 5-, 6- or 7-byte integer
+                        column = _widen(column, self.layout.byteorder)
                     if channel.mask is not None:
                         self.high_bits[j] += np.count_nonzero(column > channel.mask)
                         column = column & column.dtype.type(channel.mask)

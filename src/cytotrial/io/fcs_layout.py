@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from .fcs_segments import HEADER_BYTES, REEXPORT, DataSet, FcsFormatError, parse_offset
 
 MAX_PARAMETERS = 10_000
-STORAGE_BITS = (8, 16, 32, 64)
+STORAGE_BITS = (8, 16, 32, 64)  # widths a $PnB that is not a whole number of bytes is read from
 DEFAULT_FLOAT_RANGE = 262144.0
 
 
@@ -107,6 +107,8 @@ def _storage(channel: int, kind: str, keywords: dict[str, str], notes: list[str]
         return bits, bits
     if declared is None or not 1 <= declared <= 64:
         raise FcsFormatError(f"$P{channel}B is {text[:20]!r}; integer data need a bit width from 1 to 64. {REEXPORT}")
+    if declared % 8 == 0:  # any whole number of bytes, e.g. 24 (three bytes a value, as Cytek's xP5 writes)
+        return declared, declared
     storage = next(b for b in STORAGE_BITS if b >= declared)
     if storage != declared:
         notes.append(f"$P{channel}B is {declared}: read as {storage}-bit integers masked to {declared} bits")

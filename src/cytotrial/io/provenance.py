@@ -1,4 +1,4 @@
-"""Provenance of the input FCS files, de-identified: one row per file."""
+"""Provenance of the input FCS files, de-identified: one row per file, and the instruments and software seen."""
 
 from __future__ import annotations
 
@@ -25,3 +25,29 @@ def input_files_table(paths: list[str | os.PathLike], samples: pd.DataFrame) -> 
     info = samples[[c for c in ("sample_id", "patient_id", "visit", "study_day", "batch") if c in samples]]
     table = info.merge(pd.DataFrame(rows), on="sample_id", how="inner", validate="one_to_one")
     return table[[c for c in INPUT_COLUMNS if c in table]]
+
+
+KEYWORD_COLUMNS = ["keyword", "value", "files", "batches"]
+
+
+def fcs_keywords_table(paths: list[str | os.PathLike], samples: pd.DataFrame) -> pd.DataFrame:
+    """Instruments and software of a run: one row per keyword and value seen ($CYT, $CYTSN when the config keeps
+    serials, CREATOR as software, the FCS version), with the number of files and their acquisition batches.
+
+    Read from the de-identified metadata records, so nothing the de-identification dropped can appear.
+    """
+    batch_of = dict(zip(samples.sample_id, samples["batch"])) if "batch" in samples else {}
+    found: dict[tuple[str, str], list[str]] = {}
+    for path in paths:
+        record = json.loads(open(path).read())
+        if record.get("excluded"):
+            continue
+        seen = [("$CYT", record["keywords"].get("$CYT")), ("$CYTSN", record["keywords"].get("$CYTSN")),
+                ("CREATOR", record.get("software")), ("FCS version", record.get("fcs_version"))]
+        for key, value in seen:
+            if value:
+                found.setdefault((key, str(value)), []).append(record["sample_id"])
+    rows = [{"keyword": key, "value": value, "files": len(ids),
+             "batches": ", ".join(sorted({str(batch_of.get(i, i)) for i in ids}))}
+            for (key, value), ids in sorted(found.items())]
+    return pd.DataFrame(rows, columns=KEYWORD_COLUMNS)

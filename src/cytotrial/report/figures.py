@@ -1,7 +1,7 @@
 """Figures of the run report: platelet swimmer plot, QC overview, trajectories, change heatmap.
 
-Colours are shared by every figure: response groups (:data:`RESPONSE_COLOURS`) and dose cohorts
-(:data:`COHORT_COLOURS`). Every function writes one PNG without software or date metadata (same inputs, same
+Colours are shared by every figure: response groups (:data:`RESPONSE_COLOURS`); cohort colours and the trial's
+wording come from the config (:class:`cytotrial.report.labels.TrialLabels`). Every function writes one PNG without software or date metadata (same inputs, same
 bytes).
 """
 
@@ -18,9 +18,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ..stats.changes import response_groups
+from .labels import TrialLabels
 
 RESPONSE_COLOURS = {"responder": "#1b9e77", "non-responder": "#d95f02"}
-COHORT_COLOURS = {"A": "#66a61e", "B": "#e6ab02", "C": "#7570b3", "E": "#e7298a"}
 PLATELET_BANDS = ([0, 30, 100, 10_000], ["#d7301f", "#fdae61", "#1a9850"],
                   ["< 30", "30-99", ">= 100 x10^9/L"])
 DPI = 110
@@ -41,7 +41,7 @@ CATEGORY_MARKS = {"response after rescue": "*", "corticosteroid-dependent": "+"}
 
 
 def plot_swimmer(counts: pd.DataFrame, responses: pd.DataFrame, patients: pd.DataFrame,
-                 path: str | os.PathLike) -> None:
+                 path: str | os.PathLike, labels: TrialLabels = TrialLabels()) -> None:
     """One lane per patient (grouped by dose cohort): weekly platelet counts as coloured blocks, the confirmed
     response (outlined), its start (triangle) and loss (cross), rescue therapy (diamond) and the best response.
 
@@ -53,8 +53,9 @@ def plot_swimmer(counts: pd.DataFrame, responses: pd.DataFrame, patients: pd.Dat
     height = 1.9 + 0.32 * len(info)
     fig = _figure(11, height)
     ax = fig.add_axes([0.2, 1.25 / height, 0.76, 1 - 1.7 / height])
-    bounds, colours, labels = PLATELET_BANDS
+    bounds, colours, band_labels = PLATELET_BANDS
     cmap, norm = ListedColormap(colours), BoundaryNorm(bounds, len(colours))
+    last_week = max(float(counts.study_day.max()) / 7 if len(counts) else 0.0, 1.0)
     for lane, row in info.iterrows():
         y = len(info) - 1 - lane
         mine = counts[counts.patient_id == row.patient_id].dropna(subset=["platelets_1e9_per_L"])
@@ -75,17 +76,19 @@ def plot_swimmer(counts: pd.DataFrame, responses: pd.DataFrame, patients: pd.Dat
         if not pd.isna(row.get("first_rescue_day")):
             ax.plot(row.first_rescue_day / 7, y - 0.33, marker="D", color="#2c7fb8", ms=5)
         label = str(row.get("best_response", "")) + CATEGORY_MARKS.get(str(row.get("response_category", "")), "")
-        ax.text(29.6, y, label, va="center", fontsize=8, weight="bold")
+        ax.text(last_week + 1.6, y, label, va="center", fontsize=8, weight="bold")
     ax.set_yticks(range(len(info)), [f"{r.patient_id}  ({r.cohort}, {r.dose_1e6_per_kg:g})"
                                      for r in info.iloc[::-1].itertuples()], fontsize=8)
+    cohort_colours = labels.cohort_colours(info.cohort)
     for tick, cohort in zip(ax.get_yticklabels(), info.cohort.iloc[::-1]):
-        tick.set_color(COHORT_COLOURS.get(str(cohort), "black"))
-    ax.set_xlim(-0.7, 31)
+        tick.set_color(cohort_colours[str(cohort)])
+    ax.set_xlim(-0.7, last_week + 3)
     ax.set_ylim(-0.8, len(info) - 0.2)
-    ax.set_xlabel("week after the first infusion")
-    ax.set_ylabel("patient\n(cohort, dose x10^6 cells/kg)", fontsize=9)
+    ax.set_xlabel(f"week after {labels.day0}")
+    ax.set_ylabel(f"patient\n(cohort, {labels.dose})", fontsize=9)
     ax.set_title("Platelet counts and response (IWG 2009) per patient", fontsize=11)
-    handles = [Patch(color=c, label=f"platelets {l}") for c, l in zip(colours, labels)]
+    handles = [Patch(color=c, label=f"platelets {l}") for c, l in zip(colours, band_labels)]
+    handles += [Patch(color=cohort_colours[c], label=f"cohort {labels.cohort(c)}") for c in cohort_colours]
     handles += [Patch(facecolor="none", edgecolor="0.3", hatch="////", label="after rescue (not the treatment's)"),
                 Line2D([], [], color="black", marker=">", label="confirmed response (line: duration)"),
                 Line2D([], [], color="black", marker="x", ls="", label="loss of response"),
@@ -198,10 +201,11 @@ def plot_change_heatmap(populations: pd.DataFrame, groups: pd.Series, visits: li
 
 def write_report_figures(populations: pd.DataFrame, responses: pd.DataFrame, counts: pd.DataFrame,
                          patients: pd.DataFrame, qc: pd.DataFrame, visits: list[str], baseline: str,
-                         focus: list[str], paths: dict[str, str | os.PathLike]) -> None:
+                         focus: list[str], paths: dict[str, str | os.PathLike],
+                         labels: TrialLabels = TrialLabels()) -> None:
     """The report's cohort, QC and immune-change figures; ``paths``: swimmer, qc, trajectories, heatmap."""
     groups = response_groups(responses)
-    plot_swimmer(counts, responses, patients, paths["swimmer"])
+    plot_swimmer(counts, responses, patients, paths["swimmer"], labels)
     plot_qc_overview(qc, paths["qc"])
     plot_trajectories(populations, groups, focus, visits, paths["trajectories"])
     plot_change_heatmap(populations, groups, visits, baseline, paths["heatmap"])

@@ -14,27 +14,28 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..io.atomic import atomic_path  # noqa: E402
+from .labels import TrialLabels  # noqa: E402
 
-COHORT_COLOURS = {"A": "#1b9e77", "B": "#d95f02", "C": "#7570b3", "E": "#e7298a"}
 
-
-def trajectory_figure(populations: pd.DataFrame, population: str, visits: list[str]) -> bytes:
+def trajectory_figure(populations: pd.DataFrame, population: str, visits: list[str],
+                      labels: TrialLabels = TrialLabels()) -> bytes:
     """PNG of one population's % of its denominator per patient over visits, one line per patient, by cohort."""
     data = populations[populations.population == population].dropna(subset=["percent_of"])
     denominator = data["denominator"].iloc[0] if len(data) else ""
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     positions = {v: i for i, v in enumerate(visits)}
+    colours = labels.cohort_colours(populations["cohort"].dropna())
     for (patient, cohort), rows in data.groupby(["patient_id", "cohort"], sort=True):
         rows = rows.assign(x=rows.visit.map(positions)).sort_values("x")
-        ax.plot(rows.x, rows.percent_of, marker="o", ms=3, lw=1, alpha=0.8,
-                color=COHORT_COLOURS.get(str(cohort), "grey"))
+        ax.plot(rows.x, rows.percent_of, marker="o", ms=3, lw=1, alpha=0.8, color=colours[str(cohort)])
     medians = data.groupby("visit")["percent_of"].median().reindex(visits)
     ax.plot(range(len(visits)), medians.values, color="black", lw=2.5, label="median, all patients")
-    for cohort, colour in COHORT_COLOURS.items():
-        if (data["cohort"] == cohort).any():
-            ax.plot([], [], color=colour, label=f"cohort {cohort}")
+    for cohort, colour in colours.items():
+        if (data["cohort"].astype(str) == cohort).any():
+            ax.plot([], [], color=colour, label=f"cohort {labels.cohort(cohort)}")
     ax.set_xticks(range(len(visits)), visits)
-    ax.set_xlabel("visit (D0 = day before first infusion, Wn = week n)")
+    key = labels.visit_key(visits)
+    ax.set_xlabel(f"visit ({key})" if key else "visit", fontsize=9 if len(key) < 90 else 7)
     ax.set_ylabel(f"{population} (% of {denominator})")
     ax.set_title(f"{population} per patient over the trial")
     ax.legend(fontsize=8, frameon=False, loc="best")
@@ -71,7 +72,8 @@ def flagged_gates_section(populations: pd.DataFrame) -> list[str]:
 
 
 def render_summary(populations: pd.DataFrame, changes: pd.DataFrame, qc: pd.DataFrame, visits: list[str],
-                   focus_populations: list[str], path: str | os.PathLike) -> None:
+                   focus_populations: list[str], path: str | os.PathLike, labels: TrialLabels = TrialLabels()
+                   ) -> None:
     """Write the HTML summary: counts, event QC, trajectory figures of ``focus_populations``, immune changes."""
     n_samples = populations["sample_id"].nunique()
     n_patients = populations["patient_id"].nunique()
@@ -82,7 +84,7 @@ def render_summary(populations: pd.DataFrame, changes: pd.DataFrame, qc: pd.Data
         "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>",
         "<h1>cytotrial run summary</h1>",
         f"<p>{n_samples} samples from {n_patients} patients; cohorts: "
-        + ", ".join(f"{html.escape(str(c))} ({n})" for c, n in cohorts.items()) + ".</p>",
+        + ", ".join(f"{html.escape(labels.cohort(c))} ({n})" for c, n in cohorts.items()) + ".</p>",
     ]
     flagged = qc[qc["flags"].fillna("") != ""]
     parts.append("<h2>Event QC</h2>")
@@ -95,7 +97,7 @@ def render_summary(populations: pd.DataFrame, changes: pd.DataFrame, qc: pd.Data
     parts += flagged_gates_section(populations)
     for population in focus_populations:
         if (populations.population == population).any():
-            png = base64.b64encode(trajectory_figure(populations, population, visits)).decode()
+            png = base64.b64encode(trajectory_figure(populations, population, visits, labels)).decode()
             parts.append(f"<h2>{html.escape(population)}</h2><img alt='{html.escape(population)} trajectories' "
                          f"src='data:image/png;base64,{png}'>")
     parts.append("<h2>Immune changes by visit (% of the reporting denominator)</h2>")

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 from openpyxl.styles import Alignment, Font
 
+from .labels import TrialLabels
+
 NO_DESCRIPTION = "(no description)"
 README = "README"
 MAX_WIDTH = 50
@@ -61,12 +63,12 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     # identifiers and design
     "sample_id": "Sample identifier (patient_visit).",
     "patient_id": "Patient identifier.",
-    "visit": "Visit label (D0 baseline, W2..W28 weeks after the first infusion); in a primary-endpoint row, the "
-             "visits summarised; in baseline_predictors, the baseline visit.",
-    "study_day": "Study day of the blood draw (day 0 = first infusion).",
+    "visit": "Visit label; in a primary-endpoint row, the visits summarised; in baseline_predictors, the baseline "
+             "visit.",
+    "study_day": "Study day of the blood draw (day 0 as the trial defines it).",
     "batch": "Acquisition run (cytometer batch) of the sample.",
-    "cohort": "Dose cohort (A 0.5, B 1.0, C 2.0, E expansion 2.0 x10^6 cells/kg).",
-    "dose_1e6_per_kg": "UC-MSC dose, x10^6 cells per kg body weight.",
+    "cohort": "Dose cohort.",
+    "dose_1e6_per_kg": "Dose, x10^6 per kg body weight.",
     # population table
     "population": "Cell population (gate) name.",
     "parent": "Parent gate of the population.",
@@ -263,6 +265,18 @@ def column_kind(name: str, series: pd.Series) -> str | None:
     if pd.api.types.is_float_dtype(series):
         return "number"
     return None
+
+
+def trial_descriptions(labels: TrialLabels, visits: list[str]) -> dict[str, str]:
+    """:data:`COLUMN_DESCRIPTIONS` with the trial's wording (config ``labels``) for visit, study day, cohort, dose."""
+    key = labels.visit_key(visits)
+    cohorts = "; ".join(f"{c}: {labels.cohort(c)}" for c in labels.cohorts if labels.cohort(c) != c)
+    return {**COLUMN_DESCRIPTIONS,
+            "visit": f"Visit label, in study order {', '.join(visits)}{f' ({key})' if key else ''}; in a "
+                     "primary-endpoint row, the visits summarised.",
+            "study_day": f"Study day of the blood draw (day 0 = {labels.day0}).",
+            "cohort": f"Dose cohort{f' ({cohorts})' if cohorts else ''}.",
+            "dose_1e6_per_kg": f"{labels.dose[:1].upper()}{labels.dose[1:]}."}
 
 
 def missing_descriptions(tables: Mapping[str, pd.DataFrame],
