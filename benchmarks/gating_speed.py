@@ -1,6 +1,6 @@
 """Time gating against reading, compensating and transforming one file; compare with flowkit and a numpy bound.
 
-Usage: python benchmarks/gating_speed.py [--events N [N ...]] [--repeats N]
+Usage: python benchmarks/gating_speed.py [--events N [N ...]] [--repeats N] [--result NAME]
 For each size (default 200,000 and 1,000,000 events), simulates one file of the demo trial, fits its transforms
 with the workflow settings (config/config.yaml, as a batch of one file) and times, best of --repeats (default 3)
 in this process:
@@ -19,7 +19,13 @@ numpy bound; checks that flowkit's memberships and the numpy bound's values equa
 
 from __future__ import annotations
 
+import os
+
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")  # one core, as the workflow's jobs run (before numpy is imported)
+
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -95,7 +101,7 @@ def numpy_bound(path: str, transforms: dict[str, dict], scatter: list[str], timi
     return out
 
 
-def run_size(events: int, repeats: int, tmp: Path) -> None:
+def run_size(events: int, repeats: int, tmp: Path) -> dict:
     import flowkit as fk
 
     from cytotrial.gating.engine import apply_template
@@ -174,16 +180,27 @@ def run_size(events: int, repeats: int, tmp: Path) -> None:
     print(f"  preprocess / numpy bound           {t_pre / t_bound:6.2f}")
     print(f"  throughput: preprocess {n / t_pre / 1e6:.2f} M events/s, gating {n_kept / t_gate / 1e6:.2f} M events/s, "
           f"numpy bound {n / t_bound / 1e6:.2f} M events/s")
+    return {"events": n, "kept_events": n_kept, "channels": int(adata.n_vars), "populations": len(result.gates),
+            "repeats": repeats, "read_s": t_read, "read_compensate_s": t_comp, "preprocess_s": t_pre,
+            "gating_s": t_gate, "gating_over_preprocess": ratio, "target": GATING_TARGET,
+            "flowkit_gate_sample_s": t_fk, "flowkit_cached_s": t_fk_cached,
+            "flowkit_gates_differing": int(sum(v > 0 for v in differ.values())),
+            "flowkit_max_events_differing": int(differ[worst]), "numpy_bound_s": t_bound}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--result", default=None,
+                        help="write the figures to benchmarks/results/<RESULT>.json (with commit, machine, date)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cytotrial-speed-") as tmp:
-        for events in args.events:
-            run_size(events, args.repeats, Path(tmp))
+        sizes = [run_size(events, args.repeats, Path(tmp)) for events in args.events]
+    if args.result:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from results_record import write_result
+        print(f"figures: {write_result(args.result, {'sizes': sizes, 'threads': 1})}")
 
 
 if __name__ == "__main__":

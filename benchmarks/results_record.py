@@ -43,6 +43,7 @@ def provenance() -> dict:
     return {"commit": _commit(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": {"cores": os.cpu_count(), "cpu": _cpu_model(), "memory_gib": round(memory_gib, 1),
                         "platform": platform.platform()},
+            "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],  # other work on the machine
             "python": platform.python_version()}
 
 
