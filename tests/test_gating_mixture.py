@@ -131,6 +131,25 @@ def test_without_a_component_per_target_each_event_goes_to_the_nearest_target():
         assert differ.sum() < 0.02 * values.shape[0] and near_boundary[differ].all(), name
 
 
+def test_a_lone_target_fall_back_cuts_the_corner_at_the_bisector():
+    """One target in a corner (low x, high y) and too few components: the events nearer to the target than to
+    the parent's centre, by hand; the region reaches two edges of the data, which stay open beyond them."""
+    rng = np.random.default_rng(8)
+    values = rng.normal([0.5, 0.5], [0.1, 0.05], (4000, 2))
+    partition = Partition.fit(values, ["x", "y"], [("corner", {"x": "low", "y": "high"})], (2, 2))
+    assert partition.mixture is None and partition.flag.startswith("fall-back")
+    low, mid, high = (np.quantile(values, q, axis=0) for q in (0.02, 0.5, 0.98))
+    target = np.array([low[0], high[1]])
+    scale = high - low
+    nearer = (((values - target) / scale) ** 2).sum(axis=1) < (((values - mid) / scale) ** 2).sum(axis=1)
+    vertices, _ = partition.region("corner")
+    gated = in_polygon(values, vertices)
+    assert nearer.sum() > 100  # the corner holds events
+    step = (partition.high - partition.low) / (GRID - 1)
+    assert (gated != nearer).sum() < 0.02 * nearer.sum(), (gated.sum(), nearer.sum())
+    assert vertices[:, 0].min() < values[:, 0].min() and vertices[:, 1].max() > values[:, 1].max()  # left open
+    assert step.max() < 0.05
+
 def _events(values: np.ndarray, names: list[str]) -> ad.AnnData:
     var = pd.DataFrame({"marker": names, "channel": [f"{n}-A" for n in names], "range": 262144.0},
                        index=[f"{n}-A" for n in names])

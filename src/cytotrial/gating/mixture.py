@@ -231,19 +231,18 @@ def region_polygon(xs: np.ndarray, ys: np.ndarray, margin: np.ndarray, anchor: n
 
 def open_at_edges(ring: np.ndarray, low: np.ndarray, high: np.ndarray, tolerance: float) -> np.ndarray:
     """The ring with its stretches along the box [low, high] moved ``FAR`` outside the box, so that the region
-    stays open where it reaches the edge of the data. A stretch's first and last vertices stay where they are
-    and gain a copy moved outwards, so the edges that leave the box's edge keep their place."""
+    stays open where it reaches the edge of the data. A stretch is a run of edges lying on one side of the box (a
+    diagonal edge between two sides, e.g. across a corner, is not one); its first and last vertices stay where
+    they are and gain a copy moved outwards, so the edges that leave the box's side keep their place."""
     below, above = np.abs(ring - low) <= tolerance, np.abs(ring - high) <= tolerance
-    on_edge = (below | above).any(axis=1)
+    sides = np.hstack([below, above])  # (n, 4): on the low x, low y, high x, high y side
     pushed = np.where(below, low - FAR, np.where(above, high + FAR, ring))
-    out = []
     n = ring.shape[0]
+    along = (sides & np.roll(sides, -1, axis=0)).any(axis=1)  # edge i -> i+1 lies on one side of the box
+    out = []
     for i in range(n):
-        if not on_edge[i]:
-            out.append(ring[i])
-            continue
-        before, after = on_edge[i - 1], on_edge[(i + 1) % n]
-        if not before and not after:  # the ring only touches the edge here
+        before, after = along[i - 1], along[i]
+        if not before and not after:  # no stretch along a side here: the vertex stays
             out.append(ring[i])
             continue
         if not before:
