@@ -2,8 +2,10 @@
 
 Usage: python benchmarks/gating_accuracy.py [--seeds S [S ...]] [--scenarios NAME [NAME ...]] [--events N]
            [--patients-per-cohort N] [--workers N] [--out DIR] [--table TSV] [--template YAML] [--result NAME]
-For every scenario and seed (default: the held-out seeds 11-15 in the scenarios stable, shifted and dirty of
-cytotrial.simulate.variability; the default template was tuned on seed 1 only), simulates the 18-patient demo trial
+For every scenario and seed (default: the held-out seeds 16-20 in the scenarios stable, shifted and dirty of
+cytotrial.simulate.variability; the default template was tuned on seeds 1 and 2 only; seeds 11-15 were held out
+until their first run showed the monocyte gate failing, see benchmarks/results/gating_accuracy_heldout_first.json),
+simulates the 18-patient demo trial
 (126 files, 200,000 events per file before short acquisitions) with that variability, then does what the workflow
 does with config/config.yaml: fits the transforms per acquisition batch, preprocesses every file (read,
 compensate, transform, event QC) and gates the QC-kept events with config/gating/default.yaml (gates marked
@@ -48,9 +50,11 @@ MIN_PARENT_EVENTS = 500
 TARGETS = {"treg_median_abs_error_pp": TREG_ERROR_TARGET_PP, "median_abs_error_pp": ERROR_TARGET_PP,
            "median_f1": F1_TARGET, "f1_checked_from_true_median_percent": F1_MIN_PERCENT,
            "no_missing_value_with_parent_events": MIN_PARENT_EVENTS, "treg_value_with_cd4_events": TREG_MIN_CD4}
-DEVELOPMENT_SEED = 1
-"""The only seed the default gating template was tuned on."""
-HELD_OUT_SEEDS = (11, 12, 13, 14, 15)
+DEVELOPMENT_SEEDS = (1, 2)
+"""The seeds the default gating template was tuned on (seed 2 added to fix the monocyte gate that failed on the
+first held-out seeds 11-15, which are therefore no longer held out)."""
+SEEN_SEEDS = (11, 12, 13, 14, 15)
+HELD_OUT_SEEDS = (16, 17, 18, 19, 20)
 
 
 def _settings() -> dict:
@@ -275,7 +279,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(HELD_OUT_SEEDS),
                         help=f"simulator seeds (default: the held-out seeds {HELD_OUT_SEEDS}; the development "
-                             f"seed is {DEVELOPMENT_SEED})")
+                             f"seeds are {DEVELOPMENT_SEEDS}, seeds {SEEN_SEEDS} were seen once)")
     parser.add_argument("--scenarios", nargs="+", default=["stable", "shifted", "dirty"],
                         help="variability scenarios (cytotrial.simulate.variability.SCENARIOS)")
     parser.add_argument("--events", type=int, default=200_000, help="events per file (default 200,000)")
@@ -311,8 +315,8 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
     rows = pd.concat(all_rows, ignore_index=True)
     figures = {"template": str(Path(args.template).resolve().relative_to(REPO)) if Path(args.template).resolve()
-               .is_relative_to(REPO) else args.template, "seeds": args.seeds, "development_seed": DEVELOPMENT_SEED,
-               "held_out": DEVELOPMENT_SEED not in args.seeds, "events_per_file": args.events,
+               .is_relative_to(REPO) else args.template, "seeds": args.seeds, "development_seeds": DEVELOPMENT_SEEDS,
+               "held_out": not set(args.seeds) & set(DEVELOPMENT_SEEDS + SEEN_SEEDS), "events_per_file": args.events,
                "patients_per_cohort": args.patients_per_cohort, "targets": TARGETS, "scenarios": {}}
     for scenario, group in rows.groupby("scenario", sort=False):
         summary = summarise(group)

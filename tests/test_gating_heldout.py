@@ -1,7 +1,7 @@
 """The default gating template on a trial it was not tuned on, scored per event against the simulator's truth.
 
-The template was tuned on simulator seed 1 (benchmarks/gating_accuracy.py DEVELOPMENT_SEED); this test gates a
-held-out seed with day-to-day instrument and staining shifts, as the workflow does (batch transforms, event QC,
+The template was tuned on simulator seeds 1 and 2 (benchmarks/gating_accuracy.py DEVELOPMENT_SEEDS); this test
+gates a seed outside them with day-to-day instrument and staining shifts, as the workflow does (batch transforms, event QC,
 pooled gates), and checks the issue-16 targets that the benchmark applies to the full trials. The truth comes from
 the simulator's event labels, not from the gating code.
 """
@@ -26,7 +26,7 @@ def accuracy():
 @pytest.fixture(scope="module")
 def heldout_rows(accuracy, tmp_path_factory):
     seed = 14
-    assert seed in accuracy.HELD_OUT_SEEDS and seed != accuracy.DEVELOPMENT_SEED
+    assert seed not in accuracy.DEVELOPMENT_SEEDS
     return accuracy.score_trial(tmp_path_factory.mktemp("heldout"), seed=seed, scenario="shifted",
                                 events=100_000, patients_per_cohort=1, workers=2)
 
