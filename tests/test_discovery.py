@@ -41,8 +41,8 @@ def test_pool_is_balanced_bounded_and_order_independent(event_files):
     assert pooled.obs.sample_id.value_counts().max() == 500
     shuffled = pool_gated_events(list(reversed(event_files)), "lymphocytes", max_cells=2000)
     assert list(shuffled.obs_names) == list(pooled.obs_names)
-    with pytest.raises(DiscoveryError, match="'granulocytes' is not gated"):
-        pool_gated_events(event_files, "granulocytes", max_cells=2000)
+    with pytest.raises(DiscoveryError, match="'basophils' is not gated"):
+        pool_gated_events(event_files, "basophils", max_cells=2000)
 
 
 def test_clusters_recover_the_gated_lineages(event_files):

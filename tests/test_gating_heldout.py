@@ -8,7 +8,8 @@ the simulator's event labels, not from the gating code.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
+import sys
 
 import pytest
 
@@ -17,10 +18,11 @@ from .conftest import REPO
 
 @pytest.fixture(scope="module")
 def accuracy():
-    spec = importlib.util.spec_from_file_location("gating_accuracy", REPO / "benchmarks" / "gating_accuracy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    sys.path.insert(0, str(REPO / "benchmarks"))  # importable by name, so its worker processes can find it
+    try:
+        return importlib.import_module("gating_accuracy")
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
 
 
 @pytest.fixture(scope="module")

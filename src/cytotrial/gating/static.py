@@ -248,16 +248,17 @@ def combine_boolean(operation: str, masks: Sequence[np.ndarray], complements: Se
     return np.logical_and.reduce(operands) if op == "and" else np.logical_or.reduce(operands)
 
 
-EITHER_FAR = 1e3  # gating units: the polygon of an 'either cut' gate reaches this far
+EITHER_FAR = 10.0  # gating units beyond each cut that the polygon of an 'either cut' gate reaches: beyond any
+# event, yet finite when a FlowJo workspace maps the vertices back to linear values (1e3 overflowed to infinity)
 
 
 def either_cut_polygon(x_cut: dict, y_cut: dict) -> list[list[float]]:
     """Vertices of the region passing either cut (``{keep: above | below, cut}`` on x and y): an L-shaped
-    polygon, the plane (to +/- EITHER_FAR) without the quadrant that fails both."""
+    polygon, the plane (to EITHER_FAR beyond the cuts) without the quadrant that fails both."""
     a, b = float(x_cut["cut"]), float(y_cut["cut"])
     sx = 1.0 if x_cut["keep"] == "above" else -1.0  # the direction that passes
     sy = 1.0 if y_cut["keep"] == "above" else -1.0
-    far = EITHER_FAR
-    vertices = [(-sx * far, b), (a, b), (a, -sy * far), (sx * far, -sy * far), (sx * far, sy * far),
-                (-sx * far, sy * far)]
+    x_fail, x_pass = a - sx * EITHER_FAR, a + sx * EITHER_FAR
+    y_fail, y_pass = b - sy * EITHER_FAR, b + sy * EITHER_FAR
+    vertices = [(x_fail, b), (a, b), (a, y_fail), (x_pass, y_fail), (x_pass, y_pass), (x_fail, y_pass)]
     return [list(v) for v in vertices]

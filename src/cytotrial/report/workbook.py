@@ -195,7 +195,8 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "rescue_window_samples": "left out: samples drawn after rescue therapy excluded (as in every other table); "
                              "kept: included.",
     "n_rescue_window_samples": "Samples of the population and visit(s) drawn within the rescue window.",
-    "dose_levels": "The dose levels (x10^6 cells/kg) in increasing order; cohorts at one dose are one level.",
+    "dose_levels": "The dose levels (dose_1e6_per_kg of the patient table) in increasing order; cohorts at one dose are one "
+                   "level.",
     "n_by_dose": "Patients with a change at each dose level, in the order of dose_levels.",
     "median_change_by_dose": "Median change from baseline at each dose level, in the order of dose_levels.",
     "jt_statistic": "Jonckheere-Terpstra statistic: pairs of patients at a lower and a higher dose with the higher "
