@@ -200,7 +200,8 @@ def test_compensation_from_single_stain_controls(tmp_path):
     truth = pd.read_csv(tmp_path / "resources/demo/truth/frequencies.tsv", sep="\t")
     treg = populations[populations.population == "Treg"].set_index("sample_id").percent_of
     true_treg = truth[truth.population == "Treg"].set_index("sample_id").percent_of_parent
-    assert (treg - true_treg).abs().max() < 1.5
+    error = (treg - true_treg).abs()  # pp of CD4 at 10,000 events per file, as in the tiny demo test
+    assert error.median() < 0.75 and error.max() < 3.0, error
 
 
 @pytest.mark.slow
