@@ -17,8 +17,8 @@ Usage: python benchmarks/workflow_time.py [--files N] [--events N] [--cores N] [
    (getrusage(RUSAGE_CHILDREN)); the number of jobs per rule (snakemake's job table); per rule the jobs' wall time
    and CPU (results/benchmarks/, snakemake's ``benchmark:`` files, cpu_time; rules without one are counted in the
    remainder); and the start-up cost of a job of each rule: the CPU of a fresh ``python`` that imports what the
-   rule's script imports plus snakemake's script preamble (median of 3), times the rule's jobs, as a share of the
-   run's CPU. When the rule scripts log their own start-up and CPU (cytotrial.runlog: "start-up: ... s CPU" and
+   rule's script imports plus snakemake's script preamble (one run each), times the rule's jobs, as a share of
+   the run's CPU. When the rule scripts log their own start-up and CPU (cytotrial.runlog: "start-up: ... s CPU" and
    "done: ... s CPU" lines), these are read from the logs as well: the start-up a job measured (its CPU before
    the script's first statement after the imports) and the rule's CPU summed over its jobs (more exact than the
    benchmark files, which sample a job's CPU once a second and miss its last second).
@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import ast
 import csv
+import json
 import os
 import re
 import resource
@@ -216,7 +217,7 @@ def import_statements(script: Path) -> str:
     return "\n".join(ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom))
 
 
-def startup_cpu(imports: str, env: dict, repeats: int = 3) -> float:
+def startup_cpu(imports: str, env: dict, repeats: int = 1) -> float:
     """Median CPU seconds of a fresh python running snakemake's script preamble imports and ``imports``."""
     code = ("import pickle\nimport snakemake.io\nfrom snakemake.logging import logger\n"
             "from snakemake.iocontainers import Snakemake\n" + imports)
@@ -226,6 +227,53 @@ def startup_cpu(imports: str, env: dict, repeats: int = 3) -> float:
         subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
         times.append(children_cpu() - before)
     return statistics.median(times)
+
+
+WORK_CODE = """
+import json, logging, sys, tempfile, time, yaml
+from pathlib import Path
+project, files, repo = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+config = yaml.safe_load((project / "config/config.yaml").read_text())
+defaults = yaml.safe_load((repo / "workflow/schemas/defaults.yaml").read_text())
+settings = {k: {**defaults.get(k, {}), **config.get(k, {})} for k in ("compensation", "transform", "qc",
+                                                                       "deidentification")}
+import pandas as pd
+sheet = pd.read_csv(config["samples"], sep="\\t")
+log = logging.getLogger("work")
+try:
+    from cytotrial.process_sample import process_sample_files
+except ImportError:
+    process_sample_files = None
+from cytotrial.gating.sample import gate_sample_files
+from cytotrial.preprocess_sample import preprocess_sample_files
+times = []
+for row in sheet.head(files).itertuples():
+    out = Path(tempfile.mkdtemp())
+    outputs = {k: str(out / f"{k}.{x}") for k, x in [("qc_row", "tsv"), ("qc_details", "json"), ("qc_plot", "png"),
+               ("metadata", "json"), ("populations", "tsv"), ("gates", "json"), ("review", "npz"), ("mfi", "tsv"),
+               ("events", "h5ad"), ("gatingml", "xml"), ("workspace", "wsp"), ("fcs", "fcs")]}
+    args = (row.sample_id, row.fcs, str(repo / "config/panel.yaml"), settings, int(row.study_day),
+            str(project / f"results/transforms/{row.batch}.json"), None, "exclude")
+    start = time.process_time()
+    if process_sample_files is not None:
+        process_sample_files(*args, str(repo / "config/gating/default.yaml"), {}, "All Samples", 10000, outputs, log)
+    else:
+        pre = {**outputs, "events": str(out / "pre.h5ad")}
+        preprocess_sample_files(*args, pre, log)
+        gate_sample_files(row.sample_id, pre["events"], str(repo / "config/gating/default.yaml"), outputs, {}, None,
+                          "All Samples", 10000, log)
+    times.append(time.process_time() - start)
+print(json.dumps(times))
+"""
+
+
+def per_file_work(project: Path, files: int, workflow: Path, env: dict) -> list[float]:
+    """CPU seconds of preprocessing and gating each of the first ``files`` files one after another in one warm
+    process (the first includes numba's and the libraries' first-use costs; the others are the numerical work of
+    a file, with the writing of its outputs)."""
+    result = subprocess.run([sys.executable, "-c", WORK_CODE, str(project), str(files), str(workflow)], env=env,
+                            capture_output=True, text=True, check=True)
+    return [round(t, 3) for t in json.loads(result.stdout.strip().splitlines()[-1])]
 
 
 def git_commit(repo: Path) -> str:
@@ -285,6 +333,11 @@ def main(argv=None) -> int:
             if logged[rule]["cpu"]:
                 entry["logged_cpu_s"] = round(sum(logged[rule]["cpu"]), 1)
         rules[rule] = entry
+    work = per_file_work(project, 4, workflow, env)
+    file_work = statistics.median(work[1:])
+    per_sample_rules = {"process_sample", "preprocess_sample", "gate_sample", "fit_batch_transforms",
+                        "fit_pooled_gates"}
+    trial_level = sum(e.get("logged_cpu_s", e["cpu_s"] or 0.0) for r, e in rules.items() if r not in per_sample_rules)
     startup_total = sum(e.get("startup_cpu_s_per_job", 0.0) * e["jobs"] for e in rules.values())
     benchmarked_cpu = sum(e["cpu_s"] or 0.0 for e in rules.values())
     bare = startup_cpu("", env)
@@ -295,11 +348,20 @@ def main(argv=None) -> int:
         "startup_cpu_s": round(startup_total, 1), "startup_share_of_cpu": round(startup_total / cpu, 3),
         "bare_job_startup_cpu_s": round(bare, 3),
         "cpu_of_rules_without_benchmark_s": round(cpu - benchmarked_cpu, 1),
+        # the jobs' own accounts (cytotrial.runlog) summed; the rest of the CPU is snakemake itself (DAG, scheduling,
+        # benchmark polling), the jobs' interpreter shut-down and the rules that do not log it
+        "per_file_work_cpu_s": work, "per_file_work_cpu_s_median_warm": round(file_work, 2),
+        "trial_level_cpu_s": round(trial_level, 1),
+        "cpu_over_work_plus_trial_level": round(cpu / (file_work * args.files + trial_level), 2),
+        "logged_job_cpu_s": round(sum(e.get("logged_cpu_s", 0.0) for e in rules.values()), 1),
         "rules": rules,
     }
     print(f"\nwall {wall:.0f} s, CPU {cpu:.0f} s (user+sys of all processes), {figures['jobs']} jobs, --cores "
           f"{args.cores}; start-up (imports) {startup_total:.0f} s CPU = {100 * startup_total / cpu:.0f} % of CPU; "
           f"a bare job (python + snakemake preamble) {bare:.2f} s")
+    print(f"numerical work of a file (preprocess + gate + outputs, warm process, CPU s): {work} -> "
+          f"{file_work:.2f} s x {args.files} files + trial-level rules {trial_level:.0f} s = "
+          f"{file_work * args.files + trial_level:.0f} s; the run's CPU is {figures['cpu_over_work_plus_trial_level']}x that")
     print(f"{'rule':32s} {'jobs':>5s} {'wall s':>8s} {'CPU s':>8s} {'CPU/job':>8s} {'start-up/job':>12s} "
           f"{'logged CPU':>10s} {'logged start-up/job':>19s}")
     for rule, e in sorted(rules.items(), key=lambda item: -(item[1]["cpu_s"] or 0)):
@@ -307,7 +369,8 @@ def main(argv=None) -> int:
         print(f"{rule:32s} {e['jobs']:5d} {e['wall_s'] or float('nan'):8.1f} {e['cpu_s'] or float('nan'):8.1f} "
               f"{cpu_job:8.2f} {e.get('startup_cpu_s_per_job', float('nan')):12.2f} "
               f"{e.get('logged_cpu_s', float('nan')):10.1f} {e.get('logged_startup_cpu_s_per_job', float('nan')):19.2f}")
-    print(f"CPU of rules without a benchmark file and of snakemake itself: {figures['cpu_of_rules_without_benchmark_s']} s")
+    print(f"CPU of rules without a benchmark file and of snakemake itself: {figures['cpu_of_rules_without_benchmark_s']} s;"
+          f" CPU the jobs logged (cytotrial.runlog, where they log it): {figures['logged_job_cpu_s']} s")
     if args.keep_tables:
         target = Path(args.keep_tables)
         if target.exists():
