@@ -31,3 +31,13 @@ def test_a_warning_goes_to_the_rule_log_and_stderr(tmp_path, capsys, restored_lo
     assert "INFO cytotrial.rule.derive_responses: counted" in text
     assert "WARNING py.warnings" in text and "bleeding is not recorded for patient P1" in text
     assert "bleeding is not recorded for patient P1" in capsys.readouterr().err
+
+
+def test_the_log_gives_the_job_start_up_and_its_cpu(tmp_path, restored_logging):
+    log_file = tmp_path / "rule.log"
+    with rule_logging(SimpleNamespace(log=[str(log_file)], rule="merge_mfi")) as log:
+        log.info("merged")
+    lines = log_file.read_text().splitlines()
+    startup = float(lines[0].split("start-up: ")[1].split(" s CPU")[0])
+    total = float(lines[-1].split("done: ")[1].split(" s CPU")[0])
+    assert "merged" in lines[1] and 0 < startup <= total  # this process's imports came before, its CPU after

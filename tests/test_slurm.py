@@ -106,11 +106,11 @@ def test_tiny_demo_on_slurm_equals_the_local_run(cluster, tmp_path):
     differing = [str(t) for t in tables if not same_bytes(local / t, remote / t)]
     assert not differing, differing
 
-    # every job went through Slurm, and a sample's preprocess_sample and gate_sample ran in its group's job
+    # every job went through Slurm, and each sample's process_sample ran in its group's job
     logs = remote / ".snakemake" / "slurm_logs"
     group_jobs = [p for folder in logs.glob("group_sample*") for p in folder.rglob("*.log")]  # group_sample_<rules>
     assert len(group_jobs) == math.ceil(len(samples) / SAMPLES_PER_JOB), (group_jobs, output[-3000:])
-    assert not (logs / "rule_preprocess_sample").exists() and not (logs / "rule_gate_sample").exists()
+    assert not (logs / "rule_process_sample").exists()
     for rule in ("simulate_demo_trial", "merge_populations", "discover_clusters"):
         assert list((logs / f"rule_{rule}").rglob("*.log")), rule
     assert "Submitted" in output or "submitted with SLURM jobid" in output

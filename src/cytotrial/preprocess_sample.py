@@ -6,6 +6,7 @@ import json
 import logging
 from pathlib import Path
 
+import anndata as ad
 import pandas as pd
 
 from .exclusion import BAD_FILE_ERRORS, excluded_events, excluded_metadata, excluded_qc_row
@@ -28,6 +29,17 @@ def preprocess_sample_files(sample_id: str, fcs_path: str, panel_path: str, sett
     spillover is excluded: every output is still written, saying why (see :mod:`cytotrial.exclusion`); otherwise
     the error stops the job.
     """
+    events = preprocess_sample(sample_id, fcs_path, panel_path, settings, study_day, transforms_path, matrix_path,
+                               on_bad_file, outputs, log)
+    write_h5ad(events, outputs["events"])
+
+
+def preprocess_sample(sample_id: str, fcs_path: str, panel_path: str, settings: dict, study_day: int | None,
+                      transforms_path: str | None, matrix_path: str | None, on_bad_file: str, outputs: dict,
+                      log: logging.Logger) -> ad.AnnData:
+    """:func:`preprocess_sample_files` without writing the events: writes ``qc_row``, ``qc_details``, ``qc_plot``
+    and ``metadata`` and returns the events (an excluded file's: no events, the reason in ``uns['excluded']``),
+    for a job that gates them next (rule process_sample)."""
     batch = json.loads(Path(transforms_path).read_text()) if transforms_path else None
     try:
         adata, qc = preprocess_fcs(fcs_path, sample_id, Panel.from_yaml(panel_path), settings, study_day, batch,
@@ -35,8 +47,7 @@ def preprocess_sample_files(sample_id: str, fcs_path: str, panel_path: str, sett
     except BAD_FILE_ERRORS as err:
         if on_bad_file != "exclude":
             raise
-        write_excluded_outputs(sample_id, fcs_path, str(err), outputs, log)
-        return
+        return write_excluded_outputs(sample_id, fcs_path, str(err), outputs, log)
     log.info("%s: %d events x %d channels; QC kept %d (%.2f %% removed)%s", sample_id, adata.n_obs, adata.n_vars,
              qc.events_out, qc.percent_removed, f"; flags: {'; '.join(qc.flags)}" if qc.flags else "")
     write_tsv(pd.DataFrame([qc.summary_row(sample_id)]), outputs["qc_row"])
@@ -46,15 +57,17 @@ def preprocess_sample_files(sample_id: str, fcs_path: str, panel_path: str, sett
     write_json({"sample_id": sample_id, "fcs_version": adata.uns["fcs_version"], "events": adata.n_obs,
                 "transform_scope": adata.uns["transform_scope"], **json.loads(adata.uns["metadata_json"])},
                outputs["metadata"])
-    write_h5ad(adata, outputs["events"])
+    return adata
 
 
-def write_excluded_outputs(sample_id: str, fcs_path: str, reason: str, outputs: dict, log: logging.Logger) -> None:
-    """The outputs of a file excluded from the run (``on_bad_file: exclude``), each saying why."""
+def write_excluded_outputs(sample_id: str, fcs_path: str, reason: str, outputs: dict,
+                           log: logging.Logger) -> ad.AnnData:
+    """The outputs of a file excluded from the run (``on_bad_file: exclude``), each saying why; returns its (empty)
+    events."""
     log.warning("%s: excluded from the run (on_bad_file: exclude): %s", sample_id, reason)
     write_tsv(pd.DataFrame([excluded_qc_row(sample_id, reason)]), outputs["qc_row"])
     write_json({"excluded": reason}, outputs["qc_details"])
     with atomic_path(outputs["qc_plot"], suffix=".png") as tmp:
         plot_excluded(sample_id, reason, tmp)
     write_json(excluded_metadata(sample_id, fcs_path, reason), outputs["metadata"])
-    write_h5ad(excluded_events(sample_id, reason), outputs["events"])
+    return excluded_events(sample_id, reason)

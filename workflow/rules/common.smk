@@ -176,8 +176,6 @@ def literal_alternation(words):
 
 wildcard_constraints:
     sample=literal_alternation(SAMPLES.index),
-    figure="|".join(sorted(map(re.escape, REVIEW_FIGURES))),
-    table="|".join(sorted(REPORT_TABLES)),
 
 
 def fcs_of(wildcards):
@@ -268,14 +266,14 @@ def fcs_size_mb(wildcards):
 
 
 def sample_mem_mb(wildcards, attempt):
-    """mem_mb of preprocess_sample and gate_sample (the FCS file's size, not the rule's input: gate_sample's
-    input is made inside the same group job, so its size is unknown when the group is submitted)."""
+    """mem_mb of process_sample, preprocess_sample and gate_sample (the FCS file's size, not the rule's input:
+    gate_sample's input is made inside the same group job, so its size is unknown when the group is submitted)."""
     return int(max(1000, SAMPLE_BASE_MB + SAMPLE_MB_PER_FCS_MB * fcs_size_mb(wildcards)) * attempt)
 
 
 def sample_runtime(wildcards, attempt):
-    """Minutes for preprocess_sample or gate_sample: 5, plus 1 per 10 MB of FCS file (~110,000 events); each
-    takes 10-50 s at 1,000,000 events."""
+    """Minutes for preprocess_sample or gate_sample (process_sample, doing both: twice this): 5, plus 1 per 10 MB
+    of FCS file (~110,000 events); each takes 10-50 s at 1,000,000 events."""
     return int((5 + fcs_size_mb(wildcards) / 10) * attempt)
 
 
@@ -286,8 +284,15 @@ def batch_transforms_mem_mb(wildcards, input, attempt):
     return int(max(1000, SAMPLE_BASE_MB + SAMPLE_MB_PER_FCS_MB * largest + 30 * len(input.fcs)) * attempt)
 
 
-# a sample's preprocess_sample and gate_sample run in one cluster job (the profile's group-components puts
-# several samples' groups in one job). Batch-pooled gates (pool: batch) are fitted on the preprocessed events of
-# every sample of the batch, so gate_sample must then wait outside the group.
+# A sample is preprocessed and gated in one job, rule process_sample (one Python start-up and no event file written
+# and read back). Batch-pooled gates (pool: batch) are fitted on the preprocessed events of every sample of the
+# batch, so with them a sample is preprocessed (rule preprocess_sample), the batch's gates fitted
+# (fit_pooled_gates), then the sample gated (gate_sample). On a cluster the per-sample job is in group "sample"
+# (the profile's group-components puts several samples in one cluster job); gate_sample waits outside the group.
 SAMPLE_GROUP = "sample"
-GATE_GROUP = None if getattr(TEMPLATE, "pooled", None) else SAMPLE_GROUP
+POOLED_GATES = bool(getattr(TEMPLATE, "pooled", None))
+
+
+def study_day_of(wildcards):
+    """The sample's study day, when the sample sheet has one."""
+    return int(SAMPLES.loc[wildcards.sample, "study_day"]) if "study_day" in SAMPLES.columns else None

@@ -1,79 +1,124 @@
 # Gate each sample with the data-driven template; keep every realised gate.
 
 
-rule fit_pooled_gates:
-    input:
-        events=lambda wildcards: expand("results/events/{sample}.h5ad", sample=samples_of_batch(wildcards.batch)),
-        template=config["gating_template"],
-    output:
-        pooled="results/gates/pooled/{batch}.json",
-    params:
-        samples=lambda wildcards: samples_of_batch(wildcards.batch),
-        overrides=lambda wildcards: {s: OVERRIDES[s] for s in samples_of_batch(wildcards.batch) if s in OVERRIDES},
-    conda:
-        "../envs/cytotrial.yaml"
-    log:
-        "logs/fit_pooled_gates/{batch}.log",
-    benchmark:
-        "results/benchmarks/fit_pooled_gates/{batch}.tsv"
-    script:
-        "../../scripts/fit_pooled_gates.py"
+if POOLED_GATES:  # gates fitted on the pooled events of each batch (pool: batch): preprocess, pool, then gate
+
+    rule fit_pooled_gates:
+        input:
+            events=lambda wildcards: expand("results/events/{sample}.h5ad", sample=samples_of_batch(wildcards.batch)),
+            template=config["gating_template"],
+        output:
+            pooled="results/gates/pooled/{batch}.json",
+        params:
+            samples=lambda wildcards: samples_of_batch(wildcards.batch),
+            overrides=lambda wildcards: {s: OVERRIDES[s] for s in samples_of_batch(wildcards.batch) if s in OVERRIDES},
+        conda:
+            "../envs/cytotrial.yaml"
+        log:
+            "logs/fit_pooled_gates/{batch}.log",
+        benchmark:
+            "results/benchmarks/fit_pooled_gates/{batch}.tsv"
+        script:
+            "../../scripts/fit_pooled_gates.py"
+
+    rule gate_sample:
+        input:
+            events="results/events/{sample}.h5ad",
+            template=config["gating_template"],
+            pooled=pooled_gates_of,
+        output:
+            populations="results/populations/{sample}.tsv",
+            gates="results/gates/{sample}.json",
+            review="results/gates/{sample}.review.npz",
+            mfi="results/populations/{sample}.mfi.tsv",
+            events="results/anndata/events/{sample}.h5ad",
+            **GATE_EXPORTS,
+            **EXPORTS,
+        params:
+            # passed as a parameter, so that editing one sample's overrides re-gates that sample only
+            overrides=lambda wildcards: OVERRIDES.get(wildcards.sample, {}),
+            workspace_group=config.get("gating_workspace_group", "All Samples"),
+            events_per_sample=config.get("anndata", {}).get("events_per_sample", 10000),
+        threads: 1
+        resources:
+            mem_mb=sample_mem_mb,
+            runtime=sample_runtime,
+        conda:
+            "../envs/cytotrial.yaml"
+        log:
+            "logs/gate_sample/{sample}.log",
+        benchmark:
+            "results/benchmarks/gate_sample/{sample}.tsv"
+        script:
+            "../../scripts/gate_sample.py"
 
 
-rule gate_sample:
-    input:
-        events="results/events/{sample}.h5ad",
-        template=config["gating_template"],
-        pooled=pooled_gates_of,
-    output:
-        populations="results/populations/{sample}.tsv",
-        gates="results/gates/{sample}.json",
-        review="results/gates/{sample}.review.npz",
-        mfi="results/populations/{sample}.mfi.tsv",
-        events="results/anndata/events/{sample}.h5ad",
-        **GATE_EXPORTS,
-        **EXPORTS,
-    params:
-        # passed as a parameter, so that editing one sample's overrides re-gates that sample only
-        overrides=lambda wildcards: OVERRIDES.get(wildcards.sample, {}),
-        workspace_group=config.get("gating_workspace_group", "All Samples"),
-        events_per_sample=config.get("anndata", {}).get("events_per_sample", 10000),
-    threads: 1
-    resources:
-        mem_mb=sample_mem_mb,
-        runtime=sample_runtime,
-    group:
-        GATE_GROUP
-    conda:
-        "../envs/cytotrial.yaml"
-    log:
-        "logs/gate_sample/{sample}.log",
-    benchmark:
-        "results/benchmarks/gate_sample/{sample}.tsv"
-    script:
-        "../../scripts/gate_sample.py"
+else:  # one job per sample: read, compensate, transform, event QC, gate and quantify, the events kept in memory
+
+    rule process_sample:
+        input:
+            fcs=fcs_of,
+            panel=config["panel"],
+            transforms=batch_transforms_of,
+            matrix=compensation_matrix_file,
+            template=config["gating_template"],
+        output:
+            qc_row="results/qc/{sample}.tsv",
+            qc_details="results/qc/{sample}.json",
+            qc_plot="results/qc/{sample}.png",
+            metadata="results/metadata/{sample}.json",
+            populations="results/populations/{sample}.tsv",
+            gates="results/gates/{sample}.json",
+            review="results/gates/{sample}.review.npz",
+            mfi="results/populations/{sample}.mfi.tsv",
+            events="results/anndata/events/{sample}.h5ad",
+            **GATE_EXPORTS,
+            **EXPORTS,
+        params:
+            settings=preprocess_settings(),
+            study_day=study_day_of,
+            on_bad_file=ON_BAD_FILE,
+            # passed as a parameter, so that editing one sample's overrides re-runs that sample only
+            overrides=lambda wildcards: OVERRIDES.get(wildcards.sample, {}),
+            workspace_group=config.get("gating_workspace_group", "All Samples"),
+            events_per_sample=config.get("anndata", {}).get("events_per_sample", 10000),
+        threads: 1
+        resources:
+            mem_mb=sample_mem_mb,
+            runtime=lambda wildcards, attempt: 2 * sample_runtime(wildcards, attempt),
+        group:
+            SAMPLE_GROUP
+        conda:
+            "../envs/cytotrial.yaml"
+        log:
+            "logs/process_sample/{sample}.log",
+        benchmark:
+            "results/benchmarks/process_sample/{sample}.tsv"
+        script:
+            "../../scripts/process_sample.py"
 
 
-rule review_gate:
+rule review_gates:
     input:
         gates=expand("results/gates/{sample}.json", sample=SAMPLES.index),
         review=expand("results/gates/{sample}.review.npz", sample=SAMPLES.index),
         populations="results/tables/populations.tsv",
     output:
-        figure=report("results/review/{figure}.png", caption="../report/review.rst", category="3. Gating",
-                      labels=lambda wildcards: {"gate": REVIEW_FIGURES[wildcards.figure]}),
+        # one figure per gate, all made in one job (one Python start-up instead of one per gate)
+        figures=[report(f"results/review/{figure}.png", caption="../report/review.rst", category="3. Gating",
+                        labels={"gate": population}) for figure, population in sorted(REVIEW_FIGURES.items())],
     params:
         visits=config["visits"],
-        population=lambda wildcards: REVIEW_FIGURES[wildcards.figure],
+        populations=[population for _, population in sorted(REVIEW_FIGURES.items())],
         fluorescence_units=config["transform"]["fluorescence"],
     conda:
         "../envs/cytotrial.yaml"
     log:
-        "logs/review_gate/{figure}.log",
+        "logs/review_gates.log",
     benchmark:
-        "results/benchmarks/review_gate/{figure}.tsv"
+        "results/benchmarks/review_gates.tsv"
     script:
-        "../../scripts/review_gate.py"
+        "../../scripts/review_gates.py"
 
 
 rule export_trial_workspace:

@@ -43,35 +43,35 @@ rule fit_batch_transforms:
         "../../scripts/fit_batch_transforms.py"
 
 
-rule preprocess_sample:
-    input:
-        fcs=fcs_of,
-        panel=config["panel"],
-        transforms=batch_transforms_of,
-        matrix=compensation_matrix_file,
-    output:
-        events=temp("results/events/{sample}.h5ad"),
-        qc_row="results/qc/{sample}.tsv",
-        qc_details="results/qc/{sample}.json",
-        qc_plot="results/qc/{sample}.png",
-        metadata="results/metadata/{sample}.json",
-    params:
-        settings=preprocess_settings(),
-        study_day=lambda wildcards: int(SAMPLES.loc[wildcards.sample, "study_day"])
-        if "study_day" in SAMPLES.columns
-        else None,
-        on_bad_file=ON_BAD_FILE,
-    threads: 1
-    resources:
-        mem_mb=sample_mem_mb,
-        runtime=sample_runtime,
-    group:
-        SAMPLE_GROUP
-    conda:
-        "../envs/cytotrial.yaml"
-    log:
-        "logs/preprocess_sample/{sample}.log",
-    benchmark:
-        "results/benchmarks/preprocess_sample/{sample}.tsv"
-    script:
-        "../../scripts/preprocess_sample.py"
+if POOLED_GATES:  # the pooled fit needs every sample's preprocessed events: preprocess and gate in two jobs
+
+    rule preprocess_sample:
+        input:
+            fcs=fcs_of,
+            panel=config["panel"],
+            transforms=batch_transforms_of,
+            matrix=compensation_matrix_file,
+        output:
+            events=temp("results/events/{sample}.h5ad"),
+            qc_row="results/qc/{sample}.tsv",
+            qc_details="results/qc/{sample}.json",
+            qc_plot="results/qc/{sample}.png",
+            metadata="results/metadata/{sample}.json",
+        params:
+            settings=preprocess_settings(),
+            study_day=study_day_of,
+            on_bad_file=ON_BAD_FILE,
+        threads: 1
+        resources:
+            mem_mb=sample_mem_mb,
+            runtime=sample_runtime,
+        group:
+            SAMPLE_GROUP
+        conda:
+            "../envs/cytotrial.yaml"
+        log:
+            "logs/preprocess_sample/{sample}.log",
+        benchmark:
+            "results/benchmarks/preprocess_sample/{sample}.tsv"
+        script:
+            "../../scripts/preprocess_sample.py"

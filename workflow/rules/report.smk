@@ -53,20 +53,23 @@ rule plot_report_figures:
         "../../scripts/plot_report_figures.py"
 
 
-rule render_table_html:
+rule render_table_pages:
     input:
-        table="results/tables/{table}.tsv",
+        tables=[f"results/tables/{table}.tsv" for table in sorted(REPORT_TABLES)],
     output:
-        html=report("results/report/tables/{table}.html", caption="../report/table.rst", category="6. Tables",
-                    labels=lambda wildcards: {"table": REPORT_TABLES[wildcards.table]}),
+        # every table's page in one job (one Python start-up instead of one per table)
+        pages=[report(f"results/report/tables/{table}.html", caption="../report/table.rst", category="6. Tables",
+                      labels={"table": REPORT_TABLES[table]}) for table in sorted(REPORT_TABLES)],
     params:
-        title=lambda wildcards: REPORT_TABLES[wildcards.table],
+        titles=[REPORT_TABLES[table] for table in sorted(REPORT_TABLES)],
     conda:
         "../envs/cytotrial.yaml"
     log:
-        "logs/render_table_html/{table}.log",
+        "logs/render_table_pages.log",
+    benchmark:
+        "results/benchmarks/render_table_pages.tsv"
     script:
-        "../../scripts/render_table_html.py"
+        "../../scripts/render_table_pages.py"
 
 
 rule write_provenance:
@@ -78,5 +81,7 @@ rule write_provenance:
         "../envs/cytotrial.yaml"
     log:
         "logs/write_provenance.log",
+    benchmark:
+        "results/benchmarks/write_provenance.tsv"
     script:
         "../../scripts/write_provenance.py"

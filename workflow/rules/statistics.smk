@@ -41,6 +41,8 @@ rule plot_statistics_figures:
         "../envs/cytotrial.yaml"
     log:
         "logs/plot_statistics_figures.log",
+    benchmark:
+        "results/benchmarks/plot_statistics_figures.tsv"
     script:
         "../../scripts/plot_statistics_figures.py"
 
@@ -58,5 +60,7 @@ rule write_workbook:
         "../envs/cytotrial.yaml"
     log:
         "logs/write_workbook.log",
+    benchmark:
+        "results/benchmarks/write_workbook.tsv"
     script:
         "../../scripts/write_workbook.py"

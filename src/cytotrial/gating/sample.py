@@ -58,7 +58,15 @@ def gate_sample_files(sample_id: str, events_path: str, template_path: str, outp
     ``outputs``: populations, mfi, events (AnnData), gates (JSON), review (npz) and, for an adaptive template,
     gatingml and workspace. An excluded sample (bad file) gets empty outputs that say why.
     """
-    events = ad.read_h5ad(events_path)
+    gate_sample_events(sample_id, ad.read_h5ad(events_path), template_path, outputs, overrides, pooled_path,
+                       workspace_group, events_per_sample, log)
+
+
+def gate_sample_events(sample_id: str, events: ad.AnnData, template_path: str, outputs: dict, overrides: dict,
+                       pooled_path: str | None, workspace_group: str, events_per_sample: int,
+                       log: logging.Logger) -> None:
+    """:func:`gate_sample_files` on events in memory (the preprocessed events of the same job, rule
+    process_sample, or those read from the file of rule preprocess_sample)."""
     if excluded_reason(events):
         log.warning("%s: excluded: %s", sample_id, excluded_reason(events))
         write_excluded_gating_outputs(sample_id, excluded_reason(events), outputs)

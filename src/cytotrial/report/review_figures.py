@@ -96,6 +96,23 @@ def render_gate_review(population: str, populations: pd.DataFrame, reviews: dict
     plot_gate_review(population, parent, panels, path, axis_labels=labels, columns=columns, axis_ticks=ticks)
 
 
+def render_gate_reviews(figures: dict[str, str], populations: pd.DataFrame, gates: list[str], reviews: list[str],
+                        visits: list[str], fluorescence_units: str = "logicle", log=None) -> None:
+    """Write the review figure of every gate in one process (rule review_gates): ``figures`` maps each figure's
+    path to its population; ``gates`` and ``reviews`` are every sample's realised gates (JSON) and review events
+    (npz), in the same order. Each figure is :func:`render_gate_review` on the events of its gate alone, read per
+    figure as in a job of its own, and written under a temporary name first."""
+    from ..io.atomic import atomic_path
+
+    for path, population in figures.items():
+        loaded = {os.path.basename(g).removesuffix(".json"): load_sample_review(g, r, population)
+                  for g, r in zip(gates, reviews, strict=True)}
+        with atomic_path(path, suffix=".png") as tmp:
+            render_gate_review(population, populations, loaded, visits, tmp, fluorescence_units=fluorescence_units)
+        if log is not None:
+            log.info("%s: %d samples", population, len(loaded))
+
+
 def axis_ticks_in_original_units(population: str, reviews: dict, first) -> dict[str, list[tuple[float, str]]]:
     """Tick positions (gating units) labelled with original values: decades for logicle/asinh axes (0, 10^2 ..
     10^5), 50k steps of the detector range for scatter; from the first sample's recorded transform."""
