@@ -15,8 +15,8 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _commit() -> str:
-    repo = Path(__file__).resolve().parents[1]
+def git_commit(repo: Path = Path(__file__).resolve().parents[1]) -> str:
+    """HEAD of ``repo`` (default: this repository), with '+uncommitted changes' when tracked files differ."""
     try:
         head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
                               check=True).stdout.strip()
@@ -40,7 +40,7 @@ def _cpu_model() -> str:
 def provenance() -> dict:
     """Commit, machine (cores, CPU model, memory), Python and date of this run."""
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"commit": _commit(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    return {"commit": git_commit(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": {"cores": os.cpu_count(), "cpu": _cpu_model(), "memory_gib": round(memory_gib, 1),
                         "platform": platform.platform()},
             "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],  # other work on the machine

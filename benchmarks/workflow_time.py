@@ -48,7 +48,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from results_record import write_result  # noqa: E402
+from results_record import git_commit, write_result  # noqa: E402
 
 DEMO_FILES = 126
 
@@ -274,17 +274,6 @@ def per_file_work(project: Path, files: int, workflow: Path, env: dict) -> list[
     result = subprocess.run([sys.executable, "-c", WORK_CODE, str(project), str(files), str(workflow)], env=env,
                             capture_output=True, text=True, check=True)
     return [round(t, 3) for t in json.loads(result.stdout.strip().splitlines()[-1])]
-
-
-def git_commit(repo: Path) -> str:
-    try:
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+uncommitted changes" if dirty else "")
 
 
 def main(argv=None) -> int:
