@@ -86,10 +86,7 @@ def cuts(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned: di
     passed = np.ones(rows.size, dtype=bool)  # of the parent's events, those that passed the cuts so far
     passed_any = np.zeros(rows.size, dtype=bool)
     for cut in gate.cuts:
-        column = dimension_index(adata, cut.dim)
-        if column not in columns:
-            columns[column] = adata.X[rows, column]
-        values = columns[column]
+        values = _parent_column(adata, rows, columns, cut.dim)
         note = ""
         args = dict(cut.args)
         reference = args.pop("reference", None)
@@ -98,7 +95,10 @@ def cuts(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned: di
         else:
             key = (reference or (gate.name if sequential else gate.parent), *cut.key)
             if key not in cache:
-                cut_on = adata.X[masks[reference], column] if reference else values[passed] if sequential else values
+                if reference:  # an internal negative control: the cut is found on that population's events
+                    cut_on = adata.X[masks[reference], dimension_index(adata, cut.dim)]
+                else:
+                    cut_on = values[passed] if sequential else values
                 cache[key] = find_cut(cut_on, cut.method, args)
             (value, note), method = cache[key], cut.method
         passes = values > value if cut.keep == "above" else values <= value
@@ -213,10 +213,10 @@ def mixture(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned:
     parent, dimensions and settings share one fit: each component goes to the nearest target, and each population
     is the region where its components' summed density is the largest (a lone target competes with the parent's
     centre), or with ``args.posterior`` where its posterior is at least that (e.g. 0.1 for an inclusive gate that
-    a later gate confirms). The region is traced as a polygon (realised gate: ``polygon.vertices``, gating units) and the events
-    inside it are the population. If the best fits leave a target without a component, the next fits by BIC are
-    tried; failing that, the component nearest the target is taken and the gate is flagged. ``pinned`` may fix
-    ``vertices``.
+    a later gate confirms). The region is traced as a polygon (realised gate: ``polygon.vertices``, gating units)
+    and the events inside it are the population. If the best fit leaves a target without a component, the next
+    fits by BIC are tried; failing that, each event goes to its nearest target and the gate is flagged.
+    ``pinned`` may fix ``vertices``.
     """
     rows, columns = parent_events(parent, gate.parent, cache)
     values = np.column_stack([_parent_column(adata, rows, columns, dim) for dim in gate.dims]).astype(np.float64)
