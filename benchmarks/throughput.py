@@ -45,7 +45,7 @@ of a batch once more) is printed for reference but is not part of the per-file t
    compensates and transforms inside gate_sample), all events (flowkit has no event QC; memberships are checked
    against ours on the QC-kept events: equal but for at most max(3, 1e-5 x events) events a gate, events whose
    values lie within rounding of the gate's edge, as flowkit solves the spillover per event in float64 and we
-   multiply by its inverse and store float32; at 1M one event was seen, 1.5e-7 outside the singlet band).
+   multiply by its inverse and store float32).
    Ratio flowkit / ours for read + compensate + transform + gate, against flowkit's faster configuration
    (cache_events=True, best of N; the default configuration is timed once, and not at >= 3M to keep the run
    short); target ours >= 5x faster. Note that our 'gate' places the gates from
