@@ -33,9 +33,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # compiled kernels: (module, attribute) looked up at call time by their callers
 KERNELS = [("cytotrial.gating.kernels", name) for name in
-           ("finite_values", "mean_sd_range", "histogram_counts", "mean_shift_mode", "inner_distances",
+           ("mean_shift_mode", "inner_distances",
             "mixture_log_densities", "binned_gaussian_em", "in_polygon", "weighted_kmeans")]
-KERNELS += [("cytotrial.logicle", name) for name in ("logicle_roots", "interval_polynomials", "tabulated_logicle")]
+KERNELS += [("cytotrial.logicle", name) for name in ("interval_polynomials", "tabulated_logicle")]
 KERNELS += [("cytotrial.stats.kernels", "order_statistics")]
 WRAPPER_FILE = "compiled-kernel"  # file name of the wrappers in the profile
 
