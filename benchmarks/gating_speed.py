@@ -1,18 +1,15 @@
 """Time our gating against our reading, compensation and transform of one file, and against flowkit and a baseline.
 
 Usage: python benchmarks/gating_speed.py [--events N [N ...]] [--repeats N] [--result NAME]
-For each size (default 200,000 and 1,000,000 events) simulates one file of the demo trial, fits its transforms with
-the workflow settings (config/config.yaml, a batch of one file) and times, best of --repeats, one thread:
-  ours       read, read + compensate, preprocess_fcs (read + compensate + transform + event QC), and apply_template
-             (config/gating/default.yaml on the QC-kept events: places the gates from the data and applies them);
-  flowkit    on our realised gates exported as GatingML and the QC-kept events written as an FCS file: fk.Sample
-             (read) and GatingStrategy.gate_sample (compensate + transform + apply the fixed gates), also with
-             cache_events=True; memberships compared with ours;
-  like with like, from the same kept-events file: flowkit read + compensate + transform + gate (Sample +
-             gate_sample) against ours (preprocess_fcs + apply_template; ours also runs the event QC and places
-             the gates); and flowkit gate_sample against our gating alone (apply_template), named as such;
-  baseline   plain numpy read (TEXT parse, np.fromfile) + compensate (inverse-spillover matmul) and flowutils'
-             logicle of the markers: code other than ours doing the same work, not a lower bound.
+Per size (default 200,000 and 1,000,000 events): one simulated demo file, transforms fitted as the workflow does;
+best of --repeats, one thread:
+  ours       read, read + compensate, preprocess_fcs (+ transform + event QC), apply_template (places and applies
+             the default template's gates on the QC-kept events);
+  flowkit    our realised gates as GatingML, the QC-kept events as an FCS file: fk.Sample, gate_sample (compensate +
+             transform + apply the fixed gates; also cache_events=True); memberships compared with ours; from that
+             file, flowkit's read + gate_sample against our preprocess_fcs + apply_template (like with like), and
+             gate_sample against our gating alone, each named;
+  baseline   plain numpy read + inverse-spillover compensation and flowutils' logicle (not ours; not a bound).
 Figures go to benchmarks/results/<--result>.json (commit, machine, date).
 """
 

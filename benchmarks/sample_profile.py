@@ -1,18 +1,16 @@
-"""Where a process_sample job's CPU goes: start-up (imports) and a cProfile of the job's one library call.
+"""Where a process_sample job's CPU goes: start-up (imports) and a profile of the job's one library call.
 
 Usage: python benchmarks/sample_profile.py [--events N] [--repeats N] [--top N] [--result NAME]
-A subprocess simulates one file of the demo trial (default 200,000 events) and fits its batch transforms (rule
-fit_batch_transforms). Then, each in a fresh process with one thread, as a job of rule process_sample runs:
-  start-up   CPU (user + system) of ``python -c 'import cytotrial.process_sample'`` (what the rule's script imports
-             before its first statement), best of --repeats (default 3), and ``-X importtime`` self times summed
-             per top-level package;
-  job        CPU of process_sample_files(...) with the demo's settings and outputs (QC plot, review arrays, event
-             AnnData, GatingML and FlowJo exports, FCS export), without a profiler, best of --repeats; each
-             compiled (numba) kernel of cytotrial timed by a thin wrapper (all calls, and the first, which loads
-             its cached machine code); the CPU of a fresh ``python -c 'import numba'``;
-  profile    the job once under cProfile (CPU timer), kernels wrapped in Python functions of their names.
-Shares are of the job's total, start-up CPU + unprofiled job CPU; cProfile times are scaled to the unprofiled job
-CPU (profiling slows Python code more than compiled code: shares of Python functions are upper bounds). Figures go to benchmarks/results/<--result>.json (commit, machine, date).
+A subprocess simulates one demo file (default 200,000 events) and fits its batch transforms. Then, each in a fresh
+process with one thread, as a job of rule process_sample runs:
+  start-up   CPU of ``python -c 'import cytotrial.process_sample, cytotrial.runlog'`` (best of --repeats), and
+             ``-X importtime`` self times per top-level package; the CPU of ``python -c 'import numba'``;
+  job        CPU of process_sample_files(...) with the demo's settings and outputs, unprofiled (best of --repeats),
+             each compiled (numba) kernel timed by a thin wrapper (all calls, and the first, which loads its cached
+             machine code); then once under cProfile (CPU timer), kernels wrapped in functions of their names.
+Shares are of the job's total, start-up + unprofiled job CPU; cProfile times are scaled to the unprofiled job CPU
+(profiling slows Python more than compiled code: shares of Python functions are upper bounds).
+Figures go to benchmarks/results/<--result>.json (commit, machine, date).
 """
 
 from __future__ import annotations

@@ -1,19 +1,14 @@
 """Static GatingML template: our evaluator (gating/gatingml.py, plan_engine.py) against flowkit's GatingStrategy.
 
 Usage: python benchmarks/static_gating.py [--events N] [--repeats N] [--result NAME]
-Simulates one file of the demo trial (default 200,000 events), preprocesses it and gates it with the default
-adaptive template as the workflow does, and exports the realised gates as GatingML 2.0: a static template of
-rectangles, polygons, ellipses and quadrants with the file's spillover and logicle transforms. The QC-kept raw
-events are written as an FCS file. Then, best of --repeats (default 3), one thread:
-  ours, workflow path    apply_plan(QC-kept AnnData, load_gating_template(GatingML)) (what process_sample runs
-                         for a static template: compensated events from the preprocessing, flowkit's transforms,
-                         our geometry);
-  ours, same input       evaluate_plan(plan, fk.Sample of the kept-events file) (compensates with flowkit's
-                         Matrix, transforms with flowkit's transforms, our geometry);
-  flowkit                fk.parse_gating_xml(...).gate_sample(that fk.Sample), default and cache_events=True.
-Checks that every gate's membership is equal (events differing per gate), and puts the times beside a
-process_sample job's CPU (benchmarks/results/workflow_time_126x200000_2cores_after.json).
-Figures go to benchmarks/results/<--result>.json (commit, machine, date).
+One simulated demo file (default 200,000 events) is preprocessed and gated as the workflow does; its realised gates
+(rectangles, polygons, a Boolean gate; the file's spillover and logicle transforms) are exported as GatingML 2.0
+and its QC-kept raw events written as an FCS file. Best of --repeats, one thread:
+  ours       apply_plan(QC-kept AnnData, load_gating_template(GatingML)), what process_sample runs, and
+             evaluate_plan(plan, fk.Sample of the kept-events file);
+  flowkit    fk.parse_gating_xml(...).gate_sample(that fk.Sample), default and cache_events=True.
+Counts the events whose membership differs per gate, and compares the times with a process_sample job's CPU
+(benchmarks/results/workflow_time_126x200000_2cores_after.json). Figures go to benchmarks/results/<--result>.json.
 """
 
 from __future__ import annotations
