@@ -142,7 +142,7 @@ def run_size(events: int, repeats: int, tmp: Path) -> dict:
     from cytotrial.gating.engine import apply_template
     from cytotrial.gating.gatingml_export import export_gatingml
     from cytotrial.io.fcs import read_fcs
-    from cytotrial.preprocess import fit_batch_transforms, preprocess_fcs, read_compensated
+    from cytotrial.preprocess.events import fit_batch_transforms, preprocess_fcs, read_compensated
     from cytotrial.quantify import realised_gates
 
     settings, panel, template = workflow_settings()

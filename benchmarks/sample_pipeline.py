@@ -49,7 +49,7 @@ def _one_run(fcs: str) -> dict:
     from cytotrial.gating.engine import apply_template
     from cytotrial.gating.template import load_template
     from cytotrial.io.panel import Panel
-    from cytotrial.preprocess import preprocess_fcs
+    from cytotrial.preprocess.events import preprocess_fcs
 
     after_imports = _vm_hwm_mib()
     config = with_defaults(REPO / "config" / "config.yaml")

@@ -3,8 +3,8 @@
 Usage: python benchmarks/sample_profile.py [--events N] [--repeats N] [--top N] [--result NAME]
 A subprocess simulates one demo file (default 200,000 events) and fits its batch transforms. Then, each in a fresh
 process with one thread, as a job of rule process_sample runs:
-  start-up   CPU of ``python -c 'import cytotrial.process_sample, cytotrial.runlog'`` (best of --repeats), and
-             ``-X importtime`` self times per top-level package; the CPU of ``python -c 'import numba'``;
+  start-up   CPU of ``python -c 'import cytotrial.steps.process_sample, cytotrial.steps.runlog'`` (best of
+             --repeats), ``-X importtime`` self times per top-level package, the CPU of ``python -c 'import numba'``;
   job        CPU of process_sample_files(...) with the demo's settings and outputs, unprofiled (best of --repeats),
              each compiled (numba) kernel timed by a thin wrapper (all calls, and the first, which loads its cached
              machine code); then once under cProfile (CPU timer), kernels wrapped in functions of their names.
@@ -30,11 +30,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # compiled kernels: (module, attribute) looked up at call time by their callers
-KERNELS = [("cytotrial.gating.kernels", name) for name in
+KERNELS = [("cytotrial.gating.compiled_fits", name) for name in
            ("mean_shift_mode", "inner_distances",
             "mixture_log_densities", "binned_gaussian_em", "in_polygon", "weighted_kmeans")]
-KERNELS += [("cytotrial.logicle", name) for name in ("interval_polynomials", "tabulated_logicle")]
-KERNELS += [("cytotrial.stats.kernels", "order_statistics")]
+KERNELS += [("cytotrial.preprocess.logicle", name) for name in ("interval_polynomials", "tabulated_logicle")]
+KERNELS += [("cytotrial.numeric.order_statistics_compiled", "order_statistics")]
 WRAPPER_FILE = "compiled-kernel"  # file name of the wrappers in the profile
 
 
@@ -56,7 +56,7 @@ def _outputs(folder: Path) -> dict:
 def _job(fcs: str, transforms: str, out: Path):
     import logging
 
-    from cytotrial.process_sample import process_sample_files
+    from cytotrial.steps.process_sample import process_sample_files
 
     return lambda: process_sample_files(
         "P01_W4", fcs, str(REPO / "config" / "panel.yaml"), _settings(), 28, transforms, None, "exclude",
@@ -72,7 +72,7 @@ def _cpu() -> float:
 def child_prepare(events: int, tmp: str) -> dict:
     from gating_speed import simulated_file, workflow_settings
 
-    from cytotrial.preprocess import fit_batch_transforms
+    from cytotrial.preprocess.events import fit_batch_transforms
 
     fcs = simulated_file(events, Path(tmp))
     settings, panel, _ = workflow_settings()
@@ -158,7 +158,7 @@ def _named_wrapper(kernel, name: str):
 
 def startup(repeats: int) -> dict:
     """CPU of a fresh interpreter importing what the rule's script imports; import times per package."""
-    command = [sys.executable, "-c", "import cytotrial.process_sample, cytotrial.runlog"]
+    command = [sys.executable, "-c", "import cytotrial.steps.process_sample, cytotrial.steps.runlog"]
     cpu = []
     for _ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -46,7 +46,7 @@ def run(events: int, repeats: int, tmp: Path) -> dict:
     from cytotrial.gating.gatingml import evaluate_plan
     from cytotrial.gating.gatingml_export import export_gatingml
     from cytotrial.gating.plan_engine import apply_plan, load_gating_template
-    from cytotrial.preprocess import fit_batch_transforms, preprocess_fcs
+    from cytotrial.preprocess.events import fit_batch_transforms, preprocess_fcs
     from cytotrial.quantify import realised_gates
 
     settings, panel, template = workflow_settings()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cytotrial.gating import kernels
-from cytotrial.stats.kernels import order_statistics
-from cytotrial.stats.robust import COMPILED_FROM, quantiles
+from cytotrial.gating import compiled_fits
+from cytotrial.numeric.order_statistics_compiled import order_statistics
+from cytotrial.numeric.quantiles import COMPILED_FROM, quantiles
 
 
 def _values(n: int, seed: int) -> np.ndarray:
@@ -35,10 +35,10 @@ def test_mean_shift_and_inner_distances_equal_their_numpy_forms():
             mode = new
             break
         mode = new
-    assert kernels.mean_shift_mode(x, 0.31, 0.04, 10) == pytest.approx(mode, rel=1e-12)
-    assert np.array_equal(kernels.inner_distances(x, mode, True), np.abs(x[x <= mode] - mode))
-    assert np.array_equal(kernels.inner_distances(x, mode, False), np.abs(x[x >= mode] - mode))
-    assert kernels.inner_distances(np.array([1.0, 2.0]), 0.5, True).size == 0
+    assert compiled_fits.mean_shift_mode(x, 0.31, 0.04, 10) == pytest.approx(mode, rel=1e-12)
+    assert np.array_equal(compiled_fits.inner_distances(x, mode, True), np.abs(x[x <= mode] - mode))
+    assert np.array_equal(compiled_fits.inner_distances(x, mode, False), np.abs(x[x >= mode] - mode))
+    assert compiled_fits.inner_distances(np.array([1.0, 2.0]), 0.5, True).size == 0
 
 
 @pytest.mark.parametrize("qs", [(0.75, 0.25), (0.5,), (0.0, 1.0), (0.25, 0.25, 0.9)])

@@ -1,4 +1,4 @@
-"""cytotrial.logicle.FastLogicle against flowkit's LogicleTransform (flowutils' C logicle).
+"""cytotrial.preprocess.logicle.FastLogicle against flowkit's LogicleTransform (flowutils' C logicle).
 
 Every parameter set is checked on ~200,000 values: normal clouds around 0 (sd 1, 30, 300), around a few hundred
 and tens of thousands, log-normal positives, negatives down to -1.5 T, values up to 1.5 T, magnitudes spread
@@ -13,8 +13,8 @@ import pytest
 import flowkit as fk
 from flowutils import logicle_c
 
-from cytotrial import logicle as logicle_module
-from cytotrial.logicle import FastLogicle
+from cytotrial.preprocess import logicle as logicle_module
+from cytotrial.preprocess.logicle import FastLogicle
 
 MAX_ABS_DIFFERENCE = 1e-10
 # Values allowed to differ after casting both results to float32 (per parameter set of ~200,000 values); the

@@ -11,18 +11,18 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..stats.robust import quantiles
+from ..numeric.quantiles import quantiles
 
 GRID_POINTS = 512
 MIN_EVENTS = 10
 
 
-def _kernels():
-    """The compiled loops (:mod:`cytotrial.gating.kernels`), imported on first use: importing numba takes ~0.3 s
+def _compiled_fits():
+    """The compiled loops (:mod:`cytotrial.gating.compiled_fits`), imported on first use: importing numba takes ~0.3 s
     and ~50 MB, which jobs that only read a template or gating results need not pay."""
-    from . import kernels
+    from . import compiled_fits
 
-    return kernels
+    return compiled_fits
 
 
 def finite_values(values: np.ndarray) -> np.ndarray:
@@ -97,7 +97,7 @@ def refine_mode(values: np.ndarray, start: float, width: float, steps: int = 10)
     The grid maximum of a density is noisy (a fraction of a bandwidth); the tail cut measures a spread from the
     mode, so it uses this estimate instead.
     """
-    return float(_kernels().mean_shift_mode(np.asarray(values), float(start), float(width), int(steps)))
+    return float(_compiled_fits().mean_shift_mode(np.asarray(values), float(start), float(width), int(steps)))
 
 
 class CutPoint(NamedTuple):
@@ -233,7 +233,7 @@ def tail_cut(values: np.ndarray, side: str = "upper", sd_multiple: float = 3.0, 
         inside = np.ones(kde.grid.size, bool) if range is None else (kde.grid >= range[0]) & (kde.grid <= range[1])
         peak = int(np.flatnonzero(inside)[int(np.argmax(kde.density[inside]))])
         mode = refine_mode(x, kde.grid[peak], kde.half_width(peak))
-    distances = _kernels().inner_distances(x, float(mode), (side == "upper") == (spread == "inner"))
+    distances = _compiled_fits().inner_distances(x, float(mode), (side == "upper") == (spread == "inner"))
     sd = 1.4826 * quantiles(distances, (0.5,))[0] if distances.size else 0.0
     return mode + sd_multiple * sd if side == "upper" else mode - sd_multiple * sd
 

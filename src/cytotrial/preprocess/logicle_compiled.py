@@ -1,9 +1,9 @@
-"""Compiled (numba) kernels of :mod:`cytotrial.logicle`.
+"""Compiled (numba) kernels of :mod:`cytotrial.preprocess.logicle`.
 
 ``interval_polynomials``
     The fit of the table's per-interval polynomials to flowutils' logicle values at sample points.
 ``tabulated_logicle``
-    The table look-up and Horner evaluation of :class:`cytotrial.logicle.FastLogicle`.
+    The table look-up and Horner evaluation of :class:`cytotrial.preprocess.logicle.FastLogicle`.
 
 Compiled on first use and cached next to this file (``cache=True``), so later processes load the machine code.
 No fast-math (numba then neither contracts multiply-add pairs nor reorders operations) and numpy's error model
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-POLYNOMIAL_DEGREE = 6  # of the table's per-interval polynomials (see cytotrial.logicle)
+POLYNOMIAL_DEGREE = 6  # of the table's per-interval polynomials (see cytotrial.preprocess.logicle)
 SIGN_CLEARED = 0x7FFFFFFFFFFFFFFF  # float64 bits AND this: the bits of |x|
 
 

@@ -14,9 +14,9 @@ How
 y(|x|) is tabulated once per parameter set on a grid that is uniform within each power of two ("octave") of |x|,
 32 intervals per octave, so that a value's interval is its float64 bit pattern shifted right (no logarithm, no
 search). Each interval holds a degree-6 polynomial in (|x| - left end of the interval) interpolating y at 7
-Chebyshev points, whose values are flowutils' own (its C ``logicle_scale``; 6,048 values a table). ``apply`` / ``apply_into`` run one compiled loop
-(``logicle_kernels.tabulated_logicle``): the bits of |x| minus those of the table's lowest value, shifted right,
-give the interval; its row of the table (64 bytes: the 7 coefficients and the interval's left end) gives
+Chebyshev points, whose values are flowutils' own (its C ``logicle_scale``; 6,048 values a table). ``apply`` /
+``apply_into`` run one compiled loop (``logicle_compiled.tabulated_logicle``): the bits of |x| minus those of
+the table's lowest value, shifted right, give the interval; its row of the table (64 bytes: the 7 coefficients and the interval's left end) gives
 d = |x| - left end and the polynomial by Horner's rule (unrolled: the degree is a compile-time constant), then the
 reflection 2 x1 - y for negatives, written as flowutils rounds it. Values outside the table -- |x| below
 2**(floor(log2 t) - 24) (0.0156 for t = 262144) or at/above 2**(floor(log2 t) + 3) (2.1e6, 8 t), and NaN/inf --
@@ -56,11 +56,11 @@ import math
 import numpy as np
 import flowutils
 
-from .logicle_kernels import POLYNOMIAL_DEGREE, interval_polynomials, tabulated_logicle
+from .logicle_compiled import POLYNOMIAL_DEGREE, interval_polynomials, tabulated_logicle
 
 __all__ = ["FastLogicle"]
 
-# Table layout: intervals per octave of |x| (a power of two), polynomial degree (logicle_kernels.POLYNOMIAL_DEGREE,
+# Table layout: intervals per octave of |x| (a power of two), polynomial degree (logicle_compiled.POLYNOMIAL_DEGREE,
 # a compile-time constant of the look-up), and the octave range relative to t. With 32 / 6 the interpolation error
 # (~5e-17 where y is log-like) is below flowutils' own rounding.
 INTERVALS_PER_OCTAVE = 32
