@@ -2,8 +2,8 @@
 
 from cytotrial.io.panel import Panel
 from cytotrial.io.tables import write_json
-from cytotrial.preprocess import fit_batch_transforms
-from cytotrial.runlog import rule_logging
+from cytotrial.preprocess.events import fit_batch_transforms
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     settings = snakemake.params.settings

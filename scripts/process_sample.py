@@ -1,7 +1,7 @@
 """Rule process_sample: preprocess and gate one sample in one job (the events stay in memory)."""
 
-from cytotrial.process_sample import process_sample_files
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.process_sample import process_sample_files
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     process_sample_files(snakemake.wildcards.sample, snakemake.input.fcs, snakemake.input.panel,

@@ -8,9 +8,9 @@ import logging
 
 import yaml
 
-from cytotrial.gating.sample import gate_sample_files
-from cytotrial.preprocess_sample import preprocess_sample_files
-from cytotrial.process_sample import process_sample_files
+from cytotrial.steps.gate_sample import gate_sample_files
+from cytotrial.steps.preprocess_sample import preprocess_sample_files
+from cytotrial.steps.process_sample import process_sample_files
 
 from .conftest import REPO
 

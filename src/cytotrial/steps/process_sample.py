@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from .gating.sample import gate_sample_events
+from .gate_sample import gate_sample_events
 from .preprocess_sample import preprocess_sample
 
 
@@ -19,8 +19,8 @@ def process_sample_files(sample_id: str, fcs_path: str, panel_path: str, setting
                          transforms_path: str | None, matrix_path: str | None, on_bad_file: str, template_path: str,
                          overrides: dict, workspace_group: str, events_per_sample: int, outputs: dict,
                          log: logging.Logger) -> None:
-    """Preprocess one FCS file (:func:`cytotrial.preprocess_sample.preprocess_sample`) and gate its events
-    (:func:`cytotrial.gating.sample.gate_sample_events`).
+    """Preprocess one FCS file (:func:`cytotrial.steps.preprocess_sample.preprocess_sample`) and gate its events
+    (:func:`cytotrial.steps.gate_sample.gate_sample_events`).
 
     ``outputs``: qc_row, qc_details, qc_plot and metadata as rule preprocess_sample; populations, mfi, events (the
     gated event AnnData), gates, review and, as configured, gatingml, workspace and fcs exports as rule
