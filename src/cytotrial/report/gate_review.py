@@ -130,8 +130,8 @@ def _bound(value, default: float) -> float:
 
 def plot_gate_review(population: str, parent: str, panels: list[ReviewPanel | None], path: str | os.PathLike,
                      axis_labels: dict[str, str] | None = None, columns: int = 7,
-                     axis_ticks: dict[str, list[tuple[float, str]]] | None = None, title: str = "") -> None:
-    """Write one gate's review figure (PNG, deterministic bytes: no software or date metadata).
+                     axis_ticks: dict[str, list[tuple[float, str]]] | None = None, title: str = "") -> Figure:
+    """Write one gate's review figure (PNG, deterministic bytes: no software or date metadata); returns the Figure.
 
     Parameters
     ----------
@@ -171,6 +171,7 @@ def plot_gate_review(population: str, parent: str, panels: list[ReviewPanel | No
         _ticks(ax, panel, axis_ticks or {}, left=index % columns == 0, bottom=_is_bottom(index, cells, columns))
     _draw_text(fig, header, footer, drawn, axis_labels or {})
     fig.savefig(path, format="png", metadata={"Software": None})
+    return fig
 
 
 def _chars_per_line(width_in: float, fontsize: float = 8.5) -> int:
