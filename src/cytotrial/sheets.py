@@ -85,3 +85,35 @@ def last_visit_day(samples: pd.DataFrame, visits: list[str]) -> int | None:
         return None
     days = pd.to_numeric(samples.loc[samples.visit == present[-1], "study_day"], errors="coerce").dropna()
     return int(days.max()) if len(days) else None
+
+
+def processing_units(samples: pd.DataFrame, *, batch_transforms: bool, samples_per_job: int) -> dict[str, dict]:
+    """The samples processed together in one job (rule process_samples), so that Python starts and imports the
+    library once per unit rather than once per sample.
+
+    A unit holds samples of one acquisition batch (column ``batch``) or, in a sheet without batches (each sample
+    its own batch), of one patient: a unit changes only when its batch or patient does, so adding a visit re-runs
+    one unit. One with more than ``samples_per_job`` samples is cut into chunks of consecutive sorted sample ids.
+    With ``batch_transforms``, the transforms of every batch whose samples all lie in one unit are fitted in that
+    unit's job (``fitted_batches``); a batch cut into several units has them fitted once, by rule
+    fit_batch_transforms.
+
+    Returns unit name -> {"samples", "batches", "fitted_batches"}, sorted by name: the unit's batch or patient,
+    with ``.1``, ``.2``, ... when cut.
+    """
+    if samples_per_job < 1:
+        raise SheetError(f"config: processing.samples_per_job is {samples_per_job}; it must be at least 1.")
+    batch_of = samples.set_index("sample_id")["batch"].astype(str) if "batch" in samples.columns else \
+        samples.set_index("sample_id")["sample_id"].astype(str)
+    key = "patient_id" if (batch_of.index == batch_of.to_numpy()).all() else "batch"
+    samples_of_batch = batch_of.groupby(batch_of).groups
+    units: dict[str, dict] = {}
+    for group, rows in sorted(samples.groupby(samples[key].astype(str)), key=lambda item: item[0]):
+        ids = sorted(rows["sample_id"])
+        chunks = [ids[i:i + samples_per_job] for i in range(0, len(ids), samples_per_job)]
+        for number, chunk in enumerate(chunks, start=1):
+            batches = sorted(set(batch_of[chunk]))
+            fitted = [b for b in batches if batch_transforms and set(samples_of_batch[b]) <= set(chunk)]
+            units[group if len(chunks) == 1 else f"{group}.{number}"] = {
+                "samples": chunk, "batches": batches, "fitted_batches": fitted}
+    return units

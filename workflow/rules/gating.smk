@@ -53,49 +53,51 @@ if POOLED_GATES:  # gates fitted on the pooled events of each batch (pool: batch
             "../../scripts/gate_sample.py"
 
 
-else:  # one job per sample: read, compensate, transform, event QC, gate and quantify, the events kept in memory
+else:  # several samples to a job (a unit: see common.smk), each read, cleaned, gated and quantified in memory
 
-    rule process_sample:
-        input:
-            fcs=fcs_of,
-            panel=config["panel"],
-            transforms=batch_transforms_of,
-            matrix=compensation_matrix_file,
-            template=config["gating_template"],
-        output:
-            qc_row="results/qc/{sample}.tsv",
-            qc_details="results/qc/{sample}.json",
-            qc_plot="results/qc/{sample}.png",
-            metadata="results/metadata/{sample}.json",
-            populations="results/populations/{sample}.tsv",
-            gates="results/gates/{sample}.json",
-            review="results/gates/{sample}.review.npz",
-            mfi="results/populations/{sample}.mfi.tsv",
-            events="results/anndata/events/{sample}.h5ad",
-            **GATE_EXPORTS,
-            **EXPORTS,
-        params:
-            settings=preprocess_settings(),
-            study_day=study_day_of,
-            on_bad_file=ON_BAD_FILE,
-            # passed as a parameter, so that editing one sample's overrides re-runs that sample only
-            overrides=lambda wildcards: OVERRIDES.get(wildcards.sample, {}),
-            workspace_group=config.get("gating_workspace_group", "All Samples"),
-            events_per_sample=config.get("anndata", {}).get("events_per_sample", 10000),
-        threads: 1
-        resources:
-            mem_mb=sample_mem_mb,
-            runtime=lambda wildcards, attempt: 2 * sample_runtime(wildcards, attempt),
-        group:
-            SAMPLE_GROUP
-        conda:
-            "../envs/cytotrial.yaml"
-        log:
-            "logs/process_sample/{sample}.log",
-        benchmark:
-            "results/benchmarks/process_sample/{sample}.tsv"
-        script:
-            "../../scripts/process_sample.py"
+    for unit, spec in PROCESSING_UNITS.items():
+
+        rule:
+            name:
+                unit_rule_name(unit)
+            input:
+                fcs=[SAMPLES.loc[s, "fcs"] for s in spec["samples"]],
+                panel=config["panel"],
+                transforms=[f"results/transforms/{b}.json" for b in spec["batches"]
+                            if TRANSFORM_SCOPE == "batch" and b not in spec["fitted_batches"]],
+                matrix=compensation_matrix_file(),
+                template=config["gating_template"],
+            output:
+                [path for s in spec["samples"] for path in sample_outputs(s).values()],
+                transforms=[f"results/transforms/{b}.json" for b in spec["fitted_batches"]],
+            params:
+                samples={s: {"fcs": SAMPLES.loc[s, "fcs"],
+                             "study_day": study_day_of(SimpleNamespace(sample=s)),
+                             "transforms": f"results/transforms/{SAMPLES.loc[s, 'batch']}.json"
+                             if TRANSFORM_SCOPE == "batch" else None,
+                             # editing one sample's overrides re-runs the job of its unit only
+                             "overrides": OVERRIDES.get(s, {}),
+                             "outputs": sample_outputs(s)} for s in spec["samples"]},
+                fitted_batches={b: {"fcs": sorted(SAMPLES.loc[SAMPLES.batch.astype(str) == b, "fcs"]),
+                                    "output": f"results/transforms/{b}.json"} for b in spec["fitted_batches"]},
+                settings=preprocess_settings(),
+                on_bad_file=ON_BAD_FILE,
+                workspace_group=config.get("gating_workspace_group", "All Samples"),
+                events_per_sample=config.get("anndata", {}).get("events_per_sample", 10000),
+            threads: 1
+            resources:
+                mem_mb=unit_mem_mb(spec["samples"]),
+                runtime=unit_runtime(spec["samples"]),
+            group:
+                SAMPLE_GROUP
+            conda:
+                "../envs/cytotrial.yaml"
+            log:
+                f"logs/process_samples/{unit}.log",
+            benchmark:
+                f"results/benchmarks/process_samples/{unit}.tsv"
+            script:
+                "../../scripts/process_samples.py"
 
 
 rule review_gates:
