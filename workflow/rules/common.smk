@@ -73,6 +73,10 @@ GATE_EXPORTS = {"gatingml": "results/gates/{sample}.gatingml.xml", "workspace": 
 if isinstance(TEMPLATE, StaticTemplate):
     GATE_EXPORTS = {}
 REVIEW_FIGURES = review_file_names(TEMPLATE.names)  # file name -> population (gate ids may hold any character)
+# the review figures cut into parts of consecutive figures (sorted by file name), one job each: part1, part2, ...
+_review = sorted(REVIEW_FIGURES.items())
+_per_job = config["review"]["figures_per_job"]
+REVIEW_PARTS = {f"part{i // _per_job + 1}": _review[i:i + _per_job] for i in range(0, len(_review), _per_job)}
 UNKNOWN_EXPORTS = sorted(set(config["export"]["population_fcs"]) - set(TEMPLATE.names))
 if UNKNOWN_EXPORTS:
     raise ValueError(f"config: export.population_fcs names {UNKNOWN_EXPORTS}, which are not populations of the "
@@ -317,13 +321,20 @@ def sample_outputs(sample):
     return {name: path.format(sample=sample) for name, path in names.items()}
 
 
-def unit_rule_name(unit, taken=set()):
-    """A rule name for a processing unit: process_samples_<unit>, other characters than letters, digits and _ as _."""
-    name = "process_samples_" + re.sub(r"\W", "_", unit)
-    while name in taken:
-        name += "_"
-    taken.add(name)
-    return name
+def rule_suffixes(names):
+    """Rule-name suffixes for processing units: each name with characters other than letters, digits and _ as _,
+    made unique with a trailing _ where two units would otherwise share one."""
+    suffixes, taken = {}, set()
+    for name in names:
+        suffix = re.sub(r"\W", "_", name)
+        while suffix in taken:
+            suffix += "_"
+        suffixes[name] = suffix
+        taken.add(suffix)
+    return suffixes
+
+
+UNIT_RULE_SUFFIX = rule_suffixes(PROCESSING_UNITS)
 
 
 def unit_mem_mb(samples):

@@ -59,7 +59,7 @@ else:  # several samples to a job (a unit: see common.smk), each read, cleaned, 
 
         rule:
             name:
-                unit_rule_name(unit)
+                f"process_samples_{UNIT_RULE_SUFFIX[unit]}"
             input:
                 fcs=[SAMPLES.loc[s, "fcs"] for s in spec["samples"]],
                 panel=config["panel"],
@@ -100,27 +100,32 @@ else:  # several samples to a job (a unit: see common.smk), each read, cleaned, 
                 "../../scripts/process_samples.py"
 
 
-rule review_gates:
-    input:
-        gates=expand("results/gates/{sample}.json", sample=SAMPLES.index),
-        review=expand("results/gates/{sample}.review.npz", sample=SAMPLES.index),
-        populations="results/tables/populations.tsv",
-    output:
-        # one figure per gate, all made in one job (one Python start-up instead of one per gate)
-        figures=[report(f"results/review/{figure}.png", caption="../report/review.rst", category="3. Gating",
-                        labels={"gate": population}) for figure, population in sorted(REVIEW_FIGURES.items())],
-    params:
-        visits=config["visits"],
-        populations=[population for _, population in sorted(REVIEW_FIGURES.items())],
-        fluorescence_units=config["transform"]["fluorescence"],
-    conda:
-        "../envs/cytotrial.yaml"
-    log:
-        "logs/review_gates.log",
-    benchmark:
-        "results/benchmarks/review_gates.tsv"
-    script:
-        "../../scripts/review_gates.py"
+# the review figures (one per gate) in a few jobs of at most review.figures_per_job figures: one Python start-up
+# per job, and the jobs run side by side with the trial-level rules
+for part, figures in REVIEW_PARTS.items():
+
+    rule:
+        name:
+            f"review_gates_{part}"
+        input:
+            gates=expand("results/gates/{sample}.json", sample=SAMPLES.index),
+            review=expand("results/gates/{sample}.review.npz", sample=SAMPLES.index),
+            populations="results/tables/populations.tsv",
+        output:
+            figures=[report(f"results/review/{figure}.png", caption="../report/review.rst", category="3. Gating",
+                            labels={"gate": population}) for figure, population in figures],
+        params:
+            visits=config["visits"],
+            populations=[population for _, population in figures],
+            fluorescence_units=config["transform"]["fluorescence"],
+        conda:
+            "../envs/cytotrial.yaml"
+        log:
+            f"logs/review_gates/{part}.log",
+        benchmark:
+            f"results/benchmarks/review_gates/{part}.tsv"
+        script:
+            "../../scripts/review_gates.py"
 
 
 rule export_trial_workspace:
