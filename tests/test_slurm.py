@@ -22,7 +22,7 @@ from .slurm_cluster import ClusterUnavailable, SlurmCluster
 from .test_workflow import make_tiny_demo, snakemake
 
 SLURM_PROFILE = REPO / "profiles" / "slurm"
-SAMPLES_PER_JOB = 4  # group-components for the test: the tiny demo's 12 samples make 3 Slurm jobs
+UNITS_PER_JOB = 2  # group-components for the test: 2 process_samples jobs (a batch's samples each) per Slurm job
 SNAKEMAKE_TIMEOUT = 1500  # seconds; then `timeout` ends snakemake (and it cancels its Slurm jobs)
 
 
@@ -85,7 +85,7 @@ def test_tiny_demo_on_slurm_equals_the_local_run(cluster, tmp_path):
         "seconds-between-status-checks": 5,
         "slurm-keep-successful-logs": True,  # kept to count the Slurm jobs below
         "cores": cluster.cpus,  # a job may not ask for more CPUs than the node has
-        "group-components": [f"sample={SAMPLES_PER_JOB}"],
+        "group-components": [f"sample={UNITS_PER_JOB}"],
         "latency-wait": 10,
     }))
     command = ["timeout", "-k", "30", str(SNAKEMAKE_TIMEOUT), sys.executable, "-m", "snakemake",
@@ -106,11 +106,13 @@ def test_tiny_demo_on_slurm_equals_the_local_run(cluster, tmp_path):
     differing = [str(t) for t in tables if not same_bytes(local / t, remote / t)]
     assert not differing, differing
 
-    # every job went through Slurm, and each sample's process_sample ran in its group's job
+    # every job went through Slurm, and each batch's process_samples job (the tiny demo's batches hold <= 8
+    # samples: one job each) ran in a group job
     logs = remote / ".snakemake" / "slurm_logs"
     group_jobs = [p for folder in logs.glob("group_sample*") for p in folder.rglob("*.log")]  # group_sample_<rules>
-    assert len(group_jobs) == math.ceil(len(samples) / SAMPLES_PER_JOB), (group_jobs, output[-3000:])
-    assert not (logs / "rule_process_sample").exists()
+    assert samples.groupby("batch").size().max() <= 8
+    assert len(group_jobs) == math.ceil(samples.batch.nunique() / UNITS_PER_JOB), (group_jobs, output[-3000:])
+    assert not list(logs.glob("rule_process_samples*"))
     for rule in ("simulate_demo_trial", "merge_populations", "discover_clusters"):
         assert list((logs / f"rule_{rule}").rglob("*.log")), rule
     assert "Submitted" in output or "submitted with SLURM jobid" in output
@@ -118,8 +120,10 @@ def test_tiny_demo_on_slurm_equals_the_local_run(cluster, tmp_path):
 
 
 def test_slurm_profile_groups_samples_in_a_dry_run(tmp_path):
-    """Without a cluster: the profile's grouping as Snakemake plans it (24 samples' jobs per group job)."""
-    make_tiny_demo(tmp_path, patients_per_cohort=2)  # 24 samples
+    """Without a cluster: the profile's grouping as Snakemake plans it (6 process_samples jobs, each the samples
+    of one batch, per group job)."""
+    samples = make_tiny_demo(tmp_path, patients_per_cohort=2)  # 24 samples
     result = snakemake(tmp_path, "-n", "--profile", str(SLURM_PROFILE), "--executor", "dryrun")
     output = result.stdout + result.stderr
-    assert output.count("Group job sample") == 1, output[-3000:]
+    assert samples.groupby("batch").size().max() <= 8  # one process_samples job a batch
+    assert output.count("Group job sample") == math.ceil(samples.batch.nunique() / 6), output[-3000:]
