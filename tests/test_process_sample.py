@@ -90,6 +90,7 @@ def test_units_are_batches_cut_at_samples_per_job():
     samples = sheet([("P1_D0", "P1", "r1"), ("P2_D0", "P2", "r1"), ("P3_D0", "P3", "r1"),
                      ("P1_W2", "P1", "r2"), ("P2_W2", "P2", "r2")])
     units = processing_units(samples, batch_transforms=True, samples_per_job=2)
+    # r1 (3 samples) is cut in two; r2 (2) does not fit beside r1's second chunk (1 + 2 > 2)
     assert units == {
         "r1.1": {"samples": ["P1_D0", "P2_D0"], "batches": ["r1"], "fitted_batches": []},
         "r1.2": {"samples": ["P3_D0"], "batches": ["r1"], "fitted_batches": []},
@@ -99,12 +100,22 @@ def test_units_are_batches_cut_at_samples_per_job():
             .values()] == [[], [], []]
 
 
+def test_consecutive_batches_share_a_unit():
+    samples = sheet([("P1_D0", "P1", "r1"), ("P2_D0", "P2", "r1"), ("P3_D0", "P3", "r1"),
+                     ("P1_W2", "P1", "r2"), ("P2_W2", "P2", "r2"), ("P1_W4", "P1", "r3")])
+    # 3 + 2 samples fill a unit of 5; r3 starts the next
+    assert processing_units(samples, batch_transforms=True, samples_per_job=5) == {
+        "r1-r2": {"samples": ["P1_D0", "P2_D0", "P3_D0", "P1_W2", "P2_W2"], "batches": ["r1", "r2"],
+                  "fitted_batches": ["r1", "r2"]},
+        "r3": {"samples": ["P1_W4"], "batches": ["r3"], "fitted_batches": ["r3"]}}
+
+
 def test_units_without_batches_are_patients():
     samples = sheet([("P1_D0", "P1", "P1_D0"), ("P1_W2", "P1", "P1_W2"), ("P2_D0", "P2", "P2_D0")])
-    units = processing_units(samples, batch_transforms=True, samples_per_job=8)
-    # each sample is its own batch (the sheet has none), fitted in its patient's job
-    assert units == {"P1": {"samples": ["P1_D0", "P1_W2"], "batches": ["P1_D0", "P1_W2"],
-                            "fitted_batches": ["P1_D0", "P1_W2"]},
-                     "P2": {"samples": ["P2_D0"], "batches": ["P2_D0"], "fitted_batches": ["P2_D0"]}}
+    # each sample is its own batch (the sheet has none): by patient, each sample's transforms fitted in the job
+    assert processing_units(samples, batch_transforms=True, samples_per_job=2) == {
+        "P1": {"samples": ["P1_D0", "P1_W2"], "batches": ["P1_D0", "P1_W2"], "fitted_batches": ["P1_D0", "P1_W2"]},
+        "P2": {"samples": ["P2_D0"], "batches": ["P2_D0"], "fitted_batches": ["P2_D0"]}}
+    assert list(processing_units(samples, batch_transforms=True, samples_per_job=8)) == ["P1-P2"]
     with pytest.raises(SheetError, match="samples_per_job is 0"):
         processing_units(samples, batch_transforms=True, samples_per_job=0)

@@ -9,6 +9,7 @@ table byte for byte and stops the cluster. Without root or apt-get it is skipped
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 import time
@@ -106,12 +107,11 @@ def test_tiny_demo_on_slurm_equals_the_local_run(cluster, tmp_path):
     differing = [str(t) for t in tables if not same_bytes(local / t, remote / t)]
     assert not differing, differing
 
-    # every job went through Slurm, and each batch's process_samples job (the tiny demo's batches hold <= 8
-    # samples: one job each) ran in a group job
+    # every job went through Slurm, and the process_samples jobs (as many as the local run had) ran in group jobs
     logs = remote / ".snakemake" / "slurm_logs"
     group_jobs = [p for folder in logs.glob("group_sample*") for p in folder.rglob("*.log")]  # group_sample_<rules>
-    assert samples.groupby("batch").size().max() <= 8
-    assert len(group_jobs) == math.ceil(samples.batch.nunique() / UNITS_PER_JOB), (group_jobs, output[-3000:])
+    units = len(list((local / "logs" / "process_samples").glob("*.log")))
+    assert units >= 2 and len(group_jobs) == math.ceil(units / UNITS_PER_JOB), (group_jobs, output[-3000:])
     assert not list(logs.glob("rule_process_samples*"))
     for rule in ("simulate_demo_trial", "merge_populations", "discover_clusters"):
         assert list((logs / f"rule_{rule}").rglob("*.log")), rule
@@ -122,8 +122,8 @@ def test_tiny_demo_on_slurm_equals_the_local_run(cluster, tmp_path):
 def test_slurm_profile_groups_samples_in_a_dry_run(tmp_path):
     """Without a cluster: the profile's grouping as Snakemake plans it (6 process_samples jobs, each the samples
     of one batch, per group job)."""
-    samples = make_tiny_demo(tmp_path, patients_per_cohort=2)  # 24 samples
+    make_tiny_demo(tmp_path, patients_per_cohort=2)  # 24 samples
     result = snakemake(tmp_path, "-n", "--profile", str(SLURM_PROFILE), "--executor", "dryrun")
     output = result.stdout + result.stderr
-    assert samples.groupby("batch").size().max() <= 8  # one process_samples job a batch
-    assert output.count("Group job sample") == math.ceil(samples.batch.nunique() / 6), output[-3000:]
+    units = len(set(re.findall(r"rule (process_samples_\S+):", output)))
+    assert units >= 2 and output.count("Group job sample") == math.ceil(units / 6), output[-3000:]
