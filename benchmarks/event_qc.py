@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from cytotrial.qc import run_event_qc
+from cytotrial.preprocess.qc import run_event_qc
 
 RANGE = 262144.0
 

@@ -79,7 +79,7 @@ def _template():
 
 
 def _fit_batch(job: tuple[str, list[str], dict]) -> tuple[str, dict]:
-    from cytotrial.preprocess import fit_batch_transforms
+    from cytotrial.preprocess.events import fit_batch_transforms
     batch, paths, settings = job
     transform = settings["transform"]
     return batch, fit_batch_transforms(paths, _panel(), settings["compensation"], transform, None,
@@ -102,7 +102,7 @@ def _score_batch(job: tuple[list[dict], dict, dict, str, str]) -> list[dict]:
     """Preprocess and gate the samples of one batch as the workflow does (gates with ``pool: batch`` fitted on
     the batch's pooled events); one row per sample and truth population."""
     from cytotrial.gating.pooling import fit_pooled_gates
-    from cytotrial.preprocess import preprocess_fcs
+    from cytotrial.preprocess.events import preprocess_fcs
 
     samples, batch_parameters, settings, truth_dir, batch = job
     preprocessed = {}

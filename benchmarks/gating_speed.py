@@ -4,7 +4,7 @@ Usage: python benchmarks/gating_speed.py [--events N [N ...]] [--repeats N] [--r
 For each size (default 200,000 and 1,000,000 events), simulates one file of the demo trial, fits its transforms
 with the workflow settings (config/config.yaml, as a batch of one file) and times, best of --repeats (default 3)
 in this process:
-  (a) preprocess    read + compensate + transform + event QC (cytotrial.preprocess.preprocess_fcs), with the
+  (a) preprocess    read + compensate + transform + event QC (cytotrial.preprocess.events.preprocess_fcs), with the
                     read and read + compensate parts on their own for reference;
   (b) our gating    apply_template(QC-kept events, config/gating/default.yaml);
   (c) flowkit       GatingStrategy.gate_sample of flowkit on the same realised gates (export_gatingml, read back
@@ -73,7 +73,7 @@ def numpy_bound(path: str, transforms: dict[str, dict], scatter: list[str], timi
     ``transforms``: $PnN -> the var record of the channel (logicle t, w, m, a) for fluorescence channels;
     ``scatter`` are divided by their range. ``timings`` (if given) receives the seconds of the logicle part.
     """
-    from cytotrial.logicle import FastLogicle
+    from cytotrial.preprocess.logicle import FastLogicle
 
     start = time.perf_counter()
     keywords, data_start, _ = read_text(path)
@@ -110,7 +110,7 @@ def run_size(events: int, repeats: int, tmp: Path) -> dict:
     from cytotrial.io.fcs import read_fcs
     from cytotrial.io.fcs_writer import write_fcs
     from cytotrial.io.panel import Panel
-    from cytotrial.preprocess import fit_batch_transforms, preprocess_fcs, read_compensated
+    from cytotrial.preprocess.events import fit_batch_transforms, preprocess_fcs, read_compensated
     from cytotrial.quantify import realised_gates
     from cytotrial.simulate.run import simulate_trial
     from cytotrial.simulate.trial import SimulationSettings, trial_design

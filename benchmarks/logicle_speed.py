@@ -1,4 +1,4 @@
-"""Speed and agreement of cytotrial.logicle.FastLogicle against flowkit / flowutils logicle.
+"""Speed and agreement of cytotrial.preprocess.logicle.FastLogicle against flowkit / flowutils logicle.
 
 Usage: python benchmarks/logicle_speed.py [--sizes N [N ...]] [--repeats R]
 
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import flowkit as fk  # noqa: E402
 from flowutils import logicle_c  # noqa: E402
 
-from cytotrial.logicle import FastLogicle  # noqa: E402
+from cytotrial.preprocess.logicle import FastLogicle  # noqa: E402
 
 PARAMETER_SETS = [
     # (t, w, m, a)

@@ -23,7 +23,7 @@ def _one_run(fcs: str) -> dict:
     from cytotrial.gating.engine import apply_template
     from cytotrial.gating.template import load_template
     from cytotrial.io.panel import Panel
-    from cytotrial.preprocess import preprocess_fcs
+    from cytotrial.preprocess.events import preprocess_fcs
 
     panel = Panel.from_yaml(REPO / "config" / "panel.yaml")
     template = load_template(REPO / "config" / "gating" / "default.yaml")

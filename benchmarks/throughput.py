@@ -120,8 +120,8 @@ def pipeline_stages(fcs: str, inputs: dict, batch: dict, study_day: int = 28):
     """The per-file pipeline as a list of (stage name, function of the state dict): the library functions that
     ``preprocess_fcs`` calls, one per stage, then the gate_sample rule's gating and statistics."""
     from cytotrial.gating.engine import apply_template
-    from cytotrial.preprocess import assemble_anndata, open_compensation, transform_events, transform_records
-    from cytotrial.qc import QcSettings, run_event_qc
+    from cytotrial.preprocess.events import assemble_anndata, open_compensation, transform_events, transform_records
+    from cytotrial.preprocess.qc import QcSettings, run_event_qc
     from cytotrial.quantify import population_mfi, population_table
     import pandas as pd
 
@@ -163,7 +163,7 @@ def pipeline_stages(fcs: str, inputs: dict, batch: dict, study_day: int = 28):
 
 def time_block_parts(fcs: str, inputs: dict, repeats: int) -> dict:
     """Where the block stage's time goes: decoding the blocks alone, and decoding + compensating them."""
-    from cytotrial.preprocess import iter_compensated, open_compensation
+    from cytotrial.preprocess.events import iter_compensated, open_compensation
 
     best = {"read": np.inf, "read+compensate": np.inf}
     for _ in range(repeats):
@@ -257,7 +257,7 @@ def child_startup(fcs: str, batch_json: str) -> dict:
     import numba  # noqa: F401
 
     from cytotrial.gating.engine import apply_template  # noqa: F401
-    from cytotrial.preprocess import transform_events  # noqa: F401
+    from cytotrial.preprocess.events import transform_events  # noqa: F401
     imports = time.perf_counter() - start
     inputs = load_inputs()
     batch = json.loads(Path(batch_json).read_text())
@@ -440,7 +440,7 @@ def print_benchmark_files() -> None:
 # -------------------------------------------------------------------------------------------------------- main
 def child_prepare(events: int, out: str, tmp: str) -> dict:
     """Simulate the file if it is not there yet and fit its batch transforms (a subprocess: this one stays small)."""
-    from cytotrial.preprocess import fit_batch_transforms
+    from cytotrial.preprocess.events import fit_batch_transforms
     from gating_speed import read_text
 
     fcs, sim_s = simulate(events, Path(out))
@@ -466,7 +466,7 @@ def default_repeats(events: int) -> int:
 
 def time_size(prepared: dict, repeats: int, load_gate: LoadGate, tmp: Path) -> dict:
     """Stage times, the check against preprocess_fcs, flowkit and the numpy bound, in this process."""
-    from cytotrial.preprocess import preprocess_fcs
+    from cytotrial.preprocess.events import preprocess_fcs
 
     events, fcs = prepared["events"], prepared["fcs"]
     inputs = load_inputs()

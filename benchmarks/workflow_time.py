@@ -18,7 +18,7 @@ Usage: python benchmarks/workflow_time.py [--files N] [--events N] [--cores N] [
    and CPU (results/benchmarks/, snakemake's ``benchmark:`` files, cpu_time; rules without one are counted in the
    remainder); and the start-up cost of a job of each rule: the CPU of a fresh ``python`` that imports what the
    rule's script imports plus snakemake's script preamble (one run each), times the rule's jobs, as a share of
-   the run's CPU. When the rule scripts log their own start-up and CPU (cytotrial.runlog: "start-up: ... s CPU" and
+   the run's CPU. When the rule scripts log their own start-up and CPU (cytotrial.steps.runlog: "start-up: ... s CPU" and
    "done: ... s CPU" lines), these are read from the logs as well: the start-up a job measured (its CPU before
    the script's first statement after the imports) and the rule's CPU summed over its jobs (more exact than the
    benchmark files, which sample a job's CPU once a second and miss its last second).
@@ -187,7 +187,7 @@ def rule_benchmarks(project: Path) -> dict[str, dict]:
 
 
 def logged_jobs(project: Path) -> dict[str, dict[str, list[float]]]:
-    """Per rule, the start-up CPU seconds and the whole CPU seconds its jobs logged (cytotrial.runlog), when they
+    """Per rule, the start-up CPU seconds and the whole CPU seconds its jobs logged (cytotrial.steps.runlog), when they
     log them."""
     startup, done = re.compile(r"start-up: ([0-9.]+) s CPU"), re.compile(r"done: ([0-9.]+) s CPU")
     found: dict[str, dict[str, list[float]]] = {}
@@ -252,11 +252,11 @@ import pandas as pd
 sheet = pd.read_csv(config["samples"], sep="\\t")
 log = logging.getLogger("work")
 try:
-    from cytotrial.process_sample import process_sample_files
+    from cytotrial.steps.process_sample import process_sample_files
 except ImportError:
     process_sample_files = None
-from cytotrial.gating.sample import gate_sample_files
-from cytotrial.preprocess_sample import preprocess_sample_files
+from cytotrial.steps.gate_sample import gate_sample_files
+from cytotrial.steps.preprocess_sample import preprocess_sample_files
 times = []
 for row in sheet.head(files).itertuples():
     out = Path(tempfile.mkdtemp())
@@ -328,7 +328,7 @@ def main(argv=None) -> int:
         entry = {"jobs": jobs[rule], **per_rule.get(rule, {"benchmarked_jobs": 0, "wall_s": None, "cpu_s": None})}
         if rule in scripts:
             entry["startup_cpu_s_per_job"] = round(startup_cpu(import_statements(scripts[rule]), env), 3)
-        if rule in logged:  # the jobs' own accounts (cytotrial.runlog), where the code logs them
+        if rule in logged:  # the jobs' own accounts (cytotrial.steps.runlog), where the code logs them
             entry["logged_startup_cpu_s_per_job"] = round(statistics.median(logged[rule]["startup"]), 3)
             if logged[rule]["cpu"]:
                 entry["logged_cpu_s"] = round(sum(logged[rule]["cpu"]), 1)
@@ -348,7 +348,7 @@ def main(argv=None) -> int:
         "startup_cpu_s": round(startup_total, 1), "startup_share_of_cpu": round(startup_total / cpu, 3),
         "bare_job_startup_cpu_s": round(bare, 3),
         "cpu_of_rules_without_benchmark_s": round(cpu - benchmarked_cpu, 1),
-        # the jobs' own accounts (cytotrial.runlog) summed; the rest of the CPU is snakemake itself (DAG, scheduling,
+        # the jobs' own accounts (cytotrial.steps.runlog) summed; the rest of the CPU is snakemake itself (DAG, scheduling,
         # benchmark polling), the jobs' interpreter shut-down and the rules that do not log it
         "per_file_work_cpu_s": work, "per_file_work_cpu_s_median_warm": round(file_work, 2),
         "trial_level_cpu_s": round(trial_level, 1),
@@ -370,7 +370,7 @@ def main(argv=None) -> int:
               f"{cpu_job:8.2f} {e.get('startup_cpu_s_per_job', float('nan')):12.2f} "
               f"{e.get('logged_cpu_s', float('nan')):10.1f} {e.get('logged_startup_cpu_s_per_job', float('nan')):19.2f}")
     print(f"CPU of rules without a benchmark file and of snakemake itself: {figures['cpu_of_rules_without_benchmark_s']} s;"
-          f" CPU the jobs logged (cytotrial.runlog, where they log it): {figures['logged_job_cpu_s']} s")
+          f" CPU the jobs logged (cytotrial.steps.runlog, where they log it): {figures['logged_job_cpu_s']} s")
     if args.keep_tables:
         target = Path(args.keep_tables)
         if target.exists():

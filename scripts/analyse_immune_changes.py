@@ -5,8 +5,8 @@ from pathlib import Path
 
 from cytotrial.io.tables import read_tsv, write_tsv
 from cytotrial.response import load_platelets
-from cytotrial.runlog import rule_logging
-from cytotrial.sheets import load_patients
+from cytotrial.steps.runlog import rule_logging
+from cytotrial.io.sheets import load_patients
 from cytotrial.stats.analysis import immune_change_analysis
 from cytotrial.stats.settings import StatisticsSettings
 

@@ -1,9 +1,9 @@
 """Rule build_population_anndata: samples x populations AnnData with every statistic as a layer."""
 
 from cytotrial.io.tables import read_tsv
-from cytotrial.preprocess import write_h5ad
+from cytotrial.preprocess.events import write_h5ad
 from cytotrial.quantify import population_anndata
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     adata = population_anndata(read_tsv(snakemake.input.populations, "population table"),

@@ -2,7 +2,7 @@
 
 from cytotrial.io.tables import write_tsv
 from cytotrial.response import ResponseCriteria, evaluate_responses, load_platelets
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     platelets = load_platelets(snakemake.input.platelets)

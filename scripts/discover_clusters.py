@@ -5,8 +5,8 @@ from pathlib import Path
 from cytotrial.discovery import discover, write_discovery_figures
 from cytotrial.discovery.run import sample_info_table
 from cytotrial.io.tables import read_tsv, write_tsv
-from cytotrial.preprocess import write_h5ad
-from cytotrial.runlog import rule_logging
+from cytotrial.preprocess.events import write_h5ad
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     info = sample_info_table(read_tsv(snakemake.input.populations, "population table"),

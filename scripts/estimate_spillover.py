@@ -1,7 +1,7 @@
 """Rule estimate_spillover: the spillover matrix from single-stain controls (AutoSpill-style)."""
 
-from cytotrial.compensation import controls_from_manifest, spillover_from_controls, write_spillover_report
-from cytotrial.runlog import rule_logging
+from cytotrial.preprocess.compensation import controls_from_manifest, spillover_from_controls, write_spillover_report
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     controls, unstained = controls_from_manifest(snakemake.input.manifest)

@@ -3,7 +3,7 @@
 import json
 
 from cytotrial.export import write_trial_workspace
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     samples = []

@@ -1,7 +1,7 @@
 """Rule fit_batch_transforms: transform parameters of one acquisition batch, from its files' pooled events."""
 
-from cytotrial.preprocess_sample import write_batch_transforms
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.preprocess_sample import write_batch_transforms
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     write_batch_transforms(snakemake.wildcards.batch, snakemake.input.fcs, snakemake.input.panel,

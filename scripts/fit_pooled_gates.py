@@ -4,9 +4,9 @@ import anndata as ad
 
 from cytotrial.gating.plan_engine import load_gating_template
 from cytotrial.gating.pooling import fit_pooled_gates
-from cytotrial.gating.sample import qc_kept_events
+from cytotrial.steps.gate_sample import qc_kept_events
 from cytotrial.io.tables import write_json
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     samples = {}

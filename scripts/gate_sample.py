@@ -1,7 +1,7 @@
 """Rule gate_sample: apply the gating template to one sample; write its populations, MFI, events and gates."""
 
-from cytotrial.gating.sample import gate_sample_files
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.gate_sample import gate_sample_files
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     gate_sample_files(snakemake.wildcards.sample, snakemake.input.events, snakemake.input.template,

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from cytotrial.io.tables import write_tsv
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     tables = [pd.read_csv(p, sep="\t", dtype={"sample_id": str}, keep_default_na=False, na_values=[""])

@@ -4,8 +4,8 @@ counts, outlier flags and rescue-window flags."""
 from cytotrial.io.tables import read_tsv, write_tsv
 from cytotrial.quantify import absolute_counts, add_qc_columns, merge_population_tables
 from cytotrial.response import load_platelets
-from cytotrial.runlog import rule_logging
-from cytotrial.sheets import load_patients, load_samples
+from cytotrial.steps.runlog import rule_logging
+from cytotrial.io.sheets import load_patients, load_samples
 from cytotrial.stats.outliers import add_flags, flag_population_outliers
 from cytotrial.stats.rescue import flag_rescue_window
 

@@ -3,7 +3,7 @@
 from cytotrial.io.tables import read_tsv
 from cytotrial.report.figures import plot_rmcorr, plot_volcano, response_groups
 from cytotrial.response import load_platelets
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     plot_volcano(read_tsv(snakemake.input.comparison, "response comparison"), snakemake.output.volcano)

@@ -1,11 +1,11 @@
 """Rule preprocess_sample: read, check, compensate, transform and quality-check one FCS file.
 
 With ``on_bad_file: exclude`` a file that cannot be read, lacks a panel marker or has an unusable spillover is
-excluded: every output is still written, saying why (see cytotrial.exclusion).
+excluded: every output is still written, saying why (see cytotrial.preprocess.exclusion).
 """
 
-from cytotrial.preprocess_sample import preprocess_sample_files
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.preprocess_sample import preprocess_sample_files
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     preprocess_sample_files(snakemake.wildcards.sample, snakemake.input.fcs, snakemake.input.panel,

@@ -1,7 +1,7 @@
 """Rule process_samples: preprocess and gate the samples of one unit (a batch or patient) in one job."""
 
-from cytotrial.process_sample import process_samples
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.process_sample import process_samples
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     process_samples(snakemake.params.samples, fitted_batches=snakemake.params.fitted_batches,

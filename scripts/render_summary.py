@@ -3,7 +3,7 @@
 from cytotrial.io.tables import read_tsv
 from cytotrial.report.labels import TrialLabels
 from cytotrial.report.summary import render_summary
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     populations = read_tsv(snakemake.input.populations, "population table")

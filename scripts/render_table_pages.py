@@ -2,7 +2,7 @@
 
 from cytotrial.io.tables import read_tsv
 from cytotrial.report.html_pages import table_html, write_html
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     for source, page, title in zip(snakemake.input.tables, snakemake.output.pages, snakemake.params.titles,

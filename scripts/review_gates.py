@@ -3,7 +3,7 @@ figure per gate, all in one job."""
 
 from cytotrial.io.tables import read_tsv
 from cytotrial.report.review_figures import render_gate_reviews
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     render_gate_reviews(dict(zip(snakemake.output.figures, snakemake.params.populations, strict=True)),

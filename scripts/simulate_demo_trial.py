@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from cytotrial.runlog import rule_logging
-from cytotrial.sheets import load_patients, load_samples
+from cytotrial.steps.runlog import rule_logging
+from cytotrial.io.sheets import load_patients, load_samples
 from cytotrial.simulate.controls import simulate_single_stain_controls
 from cytotrial.simulate.run import simulate_trial
 from cytotrial.simulate.trial import VISIT_DAYS, SimulationSettings

@@ -2,8 +2,8 @@
 
 from cytotrial.io.provenance import fcs_keywords_table, input_files_table
 from cytotrial.io.tables import read_tsv, write_tsv
-from cytotrial.qc.table import qc_table
-from cytotrial.runlog import rule_logging
+from cytotrial.preprocess.qc.table import qc_table
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     samples = read_tsv(snakemake.input.samples, "sample sheet")

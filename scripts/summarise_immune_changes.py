@@ -1,7 +1,7 @@
 """Rule summarise_immune_changes: populations by visit and their change from baseline."""
 
 from cytotrial.io.tables import read_tsv, write_tsv
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.runlog import rule_logging
 from cytotrial.stats.immune_change import immune_change_table
 
 with rule_logging(snakemake) as log:

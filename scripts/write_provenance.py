@@ -2,7 +2,7 @@
 
 from cytotrial.io.tables import read_tsv
 from cytotrial.report.html_pages import provenance_html, write_html
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     write_html(provenance_html(dict(snakemake.config), read_tsv(snakemake.input.files, "input-file table")),

@@ -6,7 +6,7 @@ from cytotrial.io.atomic import atomic_path
 from cytotrial.io.tables import read_tsv
 from cytotrial.report.labels import TrialLabels
 from cytotrial.report.workbook import trial_descriptions, write_workbook
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     tables = {Path(p).stem: read_tsv(p, f"{Path(p).stem} table") for p in snakemake.input}

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from cytotrial.exclusion import BAD_FILE_ERRORS
+from cytotrial.preprocess.exclusion import BAD_FILE_ERRORS
 from cytotrial.io.fcs import FcsReadError, read_fcs
 from cytotrial.io.panel import Panel, PanelError
-from cytotrial.preprocess import fit_batch_transforms, preprocess_fcs
+from cytotrial.preprocess.events import fit_batch_transforms, preprocess_fcs
 from cytotrial.response import PlateletTableError, derive_responses, load_platelets
-from cytotrial.sheets import SheetError, load_patients, load_samples, missing_fcs_files
+from cytotrial.io.sheets import SheetError, load_patients, load_samples, missing_fcs_files
 
 REPO = Path(__file__).resolve().parents[1]
 PANEL = Panel.from_yaml(REPO / "config" / "panel.yaml")
@@ -101,7 +101,7 @@ def test_preprocess_sample_files_writes_or_excludes(small_trial, tmp_path):
     import anndata as ad
     import pandas as pd
 
-    from cytotrial.preprocess_sample import preprocess_sample_files
+    from cytotrial.steps.preprocess_sample import preprocess_sample_files
 
     names = ("events", "qc_row", "qc_details", "qc_plot", "metadata")
     suffixes = {"events": ".h5ad", "qc_row": ".tsv", "qc_details": ".json", "qc_plot": ".png", "metadata": ".json"}

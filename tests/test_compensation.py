@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cytotrial.compensation import (CompensationError, controls_from_manifest, read_matrix_file,
+from cytotrial.preprocess.compensation import (CompensationError, controls_from_manifest, read_matrix_file,
                                     spillover_from_controls, to_flowkit_matrix, write_spillover_report)
-from cytotrial.compensation.autospill import residual_slopes
+from cytotrial.preprocess.compensation.autospill import residual_slopes
 from cytotrial.io.fcs import read_fcs
 from cytotrial.simulate import instrument
 from cytotrial.simulate.controls import simulate_single_stain_controls

@@ -14,7 +14,7 @@ from cytotrial.discovery import (ClusteringSettings, DiscoveryError, cluster_abu
 from cytotrial.gating.engine import apply_template
 from cytotrial.gating.template import load_template
 from cytotrial.io.panel import Panel
-from cytotrial.preprocess import preprocess_fcs, write_h5ad
+from cytotrial.preprocess.events import preprocess_fcs, write_h5ad
 from cytotrial.quantify import event_anndata
 
 REPO = Path(__file__).resolve().parents[1]

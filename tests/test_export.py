@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from cytotrial.export import write_trial_workspace
-from cytotrial.gating.sample import gate_sample_files
-from cytotrial.preprocess_sample import preprocess_sample_files
+from cytotrial.steps.gate_sample import gate_sample_files
+from cytotrial.steps.preprocess_sample import preprocess_sample_files
 
 from .conftest import REPO
 

@@ -17,7 +17,7 @@ from lxml import etree
 
 from cytotrial.gating.flowjo import export_flowjo_workspace, load_flowjo_template
 from cytotrial.gating.gatingml import GatingMLError, evaluate_plan, export_gatingml, load_gatingml
-from cytotrial.transforms import transform_from_params
+from cytotrial.preprocess.transforms import transform_from_params
 
 DATA = Path(__file__).parent / "data" / "flowjo"
 LINE_FCS = DATA / "data_set_simple_line_100.fcs"

@@ -11,7 +11,7 @@ from cytotrial.gating.cuts import find_cut, tail_cut, valley_cut
 from cytotrial.gating.engine import apply_template
 from cytotrial.gating.template import TemplateError, load_template
 from cytotrial.io.panel import Panel
-from cytotrial.preprocess import preprocess_fcs
+from cytotrial.preprocess.events import preprocess_fcs
 from cytotrial.simulate.cells import LABEL_CODE
 from cytotrial.simulate.truth import population_mask
 
@@ -222,7 +222,7 @@ def test_static_rectangle_polygon_and_ellipse(gated, tmp_path):
 
 @pytest.mark.parametrize("n", [0, 1, 5, 999, 1000, 1001, 4321])
 def test_compact_rows_equals_boolean_indexing(n):
-    from cytotrial.gating.sample import compact_rows
+    from cytotrial.steps.gate_sample import compact_rows
 
     rng = np.random.default_rng(n)
     values = rng.normal(size=(n, 3)).astype(np.float32)
@@ -231,7 +231,7 @@ def test_compact_rows_equals_boolean_indexing(n):
 
 
 def test_qc_kept_events_equals_a_subset_copy(small_trial):
-    from cytotrial.gating.sample import qc_kept_events
+    from cytotrial.steps.gate_sample import qc_kept_events
 
     panel = Panel.from_yaml(REPO / "config" / "panel.yaml")
     adata, _ = preprocess_fcs(str(small_trial["samples"].fcs.iloc[0]), "s", panel,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cytotrial.gating import kernels
+from cytotrial.gating import compiled_fits
 from cytotrial.gating.cuts import GRID_POINTS
-from cytotrial.stats.kernels import order_statistics
-from cytotrial.stats.robust import COMPILED_FROM, quantiles
+from cytotrial.numeric.order_statistics_compiled import order_statistics
+from cytotrial.numeric.quantiles import COMPILED_FROM, quantiles
 
 
 def _values(n: int, seed: int) -> np.ndarray:
@@ -26,20 +26,20 @@ def test_histogram_counts_equal_numpy_histogram(n):
         # float64 edges (the kernel compares each float32 value, exactly converted, with them)
         expected, numpy_edges = np.histogram(x.astype(np.float64), bins=GRID_POINTS, range=(low, high))
         assert np.array_equal(edges, numpy_edges)
-        assert np.array_equal(kernels.histogram_counts(x, edges), expected)
+        assert np.array_equal(compiled_fits.histogram_counts(x, edges), expected)
         # values on the edges themselves
         on_edges = edges.astype(np.float32).astype(np.float64)
         on_edges = on_edges[(on_edges >= low) & (on_edges <= high)]
-        assert np.array_equal(kernels.histogram_counts(on_edges, edges),
+        assert np.array_equal(compiled_fits.histogram_counts(on_edges, edges),
                               np.histogram(on_edges, bins=GRID_POINTS, range=(low, high))[0])
 
 
 def test_finite_values_mean_sd_range():
     x = _values(10_001, 3)
     x[[5, 50, 500]] = [np.nan, np.inf, -np.inf]
-    finite = kernels.finite_values(x)
+    finite = compiled_fits.finite_values(x)
     assert finite.dtype == np.float32 and np.array_equal(finite, x[np.isfinite(x)])
-    mean, sd, low, high = kernels.mean_sd_range(finite)
+    mean, sd, low, high = compiled_fits.mean_sd_range(finite)
     exact = finite.astype(np.float64)
     assert mean == pytest.approx(exact.mean(), rel=1e-12) and sd == pytest.approx(exact.std(), rel=1e-12)
     assert (low, high) == (exact.min(), exact.max())
@@ -63,10 +63,10 @@ def test_mean_shift_and_inner_distances_equal_their_numpy_forms():
             mode = new
             break
         mode = new
-    assert kernels.mean_shift_mode(x, 0.31, 0.04, 10) == pytest.approx(mode, rel=1e-12)
-    assert np.array_equal(kernels.inner_distances(x, mode, True), np.abs(x[x <= mode] - mode))
-    assert np.array_equal(kernels.inner_distances(x, mode, False), np.abs(x[x >= mode] - mode))
-    assert kernels.inner_distances(np.array([1.0, 2.0]), 0.5, True).size == 0
+    assert compiled_fits.mean_shift_mode(x, 0.31, 0.04, 10) == pytest.approx(mode, rel=1e-12)
+    assert np.array_equal(compiled_fits.inner_distances(x, mode, True), np.abs(x[x <= mode] - mode))
+    assert np.array_equal(compiled_fits.inner_distances(x, mode, False), np.abs(x[x >= mode] - mode))
+    assert compiled_fits.inner_distances(np.array([1.0, 2.0]), 0.5, True).size == 0
 
 
 @pytest.mark.parametrize("qs", [(0.75, 0.25), (0.5,), (0.0, 1.0), (0.25, 0.25, 0.9)])

@@ -17,9 +17,9 @@ from cytotrial.gating.gatingml import GatingMLError, evaluate_plan, export_gatin
 from cytotrial.gating.template import load_template
 from cytotrial.io.fcs import read_fcs
 from cytotrial.io.panel import Panel
-from cytotrial.preprocess import preprocess_fcs, read_compensated
+from cytotrial.preprocess.events import preprocess_fcs, read_compensated
 from cytotrial.quantify import realised_gates
-from cytotrial.transforms import fluorescence_transform, scatter_transform, transform_from_params
+from cytotrial.preprocess.transforms import fluorescence_transform, scatter_transform, transform_from_params
 
 from .conftest import REPO
 
@@ -280,7 +280,7 @@ def test_static_gates_export_and_gate_the_same_events_in_flowkit(small_trial, tm
     from cytotrial.gating.gatingml_export import export_gatingml
     from cytotrial.gating.template import load_template
     from cytotrial.io.panel import Panel
-    from cytotrial.preprocess import preprocess_fcs
+    from cytotrial.preprocess.events import preprocess_fcs
     from cytotrial.quantify import realised_gates
 
     repo = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import pytest
 
 from cytotrial.io.fcs import FcsReadError, read_fcs
 from cytotrial.io.panel import Panel, PanelError
-from cytotrial.sheets import SheetError, last_visit_day, load_patients, load_samples
+from cytotrial.io.sheets import SheetError, last_visit_day, load_patients, load_samples
 
 from .conftest import REPO
 
@@ -87,7 +87,7 @@ def test_files_of_one_panel_with_other_channel_order_and_stain_spelling_give_the
     import flowkit as fk
     import numpy as np
     from cytotrial.io.fcs_writer import write_fcs
-    from cytotrial.preprocess import preprocess_fcs
+    from cytotrial.preprocess.events import preprocess_fcs
 
     original = small_trial["samples"].fcs.iloc[0]
     sample = fk.Sample(original, subsample=0)

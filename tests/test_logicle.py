@@ -1,4 +1,4 @@
-"""cytotrial.logicle.FastLogicle against flowkit's LogicleTransform (flowutils' C logicle).
+"""cytotrial.preprocess.logicle.FastLogicle against flowkit's LogicleTransform (flowutils' C logicle).
 
 Every parameter set is checked on ~200,000 values: normal clouds around 0 (sd 1, 30, 300), around a few hundred
 and tens of thousands, log-normal positives, negatives down to -1.5 T, values up to 1.5 T, magnitudes spread
@@ -13,8 +13,8 @@ import pytest
 import flowkit as fk
 from flowutils import logicle_c
 
-from cytotrial import logicle as logicle_module
-from cytotrial.logicle import FastLogicle
+from cytotrial.preprocess import logicle as logicle_module
+from cytotrial.preprocess.logicle import FastLogicle
 
 MAX_ABS_DIFFERENCE = 1e-10
 # Values allowed to differ after casting both results to float32 (per parameter set of ~200,000 values); the
@@ -214,9 +214,9 @@ def test_rejects_invalid_parameters(t, m):
 
 @pytest.mark.parametrize(("t", "w", "m", "a"), PARAMETER_SETS)
 def test_compiled_roots_are_flowutils_doubles(t, w, m, a):
-    """logicle_kernels.logicle_roots (flowutils' C code compiled by numba) gives flowutils' doubles bit for bit,
+    """logicle_compiled.logicle_roots (flowutils' C code compiled by numba) gives flowutils' doubles bit for bit,
     -1 where it does not converge included."""
-    from cytotrial.logicle_kernels import logicle_roots
+    from cytotrial.preprocess.logicle_compiled import logicle_roots
 
     rng = np.random.default_rng([int(t), int(w * 1000), int(m * 10), int(a * 10), 1])
     values = np.concatenate([random_values(t, 100_000, rng), special_values(t, FastLogicle(t, w, m, a))])

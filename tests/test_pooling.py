@@ -14,7 +14,7 @@ from cytotrial.gating.methods import dimension_index
 from cytotrial.gating.pooling import fit_pooled_gates
 from cytotrial.gating.template import TemplateError, load_template
 from cytotrial.io.panel import Panel
-from cytotrial.preprocess import preprocess_fcs
+from cytotrial.preprocess.events import preprocess_fcs
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from cytotrial.io.panel import Panel
-from cytotrial.preprocess import fit_batch_transforms, preprocess_fcs
+from cytotrial.preprocess.events import fit_batch_transforms, preprocess_fcs
 from cytotrial.simulate.acquisition import draw_anomaly
 from cytotrial.simulate.run import SampleSpec, simulate_sample
 from cytotrial.simulate.trial import VISIT_DAYS, SimulationSettings, patient_number, rng_for
-from cytotrial.transforms import estimate_logicle_w
+from cytotrial.preprocess.transforms import estimate_logicle_w
 
 from .conftest import REPO
 
@@ -77,9 +77,9 @@ def assert_float32_equal_but_rare_last_unit(ours: np.ndarray, theirs: np.ndarray
 def test_blocks_compensate_as_flowkit_does_the_whole_file(small_trial):
     import flowkit as fk
 
-    from cytotrial.compensation import compensation_matrix
+    from cytotrial.preprocess.compensation import compensation_matrix
     from cytotrial.io.fcs import FcsEventBlocks, read_fcs
-    from cytotrial.preprocess import iter_compensated, locate_panel
+    from cytotrial.preprocess.events import iter_compensated, locate_panel
 
     path = small_trial["samples"].fcs.iloc[0]
     sample = read_fcs(path)
@@ -102,9 +102,9 @@ def test_blocks_compensate_as_flowkit_does_the_whole_file(small_trial):
 
 def test_preprocessed_events_equal_flowkit_compensation_and_transforms(small_trial, monkeypatch):
     import cytotrial.io.fcs
-    from cytotrial.compensation import compensation_matrix
+    from cytotrial.preprocess.compensation import compensation_matrix
     from cytotrial.io.fcs import read_fcs
-    from cytotrial.transforms import transform_from_params
+    from cytotrial.preprocess.transforms import transform_from_params
 
     monkeypatch.setattr(cytotrial.io.fcs, "CHUNK_ROWS", 1_000)
     path = small_trial["samples"].fcs.iloc[1]
@@ -122,7 +122,7 @@ def test_preprocessed_events_equal_flowkit_compensation_and_transforms(small_tri
 @pytest.mark.parametrize("max_events", [1, 997, 5_000, 10**9])
 def test_every_kth_event_is_the_subsample_of_the_whole_file(small_trial, max_events, monkeypatch):
     import cytotrial.io.fcs
-    from cytotrial.preprocess import every_kth_event, read_compensated
+    from cytotrial.preprocess.events import every_kth_event, read_compensated
 
     monkeypatch.setattr(cytotrial.io.fcs, "CHUNK_ROWS", 1_000)  # many blocks, most not a multiple of the step
 
@@ -138,7 +138,7 @@ def test_compensation_keeps_a_non_finite_value_in_its_own_columns():
     NaN), and one in a detector reaches only the detectors it is compensated with."""
     import flowkit as fk
 
-    from cytotrial.preprocess import PanelChannels, iter_compensated
+    from cytotrial.preprocess.events import PanelChannels, iter_compensated
 
     names = ["FSC-A", "SSC-A", "FL1-A", "FL2-A", "FL3-A", "Time"]
     rng = np.random.default_rng(2)

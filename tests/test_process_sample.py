@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from cytotrial.gating.sample import gate_sample_files
-from cytotrial.preprocess_sample import preprocess_sample_files
-from cytotrial.preprocess import fit_batch_transforms
 from cytotrial.io.panel import Panel
-from cytotrial.process_sample import process_sample_files, process_samples
-from cytotrial.sheets import SheetError, processing_units
+from cytotrial.io.sheets import SheetError, processing_units
+from cytotrial.preprocess.events import fit_batch_transforms
+from cytotrial.steps.gate_sample import gate_sample_files
+from cytotrial.steps.preprocess_sample import preprocess_sample_files
+from cytotrial.steps.process_sample import process_sample_files, process_samples
 
 from .conftest import REPO
 

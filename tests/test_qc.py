@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from cytotrial.qc import SUMMARY_COLUMNS, QcSettings, find_margin_events, run_event_qc
-from cytotrial.qc.flow_rate import find_flow_rate_anomalies
-from cytotrial.qc.plot import plot_event_qc
-from cytotrial.qc.runs import drop_short_runs, fill_short_gaps, true_runs
+from cytotrial.preprocess.qc import SUMMARY_COLUMNS, QcSettings, find_margin_events, run_event_qc
+from cytotrial.preprocess.qc.flow_rate import find_flow_rate_anomalies
+from cytotrial.preprocess.qc.plot import plot_event_qc
+from cytotrial.preprocess.qc.runs import drop_short_runs, fill_short_gaps, true_runs
 
 RANGE = 262144.0
 NAMES = ["FSC-A", "SSC-A", "FITC-A", "PE-A", "APC-A", "BV421-A"]
@@ -293,7 +293,7 @@ def test_flow_rate_bins_follow_the_time_ticks():
 @pytest.mark.parametrize("statistic", ["mean", "median"])
 @pytest.mark.parametrize("n", [999, 70_500, 130_001])
 def test_bin_levels_of_a_selection_equal_those_of_its_copy(statistic, n):
-    from cytotrial.qc.signal import bin_levels
+    from cytotrial.preprocess.qc.signal import bin_levels
 
     rng = np.random.default_rng(n)
     values = rng.normal(size=(n, 6)).astype(np.float32)

@@ -12,7 +12,7 @@ import pytest
 from cytotrial.gating.engine import apply_template
 from cytotrial.gating.template import load_template
 from cytotrial.io.panel import Panel
-from cytotrial.preprocess import preprocess_fcs
+from cytotrial.preprocess.events import preprocess_fcs
 from cytotrial.quantify import (AbsoluteCountError, absolute_counts, add_qc_columns, event_anndata,
                                 population_anndata, population_mfi, population_table)
 

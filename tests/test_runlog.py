@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cytotrial.runlog import rule_logging
+from cytotrial.steps.runlog import rule_logging
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cytotrial.compensation import parse_spill_text
+from cytotrial.preprocess.compensation import parse_spill_text
 from cytotrial.io.tables import read_tsv
 from cytotrial.simulate import cells, instrument
 from cytotrial.simulate.run import SampleSpec, simulate_events, simulate_trial

@@ -15,7 +15,7 @@ from cytotrial.gating.plan_engine import AnnDataEvents, StaticTemplate, apply_pl
 from cytotrial.gating.review import review_events
 from cytotrial.gating.template import TemplateError, load_template
 from cytotrial.io.panel import Panel
-from cytotrial.preprocess import preprocess_fcs
+from cytotrial.preprocess.events import preprocess_fcs
 from cytotrial.quantify import population_table, realised_gates
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 from .init_project import DEFAULT_PATTERN, InitError, init_project
+from .io.sheets import load_patients, load_samples
 from .io.tables import write_tsv
 from .simulate.run import simulate_trial
 from .simulate.trial import VISIT_DAYS, SimulationSettings, trial_design
 from .simulate.variability import SCENARIOS
-from .sheets import load_patients, load_samples
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -21,9 +21,9 @@ from cytotrial.config import complete_config
 from cytotrial.gating.overrides import load_overrides
 from cytotrial.gating.plan_engine import StaticTemplate, load_gating_template, review_file_names
 from cytotrial.io.deid import check_extra_whitelist
-from cytotrial.qc import QcSettings
+from cytotrial.preprocess.qc import QcSettings
 from cytotrial.response import ResponseCriteria
-from cytotrial.sheets import last_visit_day, load_patients, load_samples, missing_fcs_files, processing_units
+from cytotrial.io.sheets import last_visit_day, load_patients, load_samples, missing_fcs_files, processing_units
 from cytotrial.stats.analysis import STATISTICS_TABLES as STATISTICS_COLUMNS
 from cytotrial.stats.settings import StatisticsSettings
 

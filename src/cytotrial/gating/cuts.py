@@ -11,18 +11,18 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..stats.robust import quantiles
+from ..numeric.quantiles import quantiles
 
 GRID_POINTS = 512
 MIN_EVENTS = 10
 
 
-def _kernels():
-    """The compiled loops (:mod:`cytotrial.gating.kernels`), imported on first use: importing numba takes ~0.3 s
+def _compiled_fits():
+    """The compiled loops (:mod:`cytotrial.gating.compiled_fits`), imported on first use: importing numba takes ~0.3 s
     and ~50 MB, which jobs that only read a template or gating results need not pay."""
-    from . import kernels
+    from . import compiled_fits
 
-    return kernels
+    return compiled_fits
 
 
 class TooFewEventsError(ValueError):
@@ -64,15 +64,15 @@ class Density:
 
 def kernel_density(values: np.ndarray, adjust: float = 1.0) -> Density:
     """Gaussian KDE by binning and convolution, bandwidth = ``adjust`` x Silverman's rule (as R's bw.nrd0)."""
-    x = _kernels().finite_values(values)
+    x = _compiled_fits().finite_values(values)
     if x.size < MIN_EVENTS:
         raise TooFewEventsError(f"{x.size} events, fewer than the {MIN_EVENTS} needed to estimate a density")
-    _, sd, low, high = _kernels().mean_sd_range(x)
+    _, sd, low, high = _compiled_fits().mean_sd_range(x)
     q75, q25 = quantiles(x, (0.75, 0.25))
     spread = min(sd, (q75 - q25) / 1.34) or sd or 1e-3
     bw = adjust * 0.9 * spread * x.size ** -0.2
     edges = np.linspace(low - 3 * bw, high + 3 * bw, GRID_POINTS + 1)
-    counts = _kernels().histogram_counts(x, edges)
+    counts = _compiled_fits().histogram_counts(x, edges)
     step = edges[1] - edges[0]
     half = int(np.ceil(4 * bw / step))
     kernel = np.exp(-0.5 * (np.arange(-half, half + 1) * step / bw) ** 2)
@@ -86,7 +86,7 @@ def refine_mode(values: np.ndarray, start: float, width: float, steps: int = 10)
     The grid maximum of a density is noisy (a fraction of a bandwidth); the tail cut measures a spread from the
     mode, so it uses this estimate instead.
     """
-    return float(_kernels().mean_shift_mode(np.asarray(values), float(start), float(width), int(steps)))
+    return float(_compiled_fits().mean_shift_mode(np.asarray(values), float(start), float(width), int(steps)))
 
 
 class CutPoint(NamedTuple):
@@ -162,7 +162,7 @@ def find_valley(values: np.ndarray, *, range: tuple[float, float] | None = None,
             or choose not in ("tallest", "nearest", "deepest"):
         raise ValueError(f"valley: peak and tail_from must be tallest, lowest or highest, side above, below or both, "
                          f"choose tallest, nearest or deepest (got {peak!r}, {tail_from!r}, {side!r}, {choose!r})")
-    x = _kernels().finite_values(values)  # once, for the density, the mode and the tail cut
+    x = _compiled_fits().finite_values(values)  # once, for the density, the mode and the tail cut
     kde = kernel_density(x, adjust)
     peaks = kde.peaks(min_peak_height, within=range)
     reference = _reference_peak(kde, peaks, peak, major, reference_above)
@@ -216,20 +216,20 @@ def tail_cut(values: np.ndarray, side: str = "upper", sd_multiple: float = 3.0, 
     if side not in ("upper", "lower") or spread not in ("inner", "outer"):
         raise ValueError(f"tail side must be 'upper' or 'lower' and spread 'inner' or 'outer', not {side!r}, "
                          f"{spread!r}")
-    x = _kernels().finite_values(values)
+    x = _compiled_fits().finite_values(values)
     if mode is None:
         kde = kernel_density(x, adjust)
         inside = np.ones(kde.grid.size, bool) if range is None else (kde.grid >= range[0]) & (kde.grid <= range[1])
         peak = int(np.flatnonzero(inside)[int(np.argmax(kde.density[inside]))])
         mode = refine_mode(x, kde.grid[peak], kde.half_width(peak))
-    distances = _kernels().inner_distances(x, float(mode), (side == "upper") == (spread == "inner"))
+    distances = _compiled_fits().inner_distances(x, float(mode), (side == "upper") == (spread == "inner"))
     sd = 1.4826 * quantiles(distances, (0.5,))[0] if distances.size else 0.0
     return mode + sd_multiple * sd if side == "upper" else mode - sd_multiple * sd
 
 
 def quantile_cut(values: np.ndarray, q: float) -> float:
     """The ``q`` quantile of the values."""
-    return float(np.quantile(_kernels().finite_values(values), q))
+    return float(np.quantile(_compiled_fits().finite_values(values), q))
 
 
 CUT_METHODS = {

@@ -31,7 +31,7 @@ import flowkit as fk
 import numpy as np
 import pandas as pd
 
-from ..transforms import transform_from_params
+from ..preprocess.transforms import transform_from_params
 from . import static
 
 MATRIX_ID = "spillover"

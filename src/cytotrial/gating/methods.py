@@ -11,7 +11,7 @@ import anndata as ad
 import numpy as np
 from scipy.stats import chi2
 
-from ..stats.robust import robust_line
+from ..numeric.robust_regression import robust_line
 from . import mixture as mixture_fits
 from . import static
 from .cuts import MIN_EVENTS, TooFewEventsError, find_cut

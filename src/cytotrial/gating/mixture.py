@@ -3,7 +3,7 @@
 As openCyto's flowClust gates: the number of components is chosen by BIC, each component is named by the
 population target it lies nearest to, and a population is where its components' posterior is the largest.
 Written by hand because the fit runs on a histogram of the events (at most 40 x 40 bins, EM compiled in
-:mod:`cytotrial.gating.kernels`), so it costs the same for 10,000 or 3,000,000 events; scikit-learn's
+:mod:`cytotrial.gating.compiled_fits`), so it costs the same for 10,000 or 3,000,000 events; scikit-learn's
 GaussianMixture fits every event.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..stats.robust import quantiles
+from ..numeric.quantiles import quantiles
 from .cuts import TooFewEventsError
 
 BINS = {1: 256, 2: 40}  # bins per dimension of the histogram the mixture is fitted on
@@ -23,10 +23,10 @@ TOLERANCE = 2e-5
 KMEANS_ITERATIONS = 3
 
 
-def _kernels():
-    from . import kernels
+def _compiled_fits():
+    from . import compiled_fits
 
-    return kernels
+    return compiled_fits
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Mixture:
 
     def log_densities(self, points: np.ndarray) -> np.ndarray:
         """(n, k) log(weight x density) of each component at each point (n, d)."""
-        return _kernels().mixture_log_densities(np.ascontiguousarray(points, dtype=np.float64), self.weights,
+        return _compiled_fits().mixture_log_densities(np.ascontiguousarray(points, dtype=np.float64), self.weights,
                                                 self.means, self.covariances)
 
 
@@ -116,7 +116,7 @@ def fit_mixture(histogram: Histogram, k: int, seeds: np.ndarray | None = None) -
     scale = np.sqrt(weighted_covariance(histogram.centers, histogram.counts).diagonal()) + 1e-9
     z = np.ascontiguousarray(histogram.centers / scale)
     means = z[seeds].copy()
-    nearest = _kernels().weighted_kmeans(z, histogram.counts, means, KMEANS_ITERATIONS)
+    nearest = _compiled_fits().weighted_kmeans(z, histogram.counts, means, KMEANS_ITERATIONS)
     means *= scale
     total_cov = weighted_covariance(histogram.centers, histogram.counts)
     weights = np.empty(k)
@@ -130,7 +130,7 @@ def fit_mixture(histogram: Histogram, k: int, seeds: np.ndarray | None = None) -
     covariances += np.eye(d)[None] * (histogram.widths ** 2)[None, :, None]
     weights /= weights.sum()
     min_variance = (histogram.widths / 2) ** 2
-    log_likelihood, _ = _kernels().binned_gaussian_em(
+    log_likelihood, _ = _compiled_fits().binned_gaussian_em(
         histogram.centers, histogram.counts, weights, np.ascontiguousarray(means), covariances,
         histogram.widths ** 2 / 12, min_variance, MAX_ITERATIONS, TOLERANCE)
     return Mixture(weights, means, covariances, float(log_likelihood), int(histogram.counts.sum()))
@@ -259,7 +259,7 @@ def _area(ring: np.ndarray) -> float:
 
 
 def _contains(ring: np.ndarray, point: np.ndarray) -> bool:
-    return bool(_kernels().in_polygon(np.array([point[0]]), np.array([point[1]]), np.ascontiguousarray(ring))[0])
+    return bool(_compiled_fits().in_polygon(np.array([point[0]]), np.array([point[1]]), np.ascontiguousarray(ring))[0])
 
 
 def simplify(ring: np.ndarray, tolerance: float) -> np.ndarray:
@@ -297,7 +297,7 @@ def _douglas_peucker(line: np.ndarray, tolerance: float) -> np.ndarray:
 
 def in_polygon(values: np.ndarray, vertices: np.ndarray) -> np.ndarray:
     """(n,) events of (n, 2) values inside the polygon, by GatingML's winding rules (compiled)."""
-    return _kernels().in_polygon(values[:, 0], values[:, 1], np.ascontiguousarray(vertices, dtype=np.float64))
+    return _compiled_fits().in_polygon(values[:, 0], values[:, 1], np.ascontiguousarray(vertices, dtype=np.float64))
 
 
 @dataclass

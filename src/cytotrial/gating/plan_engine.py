@@ -62,7 +62,7 @@ def load_gating_template(path: str | os.PathLike, workspace_group: str = "All Sa
 
 
 class AnnDataEvents:
-    """A preprocessed sample (AnnData from :func:`cytotrial.preprocess.preprocess_fcs`) as a plan's event source.
+    """A preprocessed sample (AnnData from :func:`cytotrial.preprocess.events.preprocess_fcs`) as a plan's event source.
 
     Columns are the AnnData's channels: ``pnn`` = var 'channel' ($PnN), ``pns`` = var 'marker'.
     """

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..gating.engine import GatingResult
 from ..gating.methods import dimension_index
-from ..transforms import inverse_transform
+from ..preprocess.transforms import inverse_transform
 
 POPULATION_COLUMNS = ["sample_id", "population", "parent", "count", "parent_count", "percent_of_parent",
                       "denominator", "denominator_count", "percent_of", "status", "reason", "gate_flag"]

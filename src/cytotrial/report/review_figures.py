@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from ..transforms import transform_from_params
+from ..preprocess.transforms import transform_from_params
 from .gate_review import ReviewPanel, gate_geometry, plot_gate_review
 
 

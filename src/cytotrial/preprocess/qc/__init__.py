@@ -2,7 +2,7 @@
 
 Pure numpy on arrays the caller provides (no file reading); ``run_event_qc`` runs the steps in order and
 returns a ``QcResult`` with the events kept, the counts removed by each step, flags and per-bin data for
-``plot_event_qc`` (in ``cytotrial.qc.plot``, imported on demand so that matplotlib is loaded only to plot).
+``plot_event_qc`` (in ``cytotrial.preprocess.qc.plot``, imported on demand so that matplotlib is loaded only to plot).
 """
 
 from .core import SUMMARY_COLUMNS, QcResult, resolve_channels, run_event_qc

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..exclusion import excluded_events
+from ..preprocess.exclusion import excluded_events
 from ..io.atomic import atomic_path
 from ..io.tables import write_json, write_tsv
-from ..preprocess import write_h5ad
-from .mfi import MFI_COLUMNS
-from .populations import POPULATION_COLUMNS
+from ..preprocess.events import write_h5ad
+from ..quantify.mfi import MFI_COLUMNS
+from ..quantify.populations import POPULATION_COLUMNS
 
 
 GATING_NS = "http://www.isac-net.org/std/Gating-ML/v2.0/gating"

@@ -8,7 +8,7 @@ Reading, compensation and transforms run on blocks of events (``io.fcs.FcsEventB
 block is decoded to float64, compensated and transformed there, and only the float32 results are kept, so a
 file's float64 matrix is never held whole. The numbers are those of flowkit on the whole file: the same
 spillover solve (by the matrix's inverse: the same values up to rounding) and flowkit's transforms (logicle
-from a table of flowutils' own values, ``cytotrial.logicle``, compiled with numba), so the float32 results are
+from a table of flowutils' own values, ``cytotrial.preprocess.logicle``, compiled with numba), so the float32 results are
 those of flowkit, but for a rare unit in the last place of a compensated value.
 """
 
@@ -24,11 +24,11 @@ import flowkit as fk
 import numpy as np
 import pandas as pd
 
+from ..io.atomic import atomic_path
+from ..io.deid import deidentify_keywords
+from ..io.fcs import FcsEventBlocks, sha256_of
+from ..io.panel import Panel
 from .compensation import compensation_matrix
-from .io.atomic import atomic_path
-from .io.deid import deidentify_keywords
-from .io.fcs import FcsEventBlocks, sha256_of
-from .io.panel import Panel
 from .qc import QcResult, QcSettings, run_event_qc
 from .transforms import channel_transform, fluorescence_transform, pooled_transform_parameters, scatter_transform
 

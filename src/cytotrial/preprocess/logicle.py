@@ -14,9 +14,9 @@ How
 y(|x|) is tabulated once per parameter set on a grid that is uniform within each power of two ("octave") of |x|,
 32 intervals per octave, so that a value's interval is its float64 bit pattern shifted right (no logarithm, no
 search). Each interval holds a degree-6 polynomial in (|x| - left end of the interval) interpolating y at 7
-Chebyshev points, whose values are flowutils' own (``logicle_kernels.logicle_roots``, its C code compiled with
+Chebyshev points, whose values are flowutils' own (``logicle_compiled.logicle_roots``, its C code compiled with
 numba: the same doubles; 6,048 values, ~0.5 ms to build). ``apply`` / ``apply_into`` run one compiled loop
-(``logicle_kernels.tabulated_logicle``): the bits of |x| minus those of the table's lowest value, shifted right,
+(``logicle_compiled.tabulated_logicle``): the bits of |x| minus those of the table's lowest value, shifted right,
 give the interval; its row of the table (64 bytes: the 7 coefficients and the interval's left end) gives
 d = |x| - left end and the polynomial by Horner's rule (unrolled: the degree is a compile-time constant), then the
 reflection 2 x1 - y for negatives, written as flowutils rounds it. Values outside the table -- |x| below
@@ -57,11 +57,11 @@ import math
 import numpy as np
 import flowutils
 
-from .logicle_kernels import POLYNOMIAL_DEGREE, interval_polynomials, logicle_roots, tabulated_logicle
+from .logicle_compiled import POLYNOMIAL_DEGREE, interval_polynomials, logicle_roots, tabulated_logicle
 
 __all__ = ["FastLogicle"]
 
-# Table layout: intervals per octave of |x| (a power of two), polynomial degree (logicle_kernels.POLYNOMIAL_DEGREE,
+# Table layout: intervals per octave of |x| (a power of two), polynomial degree (logicle_compiled.POLYNOMIAL_DEGREE,
 # a compile-time constant of the look-up), and the octave range relative to t. With 32 / 6 the interpolation error
 # (~5e-17 where y is log-like) is below flowutils' own rounding.
 INTERVALS_PER_OCTAVE = 32

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from .compensation.keywords import CompensationError
-from .io.fcs import FcsReadError, sha256_of
-from .io.panel import PanelError
+from ..io.fcs import FcsReadError, sha256_of
+from ..io.panel import PanelError
 from .qc.core import SUMMARY_COLUMNS
 
 BAD_FILE_ERRORS: tuple[type[Exception], ...] = (FcsReadError, PanelError, CompensationError, OSError)

@@ -78,7 +78,7 @@ def channel_transform(params: dict) -> Callable[[np.ndarray, np.ndarray], None]:
     strided column) into a 1-D output of the same length (float32 or float64, may be strided), with flowkit's
     definitions.
 
-    Logicle uses :class:`cytotrial.logicle.FastLogicle`, a table of flowutils' own values that gives the same
+    Logicle uses :class:`cytotrial.preprocess.logicle.FastLogicle`, a table of flowutils' own values that gives the same
     float32 results ~20x faster; linear and arcsinh use flowkit's transforms."""
     if params["transform"] == "logicle":
         from .logicle import FastLogicle  # here, not at the top: it imports numba (~0.3 s, ~50 MB)

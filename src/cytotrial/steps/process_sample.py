@@ -2,7 +2,7 @@
 
 Each sample's chain, read -> compensate -> transform -> event QC -> gate -> quantify, runs in one process without
 writing its events to ``results/events/{sample}.h5ad`` for a second job, and one job takes the samples of a
-batch or patient (:func:`cytotrial.sheets.processing_units`), so Python starts and imports the library once per
+batch or patient (:func:`cytotrial.io.sheets.processing_units`), so Python starts and imports the library once per
 job rather than twice per sample. The outputs are those of rules preprocess_sample and gate_sample, which the
 workflow still uses when the template pools gates over a batch (the pooled fit needs the batch's events first).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
-from .gating.sample import gate_sample_events
+from .gate_sample import gate_sample_events
 from .preprocess_sample import preprocess_sample, write_batch_transforms
 
 
@@ -20,8 +20,8 @@ def process_sample_files(sample_id: str, fcs_path: str, panel_path: str, setting
                          transforms_path: str | None, matrix_path: str | None, on_bad_file: str, template_path: str,
                          overrides: dict, workspace_group: str, events_per_sample: int, outputs: dict,
                          log: logging.Logger) -> None:
-    """Preprocess one FCS file (:func:`cytotrial.preprocess_sample.preprocess_sample`) and gate its events
-    (:func:`cytotrial.gating.sample.gate_sample_events`).
+    """Preprocess one FCS file (:func:`cytotrial.steps.preprocess_sample.preprocess_sample`) and gate its events
+    (:func:`cytotrial.steps.gate_sample.gate_sample_events`).
 
     ``outputs``: qc_row, qc_details, qc_plot and metadata as rule preprocess_sample; populations, mfi, events (the
     gated event AnnData), gates, review and, as configured, gatingml, workspace and fcs exports as rule
@@ -39,7 +39,7 @@ def process_samples(samples: dict[str, dict], *, fitted_batches: dict[str, dict]
     """Process the samples of one job (rule process_samples) one after another, in one Python process.
 
     ``fitted_batches``: batch -> {"fcs": its files, "output": where to write its transform parameters}, the
-    batches whose transforms this job fits first (:func:`cytotrial.preprocess_sample.write_batch_transforms`).
+    batches whose transforms this job fits first (:func:`cytotrial.steps.preprocess_sample.write_batch_transforms`).
     ``samples``: sample id -> {"fcs", "study_day", "transforms" (the batch's parameter file, or None), "overrides",
     "outputs"}, each processed by :func:`process_sample_files` exactly as a job of its own would.
     """

@@ -1,4 +1,4 @@
-"""Compiled (numba) kernels of :mod:`cytotrial.logicle`.
+"""Compiled (numba) kernels of :mod:`cytotrial.preprocess.logicle`.
 
 ``logicle_roots``
     flowutils' C ``logicle_scale`` (Moore & Parks 2012: parameter set-up with the RTSAFE solve for d, the
@@ -11,7 +11,7 @@
 ``interval_polynomials``
     The fit of the table's per-interval polynomials to those samples.
 ``tabulated_logicle``
-    The table look-up and Horner evaluation of :class:`cytotrial.logicle.FastLogicle`.
+    The table look-up and Horner evaluation of :class:`cytotrial.preprocess.logicle.FastLogicle`.
 
 Compiled on first use and cached next to this file (``cache=True``), so later processes load the machine code.
 No fast-math (numba then neither contracts multiply-add pairs nor reorders operations) and numpy's error model
@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 TAYLOR_LENGTH = 16
-POLYNOMIAL_DEGREE = 6  # of the table's per-interval polynomials (see cytotrial.logicle)
+POLYNOMIAL_DEGREE = 6  # of the table's per-interval polynomials (see cytotrial.preprocess.logicle)
 SIGN_CLEARED = 0x7FFFFFFFFFFFFFFF  # float64 bits AND this: the bits of |x|
 DBL_EPSILON = 2.220446049250313e-16
 NOT_CONVERGED = -1.0  # what flowutils returns where its iteration does not converge

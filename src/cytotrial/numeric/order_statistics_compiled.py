@@ -1,4 +1,4 @@
-"""Compiled (numba) order statistics for :func:`cytotrial.stats.robust.quantiles`.
+"""Compiled (numba) order statistics for :func:`cytotrial.numeric.quantiles.quantiles`.
 
 ``order_statistics(x, ranks)`` returns the values that sorting ``x`` would put at ``ranks``, exactly (the same
 doubles as ``np.sort(x)[ranks]`` or ``np.partition``), in about three passes over the data instead of a

@@ -10,18 +10,18 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 
-from ..exclusion import excluded_reason
 from ..export import export_excluded_events, export_sample_events
+from ..gating.engine import apply_template
+from ..gating.flowjo import export_flowjo_workspace
+from ..gating.gatingml_export import export_gatingml
+from ..gating.plan_engine import AnnDataEvents, StaticTemplate, apply_plan, load_gating_template
+from ..gating.review import review_events
 from ..io.atomic import atomic_path
 from ..io.tables import write_json, write_tsv
-from ..preprocess import write_h5ad
+from ..preprocess.events import write_h5ad
+from ..preprocess.exclusion import excluded_reason
 from ..quantify import event_anndata, population_mfi, population_table, realised_gates
-from ..quantify.excluded import write_excluded_gating_outputs
-from .engine import apply_template
-from .flowjo import export_flowjo_workspace
-from .gatingml_export import export_gatingml
-from .plan_engine import AnnDataEvents, StaticTemplate, apply_plan, load_gating_template
-from .review import review_events
+from .excluded_outputs import write_excluded_gating_outputs
 
 
 def compact_rows(values: np.ndarray, keep: np.ndarray, block_rows: int = 16_384) -> np.ndarray:

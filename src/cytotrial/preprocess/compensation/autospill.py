@@ -26,9 +26,9 @@ import flowkit as fk
 import numpy as np
 import pandas as pd
 
-from ..io.fcs import read_fcs
-from ..io.tables import read_tsv, write_tsv
-from ..stats.robust import robust_line
+from ...io.fcs import read_fcs
+from ...io.tables import read_tsv, write_tsv
+from ...numeric.robust_regression import robust_line
 from .keywords import CompensationError, check_invertible
 
 ControlSource = str | os.PathLike | fk.Sample | pd.DataFrame | np.ndarray
@@ -168,7 +168,7 @@ def write_spillover_report(estimate: SpilloverEstimate, matrix_path_tsv: str | o
     """Write the matrix and its residual slopes as TSV.
 
     The matrix file has a ``dye`` column (the control's primary detector) and one column per detector, so
-    :func:`cytotrial.compensation.read_matrix_file` reads it back. The slopes file is long: ``dye``,
+    :func:`cytotrial.preprocess.compensation.read_matrix_file` reads it back. The slopes file is long: ``dye``,
     ``detector``, ``spillover``, ``residual_slope``, one row per off-diagonal pair.
     """
     names = list(estimate.detectors)

@@ -9,24 +9,24 @@ from pathlib import Path
 import anndata as ad
 import pandas as pd
 
-from .exclusion import BAD_FILE_ERRORS, excluded_events, excluded_metadata, excluded_qc_row
-from .io.atomic import atomic_path
-from .io.panel import Panel
-from .io.tables import write_json, write_tsv
-from .preprocess import fit_batch_transforms, preprocess_fcs, write_h5ad
-from .qc.plot import plot_event_qc, plot_excluded
+from ..preprocess.exclusion import BAD_FILE_ERRORS, excluded_events, excluded_metadata, excluded_qc_row
+from ..io.atomic import atomic_path
+from ..io.panel import Panel
+from ..io.tables import write_json, write_tsv
+from ..preprocess.events import fit_batch_transforms, preprocess_fcs, write_h5ad
+from ..preprocess.qc.plot import plot_event_qc, plot_excluded
 
 
 def preprocess_sample_files(sample_id: str, fcs_path: str, panel_path: str, settings: dict, study_day: int | None,
                             transforms_path: str | None, matrix_path: str | None, on_bad_file: str,
                             outputs: dict, log: logging.Logger) -> None:
-    """Read, compensate, transform and quality-check one file (:func:`cytotrial.preprocess.preprocess_fcs`) and
+    """Read, compensate, transform and quality-check one file (:func:`cytotrial.preprocess.events.preprocess_fcs`) and
     write its outputs: ``events`` (AnnData), ``qc_row`` (TSV), ``qc_details`` (JSON), ``qc_plot`` (PNG) and
     ``metadata`` (de-identified, JSON).
 
     ``transforms_path``: the batch's transform parameters (rule fit_batch_transforms), None to fit them on this
     file. With ``on_bad_file: exclude`` a file that cannot be read, lacks a panel marker or has an unusable
-    spillover is excluded: every output is still written, saying why (see :mod:`cytotrial.exclusion`); otherwise
+    spillover is excluded: every output is still written, saying why (see :mod:`cytotrial.preprocess.exclusion`); otherwise
     the error stops the job.
     """
     events = preprocess_sample(sample_id, fcs_path, panel_path, settings, study_day, transforms_path, matrix_path,

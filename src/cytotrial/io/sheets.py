@@ -6,7 +6,7 @@ import os
 
 import pandas as pd
 
-from .io.tables import read_tsv
+from .tables import read_tsv
 
 
 class SheetError(ValueError):
