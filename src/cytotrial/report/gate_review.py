@@ -383,10 +383,14 @@ def _inside_note(ax, text: str, colour: str, va: str, y: float) -> None:
 
 
 def _ticks(ax, panel: ReviewPanel, axis_ticks: dict, left: bool, bottom: bool) -> None:
-    """Tick labels only on the outer panels; custom tick positions/labels per dim where given."""
+    """Ticks and their labels only on the outer panels (the axes are shared: inner panels get none, which also
+    spares drawing thousands of tick marks); custom tick positions/labels per dim where given."""
     ax.tick_params(labelsize=6, length=2, pad=1)
-    for axis, name in ((ax.xaxis, panel.x_name), (ax.yaxis, panel.y_name if panel.y is not None else None)):
-        if name in axis_ticks:
+    for axis, name, outer in ((ax.xaxis, panel.x_name, bottom),
+                              (ax.yaxis, panel.y_name if panel.y is not None else None, left)):
+        if not outer:
+            axis.set_ticks([])
+        elif name in axis_ticks:
             low, high = sorted(axis.get_view_interval())
             ticks = [t for t in axis_ticks[name] if low <= t[0] <= high]  # set_ticks would widen the view
             axis.set_ticks([t[0] for t in ticks], [t[1] for t in ticks])
