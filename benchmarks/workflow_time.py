@@ -5,7 +5,8 @@ Usage: python benchmarks/workflow_time.py [--files N] [--events N] [--cores N] [
 
 1. Simulation, outside the timing: the demo trial's design (18 patients x 7 visits = 126 files; --files N takes the
    first N files of it, patient by patient; more than 126 adds patients cohort by cohort) with the demo's simulation
-   settings (workflow/schemas/defaults.yaml, demo:) and --events events per file, written once under --trial DIR
+   settings (workflow/schemas/defaults.yaml, demo:) and --events events per file (patients beyond the demo's 18
+   get the platelet counts of a demo patient), written once under --trial DIR
    (default: $TMPDIR/cytotrial_workflow_time/<files>x<events>) and reused by later runs.
 2. The analysis: a fresh project folder (temporary) whose config is the demo's (config/config.yaml) with the
    simulated trial's sample sheet, patient table and clinical tables and ``demo.enabled: false``, so that
@@ -119,8 +120,23 @@ def simulate(trial: Path, files: int, events: int, workers: int) -> float:
     write_tsv(samples, trial / "samples.tsv")
     start = time.perf_counter()
     simulate_trial(patients, samples, trial, settings, workers=workers)
+    add_platelets_of_extra_patients(trial / "clinical/platelets.tsv", patients)
     (trial / "done").write_text("")
     return time.perf_counter() - start
+
+
+def add_platelets_of_extra_patients(path: Path, patients) -> None:
+    """The simulator draws platelet counts for the demo design's 18 patients only: a patient added beyond them
+    (--files > 126) gets the counts of the demo patient at the same place in the cohort cycle (P19 those of P01)."""
+    import pandas as pd
+
+    counts = pd.read_csv(path, sep="\t")
+    demo_ids = sorted(counts.patient_id.unique())
+    extra = [pid for pid in patients.patient_id if pid not in set(demo_ids)]
+    copies = [counts[counts.patient_id == demo_ids[k % len(demo_ids)]].assign(patient_id=pid)
+              for k, pid in enumerate(extra)]
+    if copies:
+        pd.concat([counts, *copies], ignore_index=True).to_csv(path, sep="\t", index=False)
 
 
 def project_config(trial: Path) -> dict:
