@@ -139,7 +139,4 @@ def _keywords(name: str, detector: instrument.Detector | None, kind: str) -> dic
         "CREATOR": "cytotrial simulator (FACSDiva-like)", "TUBE NAME": tube,
         "EXPERIMENT NAME": f"Compensation controls ({kind})",
     }
-    for i, channel in enumerate(instrument.CHANNELS, start=1):
-        keywords[f"$P{i}R"] = f"{int(instrument.DETECTOR_RANGE)}"
-        keywords[f"$P{i}V"] = "350" if channel.startswith(("FSC", "SSC")) else "510"
-    return keywords
+    return {**keywords, **instrument.channel_keywords()}

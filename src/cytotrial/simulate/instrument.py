@@ -157,6 +157,15 @@ def detect_fluorescence(
     return raw.astype(np.float32)
 
 
+def channel_keywords() -> dict[str, str]:
+    """The per-channel keywords of every simulated file: $PnR (the detector range) and $PnV (voltage)."""
+    keywords = {}
+    for i, channel in enumerate(CHANNELS, start=1):
+        keywords[f"$P{i}R"] = f"{int(DETECTOR_RANGE)}"
+        keywords[f"$P{i}V"] = "350" if channel.startswith(("FSC", "SSC")) else "510"
+    return keywords
+
+
 def spillover_keyword(spillover: np.ndarray) -> str:
     """Format a spillover matrix as the FCS 3.1 $SPILLOVER value."""
     names = [d.channel for d in DETECTORS]

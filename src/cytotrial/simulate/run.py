@@ -203,10 +203,7 @@ def fcs_keywords(spec: SampleSpec, n_events: int, duration_s: float, settings: S
         "EXPERIMENT NAME": "ITP UC-MSC immune monitoring", "TUBE NAME": "Treg-B-NK 17c",
         "CASE NUMBER": f"{rng.integers(1000, 9999)}",
     }
-    for i, channel in enumerate(instrument.CHANNELS, start=1):
-        keywords[f"$P{i}R"] = f"{int(instrument.DETECTOR_RANGE)}"
-        keywords[f"$P{i}V"] = "350" if channel.startswith(("FSC", "SSC")) else "510"
-    return keywords
+    return {**keywords, **instrument.channel_keywords()}
 
 
 def simulate_sample(spec: SampleSpec, settings: SimulationSettings) -> tuple[pd.DataFrame, dict]:
