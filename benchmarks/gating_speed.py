@@ -124,12 +124,13 @@ def run_size(events: int, repeats: int, tmp: Path) -> dict:
     patients, samples = patients.iloc[:1], samples.iloc[:1]
     simulate_trial(patients, samples, tmp / f"out{events}", SimulationSettings(events_per_sample=events))
     fcs = str(samples.fcs.iloc[0])
-    batch = fit_batch_transforms([fcs], panel, settings["compensation"], settings["transform"], None,
-                                 int(settings["transform"].get("max_events_per_file", 50_000)))
+    batch = fit_batch_transforms([fcs], panel, settings["compensation"], settings["transform"], matrix_path=None,
+                                 max_events_per_file=int(settings["transform"].get("max_events_per_file", 50_000)))
 
     t_read, _ = best_of(repeats, read_fcs, fcs)
     t_comp, _ = best_of(repeats, read_compensated, fcs, panel, settings["compensation"])
-    t_pre, (adata, qc) = best_of(repeats, preprocess_fcs, fcs, "bench", panel, settings, 28, batch)
+    t_pre, (adata, qc) = best_of(repeats, preprocess_fcs, fcs, "bench", panel, settings, study_day=28,
+                                 batch_transforms=batch)
     keep = adata.obs["qc_keep"].to_numpy()
     kept = adata[keep].copy()
     t_gate, result = best_of(repeats, apply_template, kept, template)
@@ -141,7 +142,7 @@ def run_size(events: int, repeats: int, tmp: Path) -> dict:
     full = read_fcs(fcs)
     kept_fcs = tmp / f"kept{events}.fcs"
     write_fcs(kept_fcs, full.get_events(source="raw")[keep], list(full.pnn_labels),
-              [s or None for s in full.pns_labels], {})
+              [s or None for s in full.pns_labels], keywords={})
     sample = fk.Sample(str(kept_fcs), sample_id="bench")
     t_fk, fk_results = best_of(repeats, strategy.gate_sample, sample)
     t_fk_cached, _ = best_of(repeats, strategy.gate_sample, sample, cache_events=True, before=strategy.clear_cache)

@@ -8,9 +8,10 @@ from cytotrial.steps.runlog import rule_logging
 with rule_logging(snakemake) as log:
     settings = snakemake.params.settings
     record = fit_batch_transforms(list(snakemake.input.fcs), Panel.from_yaml(snakemake.input.panel),
-                                  settings["compensation"], settings["transform"], snakemake.input.matrix or None,
-                                  settings["transform"].get("max_events_per_file", 50_000),
-                                  snakemake.params.on_bad_file)
+                                  settings["compensation"], settings["transform"],
+                                  matrix_path=snakemake.input.matrix or None,
+                                  max_events_per_file=settings["transform"].get("max_events_per_file", 50_000),
+                                  on_bad_file=snakemake.params.on_bad_file)
     for bad in record["excluded"]:
         log.warning("batch %s: %s left out of the fit: %s", snakemake.wildcards.batch, bad["file"], bad["reason"])
     record["batch"] = snakemake.wildcards.batch

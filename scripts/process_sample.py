@@ -5,7 +5,8 @@ from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     process_sample_files(snakemake.wildcards.sample, snakemake.input.fcs, snakemake.input.panel,
-                         snakemake.params.settings, snakemake.params.study_day, snakemake.input.transforms or None,
-                         snakemake.input.matrix or None, snakemake.params.on_bad_file, snakemake.input.template,
-                         snakemake.params.overrides, snakemake.params.workspace_group,
-                         snakemake.params.events_per_sample, dict(snakemake.output), log)
+                         snakemake.params.settings, study_day=snakemake.params.study_day,
+                         transforms_path=snakemake.input.transforms or None, matrix_path=snakemake.input.matrix or None,
+                         on_bad_file=snakemake.params.on_bad_file, template_path=snakemake.input.template,
+                         overrides=snakemake.params.overrides, workspace_group=snakemake.params.workspace_group,
+                         events_per_sample=snakemake.params.events_per_sample, outputs=dict(snakemake.output), log=log)

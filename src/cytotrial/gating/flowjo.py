@@ -208,7 +208,7 @@ def export_flowjo_workspace(gatingml_path: str | os.PathLike, sample: fk.Sample,
                                                                   and len(gate.dimensions) != 2):
             skipped.append(name)
             continue
-        for new in _flowjo_gates(source, gate, matrix, refs, strategy):
+        for new in _flowjo_gates(source, gate, matrix, refs, strategy=strategy):
             asinh_channels.update({d.id: out.transformations[d.transformation_ref].asinh for d in new.dimensions
                                    if isinstance(out.transformations.get(d.transformation_ref), _AsinhForFlowJo)})
             out.add_gate(new, parent)
@@ -229,7 +229,7 @@ def export_flowjo_workspace(gatingml_path: str | os.PathLike, sample: fk.Sample,
     return skipped
 
 
-def _flowjo_gates(source: str, gate, matrix, refs: dict, strategy: fk.GatingStrategy) -> list:
+def _flowjo_gates(source: str, gate, matrix, refs: dict, *, strategy: fk.GatingStrategy) -> list:
     """Rectangle / polygon gates that replace ``gate``, each dimension in its channel's one transform."""
     g = fk.gates
     detectors = set(matrix[1].detectors) if matrix else set()

@@ -42,7 +42,7 @@ CATEGORY_MARKS = {"response after rescue": "*", "corticosteroid-dependent": "+"}
 
 
 def plot_swimmer(counts: pd.DataFrame, responses: pd.DataFrame, patients: pd.DataFrame,
-                 path: str | os.PathLike, labels: TrialLabels = TrialLabels()) -> None:
+                 path: str | os.PathLike, *, labels: TrialLabels = TrialLabels()) -> None:
     """One lane per patient (grouped by dose cohort): weekly platelet counts as coloured blocks, the confirmed
     response (outlined), its start (triangle) and loss (cross), rescue therapy (diamond) and the best response.
 
@@ -129,7 +129,7 @@ def plot_qc_overview(qc: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def plot_trajectories(populations: pd.DataFrame, groups: pd.Series, focus: list[str], visits: list[str],
-                      path: str | os.PathLike) -> None:
+                      *, path: str | os.PathLike) -> None:
     """One panel per focus population: each patient's % of the denominator over visits coloured by response
     group, with the group medians in bold."""
     focus = [p for p in focus if (populations.population == p).any()]
@@ -174,7 +174,7 @@ def median_change_by_group(populations: pd.DataFrame, groups: pd.Series, baselin
 
 
 def plot_change_heatmap(populations: pd.DataFrame, groups: pd.Series, visits: list[str], baseline: str,
-                        path: str | os.PathLike) -> None:
+                        *, path: str | os.PathLike) -> None:
     """Populations x visits heatmaps of the median change from baseline (pp), one panel per response group,
     on a shared symmetric colour scale."""
     changes = median_change_by_group(populations, groups, baseline)
@@ -201,15 +201,15 @@ def plot_change_heatmap(populations: pd.DataFrame, groups: pd.Series, visits: li
 
 
 def write_report_figures(populations: pd.DataFrame, responses: pd.DataFrame, counts: pd.DataFrame,
-                         patients: pd.DataFrame, qc: pd.DataFrame, visits: list[str], baseline: str,
+                         patients: pd.DataFrame, *, qc: pd.DataFrame, visits: list[str], baseline: str,
                          focus: list[str], paths: dict[str, str | os.PathLike],
                          labels: TrialLabels = TrialLabels()) -> None:
     """The report's cohort, QC and immune-change figures; ``paths``: swimmer, qc, trajectories, heatmap."""
     groups = response_groups(responses)
-    plot_swimmer(counts, responses, patients, paths["swimmer"], labels)
+    plot_swimmer(counts, responses, patients, paths["swimmer"], labels=labels)
     plot_qc_overview(qc, paths["qc"])
-    plot_trajectories(populations, groups, focus, visits, paths["trajectories"])
-    plot_change_heatmap(populations, groups, visits, baseline, paths["heatmap"])
+    plot_trajectories(populations, groups, focus, visits, path=paths["trajectories"])
+    plot_change_heatmap(populations, groups, visits, baseline, path=paths["heatmap"])
 
 
 def plot_volcano(comparison: pd.DataFrame, path: str | os.PathLike, measure: str = "change",
@@ -245,7 +245,7 @@ def plot_volcano(comparison: pd.DataFrame, path: str | os.PathLike, measure: str
 
 
 def plot_rmcorr(populations: pd.DataFrame, platelets: pd.DataFrame, rmcorr: pd.DataFrame, groups: pd.Series,
-                population: str, path: str | os.PathLike) -> None:
+                *, population: str, path: str | os.PathLike) -> None:
     """A population against log platelet count at the same visits, one colour per response group; each
     patient's line has the common within-patient slope of the repeated-measures correlation. Samples and counts
     within a rescue therapy's window are left out, as in the correlation (``rmcorr`` is the percentages' table,

@@ -131,7 +131,7 @@ class NoiseModel:
 
 
 def detect_fluorescence(
-    true_signal: np.ndarray, spillover: np.ndarray, rng: np.random.Generator, noise: NoiseModel, gains: np.ndarray
+    true_signal: np.ndarray, spillover: np.ndarray, rng: np.random.Generator, noise: NoiseModel, *, gains: np.ndarray
 ) -> np.ndarray:
     """Turn true dye signals into raw detector values.
 

@@ -15,7 +15,7 @@ from .gate_sample import gate_sample_events
 from .preprocess_sample import preprocess_sample
 
 
-def process_sample_files(sample_id: str, fcs_path: str, panel_path: str, settings: dict, study_day: int | None,
+def process_sample_files(sample_id: str, fcs_path: str, panel_path: str, settings: dict, *, study_day: int | None,
                          transforms_path: str | None, matrix_path: str | None, on_bad_file: str, template_path: str,
                          overrides: dict, workspace_group: str, events_per_sample: int, outputs: dict,
                          log: logging.Logger) -> None:
@@ -26,7 +26,8 @@ def process_sample_files(sample_id: str, fcs_path: str, panel_path: str, setting
     gated event AnnData), gates, review and, as configured, gatingml, workspace and fcs exports as rule
     gate_sample. An excluded file (``on_bad_file: exclude``) gets every output, saying why.
     """
-    events = preprocess_sample(sample_id, fcs_path, panel_path, settings, study_day, transforms_path, matrix_path,
-                               on_bad_file, outputs, log)
-    gate_sample_events(sample_id, events, template_path, outputs, overrides, None, workspace_group,
-                       events_per_sample, log)
+    events = preprocess_sample(sample_id, fcs_path, panel_path, settings, study_day=study_day,
+                               transforms_path=transforms_path, matrix_path=matrix_path, on_bad_file=on_bad_file,
+                               outputs=outputs, log=log)
+    gate_sample_events(sample_id, events, template_path, outputs, overrides=overrides, pooled_path=None,
+                       workspace_group=workspace_group, events_per_sample=events_per_sample, log=log)
