@@ -1,22 +1,11 @@
-"""GatingML 2.0: import into a plain gating plan evaluated by our own geometry, and export of realised gates.
+"""GatingML 2.0 import into a plain gating plan, evaluated with our own gate geometry.
 
 :func:`load_gatingml` parses a GatingML 2.0 file with flowkit and converts it into a :class:`GatingPlan`: for every
 gate id its parent, dimensions (channel, compensation reference, transform reference, or a ratio dimension) and
-geometry, plus the transforms and spillover matrices. :func:`evaluate_plan` computes, for one sample, each
-dimension's compensated and transformed values (flowkit's Matrix and transform objects) and the gate membership
-with :mod:`cytotrial.gating.static` (not flowkit's GatingStrategy). :func:`export_gatingml` (in
-:mod:`cytotrial.gating.gatingml_export`) writes a sample's realised gates as GatingML 2.0.
-
-Gate kinds and their ``geometry``:
-
-=========  ============================================================================================
-rectangle  ``min``, ``max``: one bound (or None, open) per dimension; ``complement``
-polygon    ``vertices``: [[x, y], ...]; ``complement``
-ellipsoid  ``mean``, ``covariance``, ``distance_square``
-quadrant   ``quadrant_gate`` (owning QuadrantGate id), ``dividers`` (ids), ``values`` (per divider),
-           ``ranges``: [min, max] per divider; one plan gate per quadrant, dims = the dividers' dimensions
-boolean    ``operation`` ('and', 'or', 'not'), ``operands``: [{'gate': id, 'complement': bool}, ...]
-=========  ============================================================================================
+geometry (the kinds: :class:`PlanGate`), plus the transforms and spillover matrices. :func:`evaluate_plan`
+computes, for one sample, each dimension's compensated and transformed values (flowkit's Matrix and transform
+objects) and the gate membership with :mod:`cytotrial.gating.static` (not flowkit's GatingStrategy).
+:func:`export_gatingml` (in :mod:`cytotrial.gating.gatingml_export`) writes a sample's realised gates.
 """
 
 from __future__ import annotations
@@ -73,7 +62,19 @@ class PlanMatrix:
 
 @dataclass(frozen=True)
 class PlanGate:
-    """One population: id, parent id (None at the root), kind, dimensions and geometry (see module doc)."""
+    """One population: id, parent id (None at the root), kind, dimensions and geometry (see module doc).
+
+    Gate kinds and their ``geometry``:
+
+    =========  ============================================================================================
+    rectangle  ``min``, ``max``: one bound (or None, open) per dimension; ``complement``
+    polygon    ``vertices``: [[x, y], ...]; ``complement``
+    ellipsoid  ``mean``, ``covariance``, ``distance_square``
+    quadrant   ``quadrant_gate`` (owning QuadrantGate id), ``dividers`` (ids), ``values`` (per divider),
+               ``ranges``: [min, max] per divider; one plan gate per quadrant, dims = the dividers' dimensions
+    boolean    ``operation`` ('and', 'or', 'not'), ``operands``: [{'gate': id, 'complement': bool}, ...]
+    =========  ============================================================================================
+    """
 
     id: str
     parent: str | None
@@ -216,11 +217,11 @@ def evaluate_plan(plan: GatingPlan, sample) -> dict[str, np.ndarray]:
     events = sample if isinstance(sample, PlanEvents) else PlanEvents(plan, sample)
     masks: dict[str, np.ndarray] = {}
     for gate_id in plan.gates:
-        _evaluate(plan, gate_id, events, masks, ())
+        _evaluate(plan, gate_id, events, masks, stack=())
     return {gate_id: masks[gate_id] for gate_id in plan.gates}
 
 
-def _evaluate(plan: GatingPlan, gate_id: str, events: PlanEvents, masks: dict, stack: tuple[str, ...]) -> None:
+def _evaluate(plan: GatingPlan, gate_id: str, events: PlanEvents, masks: dict, *, stack: tuple[str, ...]) -> None:
     """Evaluate a gate after its parent and Boolean operands (depth first, memoised in ``masks``)."""
     if gate_id in masks:
         return
@@ -231,7 +232,7 @@ def _evaluate(plan: GatingPlan, gate_id: str, events: PlanEvents, masks: dict, s
     for other in needed:
         if other not in plan.gates:
             raise GatingMLError(f"{plan.source}: gate '{gate_id}' refers to gate '{other}', which is not defined")
-        _evaluate(plan, other, events, masks, stack + (gate_id,))
+        _evaluate(plan, other, events, masks, stack=stack + (gate_id,))
     mask = _membership(plan, gate, events, masks)
     masks[gate_id] = mask & masks[gate.parent] if gate.parent else mask
 

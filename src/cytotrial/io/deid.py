@@ -1,28 +1,8 @@
 """De-identification of FCS TEXT keywords: a whitelist of technical keywords, dates become study days.
 
-Rules
------
-* Whitelist, never blacklist: a keyword is kept only when it is a known *technical* keyword (data layout,
-  per-parameter description, compensation, acquisition settings). Every other keyword, including any the
-  code has never seen, is dropped. Dropped keywords are reported by NAME only, never by value.
-* Calendar dates and clock times never leave: $DATE, $BTIM, $ETIM, $BEGINDATETIME, $ENDDATETIME,
-  $LAST_MODIFIED are not whitelisted; the sample's position in time is the caller's ``study_day`` and the
-  acquisition duration in seconds (computed from $BTIM/$ETIM before they are dropped).
-* Date rule: even a whitelisted keyword is dropped when its value contains something that reads as a
-  calendar date (2023-01-05, 2023/1/5, 05-JAN-2023, 5 Jan 2023, Jan 5, 2023, 01/05/2023, 5.1.2023, and in
-  free text also 20230105). Exempt are the keywords whose values are numbers and channel names by
-  construction and which the copy cannot be read without: $PnN and the spillover matrices ($SPILLOVER,
-  SPILL, $COMP, $DFCnTOm).
-* $CYTSN (instrument serial number) names no patient but identifies the site: dropped unless
-  ``keep_instrument_serial=True``.
-* ``extra_whitelist`` (from the config) may add technical keywords (exact names, ``*`` wildcards); it is
-  refused for the standard identifying keywords and for names that speak of patients, subjects, samples,
-  cases, users, operators, GUIDs or dates.
-
-Keys are normalised as FCS readers disagree: flowio/flowkit give ``{'cyt': ..., 'p5n': ..., 'patient id':
-...}`` (lower case, every '$' removed), other readers ``{'$CYT': ...}``. Output keys are upper case; FCS
-standard keywords carry '$' ("$CYT", "$P5N"), others do not ("LASER1NAME", "PATIENT ID"). A non-standard
-key written with a '$' (Beckman "$GUID") is reported without it, as flowio would give it.
+Only known technical keywords are kept (a whitelist, never a blacklist); calendar dates and clock times never
+leave (a sample's time is its study day and its acquisition duration); dropped keywords are reported by name
+only. The rules, and how keys are normalised across FCS readers, are in :func:`deidentify_keywords`.
 
 Not covered: identifying free text that is neither a date nor under an identifying keyword, e.g. a patient's
 initials typed into a $PnS marker label. The workflow's FCS exports (:mod:`cytotrial.export.events`) carry the
@@ -275,6 +255,30 @@ def deidentify_keywords(metadata: Mapping[str, str], study_day: int | None, sour
     ------
     ValueError
         For a malformed digest, a non-integer study day or an identifying name in ``extra_whitelist``.
+
+    Rules
+    -----
+    * Whitelist, never blacklist: a keyword is kept only when it is a known *technical* keyword (data layout,
+      per-parameter description, compensation, acquisition settings). Every other keyword, including any the
+      code has never seen, is dropped. Dropped keywords are reported by NAME only, never by value.
+    * Calendar dates and clock times never leave: $DATE, $BTIM, $ETIM, $BEGINDATETIME, $ENDDATETIME,
+      $LAST_MODIFIED are not whitelisted; the sample's position in time is the caller's ``study_day`` and the
+      acquisition duration in seconds (computed from $BTIM/$ETIM before they are dropped).
+    * Date rule: even a whitelisted keyword is dropped when its value contains something that reads as a
+      calendar date (2023-01-05, 2023/1/5, 05-JAN-2023, 5 Jan 2023, Jan 5, 2023, 01/05/2023, 5.1.2023, and in
+      free text also 20230105). Exempt are the keywords whose values are numbers and channel names by
+      construction and which the copy cannot be read without: $PnN and the spillover matrices ($SPILLOVER,
+      SPILL, $COMP, $DFCnTOm).
+    * $CYTSN (instrument serial number) names no patient but identifies the site: dropped unless
+      ``keep_instrument_serial=True``.
+    * ``extra_whitelist`` (from the config) may add technical keywords (exact names, ``*`` wildcards); it is
+      refused for the standard identifying keywords and for names that speak of patients, subjects, samples,
+      cases, users, operators, GUIDs or dates.
+
+    Keys are normalised as FCS readers disagree: flowio/flowkit give ``{'cyt': ..., 'p5n': ..., 'patient id':
+    ...}`` (lower case, every '$' removed), other readers ``{'$CYT': ...}``. Output keys are upper case; FCS
+    standard keywords carry '$' ("$CYT", "$P5N"), others do not ("LASER1NAME", "PATIENT ID"). A non-standard
+    key written with a '$' (Beckman "$GUID") is reported without it, as flowio would give it.
     """
     digest = str(source_sha256).strip().lower()
     if not _SHA256.fullmatch(digest):

@@ -1,20 +1,15 @@
 """Compiled (numba) kernels of :mod:`cytotrial.preprocess.logicle`.
 
 ``logicle_roots``
-    flowutils' C ``logicle_scale`` (Moore & Parks 2012: parameter set-up with the RTSAFE solve for d, the
-    16-term Taylor series near data zero, Halley iteration), the same floating-point operations in the same
-    order, so the same doubles (tests/test_logicle.py compares them bit for bit). Used to sample the table.
-    Four values are solved side by side (their Halley steps interleaved, each value's own steps unchanged), so
-    the processor overlaps their chains of exp and division: ~2.3x faster than the C extension on 100,000
-    compensated values (6.9 against 15.6 ms), and a table's 6,048 samples in ~0.32 ms (0.50 ms one value after
-    the other).
+    flowutils' C ``logicle_scale`` (Moore & Parks 2012), the same floating-point operations in the same order,
+    so the same doubles (tests/test_logicle.py compares them bit for bit); samples the table. Four values are
+    solved side by side (their Halley steps interleaved, each value's own steps unchanged).
 ``interval_polynomials``
     The fit of the table's per-interval polynomials to those samples.
 ``tabulated_logicle``
     The table look-up and Horner evaluation of :class:`cytotrial.preprocess.logicle.FastLogicle`.
 
-Compiled on first use and cached next to this file (``cache=True``), so later processes load the machine code.
-No fast-math (numba then neither contracts multiply-add pairs nor reorders operations) and numpy's error model
+Compiled on first use and cached next to this file (``cache=True``). No fast-math, and numpy's error model
 (division by zero gives inf or NaN, as in C, instead of raising).
 """
 
