@@ -1,6 +1,6 @@
 """Time Snakemake's parse, DAG construction and dry run of the workflow for thousands of samples.
 
-Usage: python benchmarks/dag_scale.py [--samples N [N ...]] [--keep DIR] [--profile N]
+Usage: python benchmarks/dag_scale.py [--samples N [N ...]] [--keep DIR] [--profile N] [--result NAME]
 
 For each sample count (default 1,000, 2,000 and 5,000) writes a trial of that size in a temporary folder: a
 patient table (seven visits per patient, patients enrolled every 2 days, so acquisition runs are weekly batches
@@ -184,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, nargs="+", default=[1000, 2000, 5000])
     parser.add_argument("--keep", type=Path, help="write the trials here and keep them (default: a temporary "
                                                   "folder, removed afterwards)")
+    parser.add_argument("--result", default=None,
+                        help="write the figures to benchmarks/results/<RESULT>.json (with commit, machine, date)")
     parser.add_argument("--profile", type=int, metavar="N", help="profile the DAG construction for N samples instead")
     parser.add_argument("--merge-from", nargs=2, metavar=("WORKDIR", "N"),
                         help="measure the merge rules on N copies of a finished run's per-sample tables instead")
@@ -227,6 +229,15 @@ def main(argv: list[str] | None = None) -> int:
         seconds = results[largest][0]["dryrun"][0]
         verdict = "meets" if seconds < TARGET_SECONDS else "MISSES"
         print(f"dry run of {largest} samples: {seconds:.1f} s, {verdict} the target of {TARGET_SECONDS:.0f} s")
+        if args.result:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from results_record import write_result
+
+            figures = {"command": " ".join(sys.argv), "target_dryrun_s": TARGET_SECONDS,
+                       "samples": {str(n): {"jobs": jobs, **{f"{step}_s": r[0] for step, r in row.items()},
+                                            **{f"{step}_peak_rss_mb": r[1] for step, r in row.items()}}
+                                   for n, (row, jobs) in results.items()}}
+            print(f"figures: {write_result(args.result, figures)}")
         return 0 if seconds < TARGET_SECONDS or largest < 5000 else 1
 
 

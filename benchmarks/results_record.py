@@ -16,11 +16,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def git_commit(repo: Path = Path(__file__).resolve().parents[1]) -> str:
-    """HEAD of ``repo`` (default: this repository), with '+uncommitted changes' when tracked files differ."""
+    """HEAD of ``repo`` (default: this repository), with '+uncommitted changes' when tracked files other than
+    benchmarks/results/ differ."""
     try:
         head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)benchmarks/results"],  # earlier results are not code
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

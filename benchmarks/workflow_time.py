@@ -51,6 +51,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from results_record import git_commit, write_result  # noqa: E402
 
 DEMO_FILES = 126
+LOOP_RULES = ("process_samples", "review_gates")  # the workflow defines these in loops, one rule a job
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -158,8 +159,15 @@ def job_counts(output: str) -> dict[str, int]:
         if len(parts) != 2 or not parts[1].isdigit():
             break
         if parts[0] != "total":
-            counts[parts[0]] = int(parts[1])
+            rule = rule_family(parts[0])
+            counts[rule] = counts.get(rule, 0) + int(parts[1])
     return counts
+
+
+def rule_family(rule: str) -> str:
+    """The rule a job belongs to: the workflow defines one process_samples_<unit> rule per processing unit and one
+    review_gates_<part> rule per part of the review figures."""
+    return next((family for family in LOOP_RULES if rule.startswith(family + "_")), rule)
 
 
 def rule_benchmarks(project: Path) -> dict[str, dict]:
@@ -204,6 +212,9 @@ def script_of_rule(workflow: Path) -> dict[str, Path]:
         for line in smk.read_text().splitlines():
             match = re.match(r"\s*rule (\w+):", line)
             if match:
+                rule = match.group(1)
+            match = re.match(r"\s*f?\"(\w+?)_\{", line)  # a rule defined in a loop: name: f"<family>_{...}"
+            if match and match.group(1) in LOOP_RULES:
                 rule = match.group(1)
             match = re.match(r'\s*"\.\./\.\./scripts/(\w+\.py)"', line)
             if match and rule:
@@ -324,8 +335,8 @@ def main(argv=None) -> int:
         rules[rule] = entry
     work = per_file_work(project, 4, workflow, env)
     file_work = statistics.median(work[1:])
-    per_sample_rules = {"process_sample", "preprocess_sample", "gate_sample", "fit_batch_transforms",
-                        "fit_pooled_gates"}
+    per_sample_rules = {"process_samples", "process_sample", "preprocess_sample", "gate_sample",
+                        "fit_batch_transforms", "fit_pooled_gates"}
     trial_level = sum(e.get("logged_cpu_s", e["cpu_s"] or 0.0) for r, e in rules.items() if r not in per_sample_rules)
     startup_total = sum(e.get("startup_cpu_s_per_job", 0.0) * e["jobs"] for e in rules.values())
     benchmarked_cpu = sum(e["cpu_s"] or 0.0 for e in rules.values())

@@ -13,7 +13,8 @@ its slurm.conf.
     with SlurmCluster(tmp_path / "slurm") as cluster:
         subprocess.run(["sbatch", "--wrap", "true"], env=cluster.env)
 
-``SlurmCluster.unavailable()`` says why a cluster cannot be started here (not root, no apt-get), or None.
+``SlurmCluster.unavailable()`` says why a cluster cannot be started here (not root, no apt-get), or None;
+``no_cluster(reason)`` turns that into a skip on a developer's machine and a failure in CI (``CI=true``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,22 @@ MUNGE_SOCKET = Path("/run/munge/munge.socket.2")
 MUNGE_KEY = Path("/etc/munge/munge.key")
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 CONF_MARKER = "# A one-node test cluster written by tests/slurm_cluster.py"
+
+
+def in_ci(environ=None) -> bool:
+    """True when the tests run in CI: the CI variable set to true/1/yes (as GitHub, GitLab and .ci/run set it)."""
+    environ = os.environ if environ is None else environ
+    return environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def no_cluster(reason: str, environ=None) -> None:
+    """A Slurm test cluster cannot start: fail in CI (a skip there would pass without testing Slurm), skip elsewhere."""
+    import pytest
+
+    message = f"no Slurm test cluster: {reason}"
+    if in_ci(environ):
+        pytest.fail(f"{message} (CI=true: the Slurm test must run in CI)", pytrace=False)
+    pytest.skip(message)
 
 
 class ClusterError(RuntimeError):

@@ -13,6 +13,7 @@ import pytest
 
 from cytotrial.io.fcs import FcsReadError, read_fcs, read_fcs_with_notes
 from cytotrial.io.fcs_segments import parse_text
+from tests.fcs_references import compare_with_references
 from tests.fcs_factory import FcsSpec, build_data_set, build_fcs, encode_text, offsets_of, write_fcs_file
 
 NAMES = ["FSC-A", "SSC-A", "FL1-A", "Time"]
@@ -20,8 +21,26 @@ INTS = np.array([[0, 1, 2, 3], [1023, 512, 7, 100], [5, 6, 1000, 200]])
 FLOATS = np.array([[0.5, -1.25, 3.0e4, 1.0], [1e-3, 2.5, -7.75, 2.0], [262143.0, 0.0, 9.5, 3.0]])
 
 
-def read(tmp_path, *specs, name="quirk.fcs"):
-    return read_fcs_with_notes(write_fcs_file(tmp_path / name, *specs))
+def read(tmp_path, *specs, name="quirk.fcs", references=None):
+    """Write the file, read it with read_fcs_with_notes, and check our reading against flowio's and flowkit's
+    (tests/fcs_references.py): the same events and keywords, unless ``references`` says which reader refuses the
+    file or reads it otherwise, and why."""
+    path = write_fcs_file(tmp_path / name, *specs)
+    sample, notes = read_fcs_with_notes(path)
+    compare_with_references(path, sample, references)
+    return sample, notes
+
+
+def both(reason: str) -> dict[str, str]:
+    """flowio and flowkit (which reads FCS files through flowio) alike: 'refuses: ...' or 'differs: ...'."""
+    return {"flowio": reason, "flowkit": reason}
+
+
+# Why flowio 1.4 / flowkit 1.3 cannot be the reference for some quirks (then the test checks the values written by
+# tests/fcs_factory.py, which packs each value with numpy or int.to_bytes):
+ONE_WIDTH_ONLY = both("refuses: flowio decodes every parameter with one width and type ('cannot reshape')")
+SEVERAL_DATA_SETS = both("refuses: several data sets (MultipleDataSetsError); compared with read_multiple_data_sets")
+OFFSETS_DISAGREE = both("refuses: HEADER and TEXT DATA offsets disagree (DataOffsetDiscrepancyError)")
 
 
 def raw(sample):
@@ -53,7 +72,9 @@ def test_any_delimiter_and_escaped_delimiters_inside_values(tmp_path, delimiter)
     text_value = f"01{delimiter.decode()}JAN{delimiter.decode()}2024"
     spec = FcsSpec(FLOATS, NAMES, delimiter=delimiter, markers=["", "", f"CD3{delimiter.decode()}CD28", ""],
                    keywords={"$DATE": text_value, "$SPILLOVER": "1,FL1-A,1.0"})
-    sample, notes = read(tmp_path, spec)
+    # flowio splits TEXT with a regular expression: a doubled delimiter that is a regex metacharacter stays doubled
+    regex_special = both("differs: flowio keeps an escaped (doubled) | \\ or * delimiter doubled in values")
+    sample, notes = read(tmp_path, spec, references=regex_special if delimiter in (b"|", b"\\", b"*") else None)
     assert sample.metadata["date"] == text_value
     assert sample.pns_labels[2] == f"CD3{delimiter.decode()}CD28"
     assert np.array_equal(raw(sample), FLOATS.astype(np.float32))
@@ -91,7 +112,7 @@ def test_metadata_keys_are_lowercase_without_dollar_and_spill_keywords_are_kept(
 
 def test_repeated_keyword_keeps_the_first_and_is_noted(tmp_path):
     spec = FcsSpec(FLOATS, NAMES, keywords={"$CYT": "Attune NxT", "CYT": "other", "$FIL": "a.fcs"})
-    sample, notes = read(tmp_path, spec)
+    sample, notes = read(tmp_path, spec, references=both("differs: flowio keeps the last of a repeated keyword"))
     assert sample.metadata["cyt"] == "Attune NxT"
     assert has_note(notes, "more than once", "CYT")
 
@@ -146,7 +167,7 @@ def test_32_bit_integers_with_an_18_bit_range_are_masked(tmp_path):
 def test_pnb_that_is_not_a_whole_byte_is_read_from_the_next_width_and_masked(tmp_path):
     stored = np.array([[0xF000 | 1000, 3, 4, 5], [1023, 0x0C00 | 9, 0, 1]])
     spec = FcsSpec(stored, NAMES, datatype="I", bits=10, storage_bits=16, ranges=[4096] * 4)
-    sample, notes = read(tmp_path, spec)
+    sample, notes = read(tmp_path, spec, references=ONE_WIDTH_ONLY)  # $PnB 10 is not a width flowio reads
     assert raw(sample).tolist() == [[1000, 3, 4, 5], [1023, 9, 0, 1]]
     assert has_note(notes, "$P1B is 10", "16-bit")
 
@@ -155,7 +176,7 @@ def test_mixed_integer_widths(tmp_path):
     stored = np.array([[200, 60000, 4_000_000_000, 7], [1, 2, 3, 4]])
     spec = FcsSpec(stored, NAMES, datatype="I", bits=[8, 16, 32, 64], ranges=[256, 65536, 2 ** 32, 2 ** 40],
                    byteorder=">")
-    sample, notes = read(tmp_path, spec)
+    sample, notes = read(tmp_path, spec, references=ONE_WIDTH_ONLY)
     assert np.array_equal(raw(sample), stored.astype(float)) and notes == []
 
 
@@ -163,7 +184,7 @@ def test_fcs_3_2_mixed_integer_and_float_parameters(tmp_path):
     stored = np.array([[3, 1.5, 2.25, 9], [65535, -4.0, 1e6, 0]])
     spec = FcsSpec(stored, NAMES, version="3.2", datatype="I", kinds=["I", "F", "D", "I"], bits=[16, 32, 64, 32],
                    ranges=[65536, 262144, 262144, 2 ** 32])
-    sample, notes = read(tmp_path, spec)
+    sample, notes = read(tmp_path, spec, references=ONE_WIDTH_ONLY)
     assert np.array_equal(raw(sample), stored) and notes == []
 
 
@@ -173,7 +194,8 @@ def test_fcs_2_0_log_amplified_integer_channels_are_linearised(tmp_path):
     stored = np.array([[0, 256, 512, 10], [1023, 768, 100, 20]])
     spec = FcsSpec(stored, ["FSC-H", "SSC-H", "FL1-H", "FL2-H"], version="2.0", datatype="I", bits=16,
                    ranges=[1024] * 4, keywords={"$P2E": "4,1", "$P3E": "4,0", "$P4E": "3.0,0.5", "$P4G": "2"})
-    sample, notes = read(tmp_path, spec)
+    # flowio divides a log-amplified channel by $PnG too (FCS 3.1: $PnG applies to linear channels only)
+    sample, notes = read(tmp_path, spec, references=both("differs: flowio divides the log channel FL2-H by $P4G"))
     events = raw(sample)
     assert np.array_equal(events[:, 0], [0, 1023])
     assert np.allclose(events[:, 1], 10 ** (4 * stored[:, 1] / 1024))
@@ -184,7 +206,9 @@ def test_fcs_2_0_log_amplified_integer_channels_are_linearised(tmp_path):
 
 
 def test_log_pne_on_float_data_is_ignored_with_a_note(tmp_path):
-    sample, notes = read(tmp_path, FcsSpec(FLOATS, NAMES, keywords={"$P3E": "4,1"}))
+    # flowio applies the log $PnE to float data (FCS 3.1: $PnE must be 0,0 for float data)
+    sample, notes = read(tmp_path, FcsSpec(FLOATS, NAMES, keywords={"$P3E": "4,1"}),
+                         references=both("differs: flowio takes $P3E 4,1 on float data as log amplification"))
     assert np.array_equal(raw(sample), FLOATS.astype(np.float32))
     assert has_note(notes, "$P3E", "linear")
 
@@ -200,7 +224,10 @@ def test_gain_divides_linear_channels_and_timestep_scales_time(tmp_path):
 
 @pytest.mark.parametrize("timestep", ["", "abc", "-1"])
 def test_unusable_timestep_leaves_time_unscaled(tmp_path, timestep):
-    sample, notes = read(tmp_path, FcsSpec(FLOATS, NAMES, keywords={"$TIMESTEP": timestep}, escape=True))
+    references = {"": None, "abc": both("refuses: $TIMESTEP 'abc' is not a number"),
+                  "-1": both("differs: flowio multiplies time by the negative $TIMESTEP")}[timestep]
+    sample, notes = read(tmp_path, FcsSpec(FLOATS, NAMES, keywords={"$TIMESTEP": timestep}, escape=True),
+                         references=references)
     assert np.array_equal(raw(sample)[:, 3], FLOATS[:, 3])
     assert has_note(notes, "$TIMESTEP")
 
@@ -208,7 +235,7 @@ def test_unusable_timestep_leaves_time_unscaled(tmp_path, timestep):
 def test_unusable_pnr_png_pne_values_are_replaced_with_notes(tmp_path):
     spec = FcsSpec(FLOATS, NAMES, ranges=["262144.0", "n/a", 1024, 1024],
                    keywords={"$P3G": "zero", "$P3E": "log"})
-    sample, notes = read(tmp_path, spec)
+    sample, notes = read(tmp_path, spec, references=both("refuses: $P2R 'n/a' is not a number"))
     assert sample.channels.pnr.tolist() == [262144.0, 262144.0, 1024.0, 1024.0]
     assert np.array_equal(raw(sample), FLOATS.astype(np.float32))
     assert has_note(notes, "$P2R") and has_note(notes, "$P3G") and has_note(notes, "$P3E")
@@ -223,7 +250,7 @@ def _true_data(spec):
 def test_wrong_header_data_offsets_fall_back_to_text(tmp_path):
     spec = FcsSpec(FLOATS, NAMES)
     start, stop = _true_data(spec)
-    sample, notes = read(tmp_path, FcsSpec(FLOATS, NAMES, header_data=(start - 8, stop - 8)))
+    sample, notes = read(tmp_path, FcsSpec(FLOATS, NAMES, header_data=(start - 8, stop - 8)), references=OFFSETS_DISAGREE)
     assert np.array_equal(raw(sample), FLOATS.astype(np.float32))
     assert has_note(notes, "DATA offsets disagree", "HEADER says", "TEXT")
 
@@ -231,13 +258,14 @@ def test_wrong_header_data_offsets_fall_back_to_text(tmp_path):
 def test_wrong_text_data_offsets_fall_back_to_the_header(tmp_path):
     spec = FcsSpec(FLOATS, NAMES)
     start, stop = _true_data(spec)
-    sample, notes = read(tmp_path, FcsSpec(FLOATS, NAMES, text_data=(start + 4, stop + 100)))
+    sample, notes = read(tmp_path, FcsSpec(FLOATS, NAMES, text_data=(start + 4, stop + 100)), references=OFFSETS_DISAGREE)
     assert np.array_equal(raw(sample), FLOATS.astype(np.float32))
     assert has_note(notes, "DATA offsets disagree", "HEADER (bytes")
 
 
 def test_zero_header_offsets_of_large_files_are_not_a_discrepancy(tmp_path):
-    sample, notes = read(tmp_path, FcsSpec(FLOATS, NAMES, header_data=(0, 0)))
+    # flowio takes HEADER offsets of 0 as a discrepancy, though FCS 3.x writes 0 there for offsets > 99,999,999
+    sample, notes = read(tmp_path, FcsSpec(FLOATS, NAMES, header_data=(0, 0)), references=OFFSETS_DISAGREE)
     assert np.array_equal(raw(sample), FLOATS.astype(np.float32)) and notes == []
 
 
@@ -255,18 +283,25 @@ def test_end_offset_written_exclusive_is_tolerated(tmp_path):
                              trailer=b"00000000"))
     (tmp_path / "excl.fcs").write_bytes(blob)
     sample, notes = read_fcs_with_notes(tmp_path / "excl.fcs")
+    compare_with_references(tmp_path / "excl.fcs", sample,
+                            both("refuses: the end offset one byte past the data is 'off by 1' to flowio"))
+    with pytest.warns(UserWarning, match="reported incorrect data offset"):  # flowio's own tolerance, with a warning
+        tolerant = flowio.FlowData(str(tmp_path / "excl.fcs"), ignore_offset_error=True)
+    assert np.array_equal(raw(sample), tolerant.as_array())
     assert np.array_equal(raw(sample), FLOATS.astype(np.float32))
     assert has_note(notes, "one byte past")
 
 
 def test_missing_tot_in_fcs_2_0_is_counted_from_the_data_size(tmp_path):
-    sample, notes = read(tmp_path, FcsSpec(INTS, NAMES, version="2.0", datatype="I", omit=["$TOT"]))
+    sample, notes = read(tmp_path, FcsSpec(INTS, NAMES, version="2.0", datatype="I", omit=["$TOT"]),
+                         references=both("refuses: no $TOT (KeyError 'tot')"))
     assert sample.event_count == 3 and np.array_equal(raw(sample), INTS)
     assert has_note(notes, "$TOT is missing", "3 events")
 
 
 def test_crc_trailer_and_missing_mode_are_fine(tmp_path):
-    sample, notes = read(tmp_path, FcsSpec(FLOATS, NAMES, trailer=b"00000000", omit=["$MODE"]))
+    sample, notes = read(tmp_path, FcsSpec(FLOATS, NAMES, trailer=b"00000000", omit=["$MODE"]),
+                         references=both("refuses: no $MODE (KeyError 'mode')"))
     assert np.array_equal(raw(sample), FLOATS.astype(np.float32)) and notes == []
 
 
@@ -285,8 +320,9 @@ def test_supplemental_text_adds_keywords_without_overriding(tmp_path):
 def test_lmd_file_reads_the_fcs_3_data_set_not_the_fcs_2_one(tmp_path):
     first = FcsSpec(INTS, NAMES, version="2.0", datatype="I", bits=16, keywords={"$CYT": "Cytomics FC 500"})
     second = FcsSpec(FLOATS, NAMES, version="3.0", datatype="F", keywords={"$CYT": "Cytomics FC 500"})
-    sample, notes = read(tmp_path, first, second, name="beckman.lmd")
+    sample, notes = read(tmp_path, first, second, name="beckman.lmd", references=SEVERAL_DATA_SETS)
     assert sample.version == "3.0"
+    assert np.array_equal(raw(sample), flowio.read_multiple_data_sets(str(tmp_path / "beckman.lmd"))[1].as_array())
     assert np.array_equal(raw(sample), FLOATS.astype(np.float32))
     assert has_note(notes, "2 data sets", "data set 2 (FCS3.0)")
 
@@ -294,12 +330,14 @@ def test_lmd_file_reads_the_fcs_3_data_set_not_the_fcs_2_one(tmp_path):
 def test_only_fcs_2_data_sets_reads_the_first(tmp_path):
     first = FcsSpec(INTS, NAMES, version="2.0", datatype="I")
     second = FcsSpec(INTS + 1, NAMES, version="2.0", datatype="I")
-    sample, notes = read(tmp_path, first, second)
+    sample, notes = read(tmp_path, first, second, references=SEVERAL_DATA_SETS)
     assert np.array_equal(raw(sample), INTS) and has_note(notes, "data set 1 (FCS2.0)")
+    assert np.array_equal(raw(sample), flowio.read_multiple_data_sets(str(tmp_path / "quirk.fcs"))[0].as_array())
 
 
 def test_nextdata_past_the_end_of_file_is_ignored(tmp_path):
-    sample, notes = read(tmp_path, FcsSpec(FLOATS, NAMES, keywords={"$NEXTDATA": "99999999"}))
+    sample, notes = read(tmp_path, FcsSpec(FLOATS, NAMES, keywords={"$NEXTDATA": "99999999"}),
+                         references=both("refuses: $NEXTDATA names a second data set (MultipleDataSetsError)"))
     assert np.array_equal(raw(sample), FLOATS.astype(np.float32)) and has_note(notes, "$NEXTDATA", "past the end")
 
 
@@ -320,6 +358,7 @@ def test_flowio_written_files_read_exactly_like_flowkit(tmp_path):
         flowio.create_fcs(handle, array("f", values.ravel().tolist()), NAMES, opt_channel_names=["", "", "CD4", ""],
                           metadata_dict={"$SPILLOVER": "1,FL1-A,1", "$TIMESTEP": "0.1", "$P3G": "2"})
     sample, notes = read_fcs_with_notes(path)
+    compare_with_references(path, sample)
     reference = fk.Sample(str(path), subsample=0)
     assert np.array_equal(raw(sample), reference.get_events(source="raw"))
     assert sample.metadata == reference.metadata and notes == []
@@ -334,12 +373,14 @@ def test_read_fcs_logs_quirk_notes(tmp_path, caplog):
     path = write_fcs_file(tmp_path / "dup.fcs", FcsSpec(FLOATS, ["A", "A", "B", "Time"]))
     with caplog.at_level(logging.WARNING, logger="cytotrial.io.fcs"):
         sample = read_fcs(path)
+    compare_with_references(path, sample)
     assert isinstance(sample, fk.Sample) and sample.pnn_labels[1] == "A_2"
     assert "dup.fcs: $P2N repeats the channel name 'A'" in caplog.text
 
 
 def test_zero_event_file_reads_as_empty(tmp_path):
-    sample, notes = read(tmp_path, FcsSpec(np.zeros((0, 4)), NAMES))
+    sample, notes = read(tmp_path, FcsSpec(np.zeros((0, 4)), NAMES),
+                         references=both("refuses: the empty DATA segment's offsets 0-0 are 'off by 1' to flowio"))
     assert sample.event_count == 0 and raw(sample).shape == (0, 4) and notes == []
 
 
@@ -424,12 +465,19 @@ def test_second_data_set_with_offsets_counted_from_the_file_start(tmp_path):
         start = len(blob) - data_bytes
     (tmp_path / "abs.lmd").write_bytes(blob)
     sample, notes = read_fcs_with_notes(tmp_path / "abs.lmd")
+    # flowio refuses several data sets, and its read_multiple_data_sets refuses this one too (TEXT offsets counted
+    # from the file start disagree with its HEADER's 0): the reference is the values written
+    compare_with_references(tmp_path / "abs.lmd", sample, SEVERAL_DATA_SETS)
+    with pytest.raises(Exception, match="discrepancy in the DATA start byte location: 0 \\(HEADER\\)"):
+        flowio.read_multiple_data_sets(str(tmp_path / "abs.lmd"))
     assert np.array_equal(raw(sample), FLOATS.astype(np.float32))
     assert has_note(notes, "TEXT counted from the start of the file")
 
 
 # --- reading in blocks ------------------------------------------------------------------------------------------------
 
+BLOCK_REFERENCES = {"mixed integer and float": ONE_WIDTH_ONLY,
+                    "gain and bad timestep": both("refuses: $TIMESTEP 'abc' is not a number")}
 BLOCK_CASES = {
     "masked 16-bit": dict(datatype="I", bits=16, ranges=[1024, 1000, 1024, 65536]),
     "mixed integer and float": dict(version="3.2", datatype="I", kinds=["I", "F", "D", "I"], bits=[16, 32, 64, 32],
@@ -457,6 +505,7 @@ def test_blocks_give_the_values_and_notes_of_the_whole_file(tmp_path, case, chun
             stored[[5, 90, 200], 2] = np.inf
     path = write_fcs_file(tmp_path / "blocks.fcs", FcsSpec(stored, NAMES, **spec_args))
     sample, notes = read_fcs_with_notes(path)
+    compare_with_references(path, sample, BLOCK_REFERENCES.get(case))
     blocks = FcsEventBlocks.open(path, chunk_rows=chunk_rows)
     pieces = list(blocks)
     assert [start for start, _ in pieces] == list(range(0, 203, chunk_rows))

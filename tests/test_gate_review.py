@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.patches import Ellipse, Rectangle
 
 from cytotrial.report.gate_review import ReviewPanel, gate_geometry, plot_gate_review
 from cytotrial.simulate.trial import trial_design
@@ -165,6 +166,29 @@ def _panels(n_patients: int = 18, n_events: int = 5000) -> list[ReviewPanel | No
     return panels
 
 
+def _cut_lines(ax) -> tuple[list[float], list[float]]:
+    """x of the vertical and y of the horizontal lines drawn on ``ax`` (the dashed cuts), from the artists."""
+    vertical, horizontal = [], []
+    for line in ax.lines:
+        xs, ys = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+        if xs.size == 2 and xs[0] == xs[1] and list(ys) == [0, 1]:  # axvline: y from 0 to 1 in axes units
+            vertical.append(float(xs[0]))
+        elif ys.size == 2 and ys[0] == ys[1] and list(xs) == [0, 1]:
+            horizontal.append(float(ys[0]))
+    return vertical, horizontal
+
+
+def _outlines(ax, kind) -> list:
+    """The gate's outlined patches (no face) of one kind (Rectangle, Ellipse, Polygon) on ``ax``."""
+    return [p for p in ax.patches if isinstance(p, kind) and p.get_fill() is False or
+            isinstance(p, kind) and p.get_facecolor()[3] == 0]
+
+
+def _patch_points(patch) -> np.ndarray:
+    """The outline of a patch in data coordinates (its path through its own transform)."""
+    return patch.get_patch_transform().transform(patch.get_path().vertices)
+
+
 def test_gate_review_figure_is_a_deterministic_png(tmp_path):
     panels = _panels()
     assert len(panels) == 126
@@ -177,10 +201,94 @@ def test_gate_review_figure_is_a_deterministic_png(tmp_path):
     assert first == (tmp_path / "b.png").read_bytes()  # (speed: benchmarks, not tests)
 
 
+def test_gate_review_has_a_titled_panel_per_sample_in_patient_rows(tmp_path):
+    panels = _panels()
+    fig = plot_gate_review("CD4", "T", panels, tmp_path / "a.png", columns=7, title="demo")
+    assert len(fig.axes) == 126  # 18 patients x 7 visits
+    rows = {round(ax.get_position().y0, 6) for ax in fig.axes}
+    assert len(rows) == 18 and len({round(ax.get_position().x0, 6) for ax in fig.axes}) == 7
+    texts = [t.get_text() for t in fig.texts]
+    assert texts[0] == "Gate review: CD4 (of T)"
+    assert texts[1].startswith("demo - 125 samples, 1 flagged as outliers, 1 missing\n")
+    assert "also gated on (not shown): CD3 above cut" in texts[1]
+    assert texts[-2:] == ["CD4", "CD8"]  # the shared axis labels (no axis_labels given: the dims)
+    assert "Flagged outliers:\nP01 W8 (P01_W8): batch run012: 30.1% vs 6.02% median of 5 others (z=+5.3)" in texts
+    for index, (ax, panel) in enumerate(zip(fig.axes, panels)):
+        if panel is None:  # an empty grid cell keeps the visits aligned
+            assert index == 20 and not ax.axison and ax.get_title(loc="left") == ""
+            continue
+        assert ax.axison and ax.get_title(loc="left") == panel.label
+        assert ax.get_title(loc="right") == ("missing" if panel.status == "missing" else "48.3%")
+        assert ax.get_xlim()[0] < ax.get_xlim()[1]
+    assert [t.get_text() for t in fig.axes[3].texts] == ["parent 'T' has 3 events"]
+    assert all(s.get_edgecolor()[:3] == (208 / 255, 0.0, 0.0) for s in fig.axes[10].spines.values())
+
+
+def test_each_gate_is_drawn_where_its_geometry_says(tmp_path):
+    """Cut lines at the cuts, the kept rectangle on the kept side, the ellipse at Mahalanobis distance^2 = 5.99
+    and the singlet band's lines on y = intercept + slope x +/- half width, read back from the drawn artists."""
+    panels = _panels(n_patients=3, n_events=400)  # patients 0-2: every kind of gate at least once
+    fig = plot_gate_review("CD4", "T", panels, tmp_path / "a.png")
+    kinds_seen = set()
+    for ax, panel in zip(fig.axes, panels):
+        if panel is None or panel.status != "ok":
+            continue
+        kinds_seen.add(panel.method)
+        vertical, horizontal = _cut_lines(ax)
+        if panel.method == "cuts" and panel.y is not None:  # CD4 above 0.45, CD8 below 0.6 (CD3 not shown)
+            assert (vertical, horizontal) == ([0.45], [0.6])
+            (box,) = _outlines(ax, Rectangle)
+            (x0, y0), (x1, y1) = _patch_points(box).min(axis=0), _patch_points(box).max(axis=0)
+            assert x0 == pytest.approx(0.45) and x1 == pytest.approx(ax.get_xlim()[1])
+            assert y0 == pytest.approx(ax.get_ylim()[0]) and y1 == pytest.approx(0.6)
+        elif panel.method == "cuts":  # a histogram with one cut
+            assert (vertical, horizontal) == ([0.45], [])
+        elif panel.method == "cluster":
+            (ellipse,) = _outlines(ax, Ellipse)
+            points = _patch_points(ellipse)[:-1:3] - np.array(panel.geometry["mean"])  # on-curve Bezier points
+            assert len(points) >= 8
+            inverse = np.linalg.inv(np.array(panel.geometry["covariance"]))
+            distance2 = np.einsum("ij,jk,ik->i", points, inverse, points)
+            np.testing.assert_allclose(distance2, 5.99, rtol=1e-9)
+        elif panel.method == "boundary":
+            (box,) = _outlines(ax, Rectangle)
+            lower, upper = _patch_points(box).min(axis=0), _patch_points(box).max(axis=0)
+            np.testing.assert_allclose(lower, [max(0.0, ax.get_xlim()[0]), max(0.0, ax.get_ylim()[0])])
+            np.testing.assert_allclose(upper, [min(0.99, ax.get_xlim()[1]), min(0.99, ax.get_ylim()[1])])
+        elif panel.method == "singlets":
+            edges = [line for line in ax.lines if len(line.get_xdata()) == 2]
+            assert len(edges) == 2
+            g = panel.geometry
+            for line, sign in zip(edges, (-1, 1)):
+                xs, ys = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+                if "slope" in g:
+                    expected = g["intercept"] + g["slope"] * xs + sign * g["half_width"]
+                else:  # y = ratio x, ratio_min below, ratio_max above
+                    expected = (g["ratio_min"] if sign < 0 else g["ratio_max"]) * xs
+                np.testing.assert_allclose(ys, expected, rtol=1e-12)
+    assert kinds_seen == {"cuts", "singlets", "cluster", "boundary"}
+
+
+def test_a_realised_gate_record_is_drawn_at_its_cut(tmp_path):
+    """From a gates JSON record to the drawn figure: the dashed line lies at the record's cut."""
+    record = {"population": "T", "method": "cuts",
+              "cuts": {"CD3": {"keep": "above", "method": "valley", "cut": 0.4123, "cut_linear": 812.0}}}
+    rng = np.random.default_rng(1)
+    panel = ReviewPanel(sample_id="P01_D0", label="P01 D0", x=rng.normal(0.5, 0.2, 500), y=None, x_name="CD3",
+                        y_name=None, method="cuts", geometry=gate_geometry(record), percent_of_parent=61.34)
+    fig = plot_gate_review("T", "lymphocytes", [panel], tmp_path / "t.png", columns=1)
+    (ax,) = fig.axes
+    assert _cut_lines(ax) == ([0.4123], [])
+    assert (ax.get_title(loc="left"), ax.get_title(loc="right")) == ("P01 D0", "61.3%")
+
+
 def test_gate_review_handles_no_panels_and_a_short_last_row(tmp_path):
-    plot_gate_review("T", "lymphocytes", [], tmp_path / "empty.png")
+    fig = plot_gate_review("T", "lymphocytes", [], tmp_path / "empty.png")
+    assert [ax.axison for ax in fig.axes] == [False] * 7  # one empty row
     panels = [p for p in _panels(n_patients=2, n_events=200) if p is not None][:9]
-    plot_gate_review("T", "lymphocytes", panels, tmp_path / "short.png", columns=7, title="tiny")
+    fig = plot_gate_review("T", "lymphocytes", panels, tmp_path / "short.png", columns=7, title="tiny")
+    assert [ax.axison for ax in fig.axes] == [True] * 9 + [False] * 5
+    assert [ax.get_title(loc="left") for ax in fig.axes[:9]] == [p.label for p in panels]
     assert (tmp_path / "empty.png").stat().st_size > 0 and (tmp_path / "short.png").stat().st_size > 0
 
 

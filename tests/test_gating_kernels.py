@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from cytotrial.gating import compiled_fits
-from cytotrial.gating.cuts import GRID_POINTS
 from cytotrial.numeric.order_statistics_compiled import order_statistics
 from cytotrial.numeric.quantiles import COMPILED_FROM, quantiles
 
@@ -16,33 +15,6 @@ def _values(n: int, seed: int) -> np.ndarray:
     values = np.concatenate([rng.normal(0.3, 0.05, n // 2), rng.normal(0.7, 0.08, n - n // 2)]).astype(np.float32)
     values[::101] = np.round(values[::101], 2)  # ties
     return values
-
-
-@pytest.mark.parametrize("n", [10, 11, 997, 100_000])
-def test_histogram_counts_equal_numpy_histogram(n):
-    x = _values(n, n)
-    for low, high in [(float(x.min()), float(x.max())), (float(x.min()) - 0.013, float(x.max()) + 0.017)]:
-        edges = np.linspace(low, high, GRID_POINTS + 1)
-        # float64 edges (the kernel compares each float32 value, exactly converted, with them)
-        expected, numpy_edges = np.histogram(x.astype(np.float64), bins=GRID_POINTS, range=(low, high))
-        assert np.array_equal(edges, numpy_edges)
-        assert np.array_equal(compiled_fits.histogram_counts(x, edges), expected)
-        # values on the edges themselves
-        on_edges = edges.astype(np.float32).astype(np.float64)
-        on_edges = on_edges[(on_edges >= low) & (on_edges <= high)]
-        assert np.array_equal(compiled_fits.histogram_counts(on_edges, edges),
-                              np.histogram(on_edges, bins=GRID_POINTS, range=(low, high))[0])
-
-
-def test_finite_values_mean_sd_range():
-    x = _values(10_001, 3)
-    x[[5, 50, 500]] = [np.nan, np.inf, -np.inf]
-    finite = compiled_fits.finite_values(x)
-    assert finite.dtype == np.float32 and np.array_equal(finite, x[np.isfinite(x)])
-    mean, sd, low, high = compiled_fits.mean_sd_range(finite)
-    exact = finite.astype(np.float64)
-    assert mean == pytest.approx(exact.mean(), rel=1e-12) and sd == pytest.approx(exact.std(), rel=1e-12)
-    assert (low, high) == (exact.min(), exact.max())
 
 
 @pytest.mark.parametrize("n", [2, 3, 10, 1_001, COMPILED_FROM - 1, COMPILED_FROM, 50_000])

@@ -212,21 +212,6 @@ def test_rejects_invalid_parameters(t, m):
         FastLogicle(t, 0.5, m, 0.0)
 
 
-@pytest.mark.parametrize(("t", "w", "m", "a"), PARAMETER_SETS)
-def test_compiled_roots_are_flowutils_doubles(t, w, m, a):
-    """logicle_compiled.logicle_roots (flowutils' C code compiled by numba) gives flowutils' doubles bit for bit,
-    -1 where it does not converge included."""
-    from cytotrial.preprocess.logicle_compiled import logicle_roots
-
-    rng = np.random.default_rng([int(t), int(w * 1000), int(m * 10), int(a * 10), 1])
-    values = np.concatenate([random_values(t, 100_000, rng), special_values(t, FastLogicle(t, w, m, a))])
-    expected = flowkit_logicle(values, t, w, m, a)
-    assert np.array_equal(logicle_roots(values, t, w, m, a), expected, equal_nan=True)
-    # the values are solved four at a time: every length of a last, partial group, and each value in every lane
-    for start, stop in [(0, 1), (0, 2), (0, 3), (0, 5), (1, 8), (2, 11), (3, 7)]:
-        assert np.array_equal(logicle_roots(values[start:stop], t, w, m, a), expected[start:stop], equal_nan=True)
-
-
 def test_apply_into_writes_strided_float32_columns():
     """apply_into on columns of an event block gives apply's values rounded to float32, in place."""
     fast = FastLogicle(262144.0, 0.5, 4.5, 0.0)

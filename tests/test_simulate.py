@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import filecmp
 
+import flowio
 import flowkit as fk
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from cytotrial.simulate import cells, instrument
 from cytotrial.simulate.run import SampleSpec, simulate_events, simulate_trial
 from cytotrial.simulate.trial import (COHORTS, SimulationSettings, assign_responses, leaf_fractions,
                                       platelet_counts, trial_design)
-from cytotrial.simulate.truth import TRUTH_POPULATIONS, population_mask, true_frequencies
+from cytotrial.simulate.truth import true_frequencies
 
 from .conftest import REPO
 
@@ -83,27 +84,104 @@ def test_treg_rise_in_responders_after_dosing():
     assert responder_rise > non_responder_rise
 
 
-def test_truth_frequencies_match_the_labels(small_trial):
+# Truth populations written out by hand from the leaf names of the labels legend (truth/labels.tsv), not taken from
+# cytotrial.simulate.truth: population -> (parent, leaves).
+CD4_LEAVES = ["CD4_Tconv_naive", "CD4_Tconv_CM", "CD4_Tconv_EM", "CD4_Tconv_TEMRA", "CD4_Tact",
+              "Treg_naive", "Treg_CM", "Treg_EM"]
+CD8_LEAVES = ["CD8_naive", "CD8_CM", "CD8_EM", "CD8_TEMRA"]
+B_LEAVES = ["B_naive", "B_memory", "Breg", "Plasmablast"]
+T_LEAVES = CD4_LEAVES + CD8_LEAVES + ["T_DN"]
+LEUKOCYTE_LEAVES = T_LEAVES + B_LEAVES + ["NK_dim", "NK_bright", "Mono_classical", "Mono_intermediate",
+                                          "Mono_nonclassical", "Neutrophil", "Eosinophil"]
+HAND_TRUTH = {
+    "cells": (None, LEUKOCYTE_LEAVES + ["doublet", "dead", "nonleukocyte"]),  # all but debris
+    "singlets": ("cells", LEUKOCYTE_LEAVES + ["dead", "nonleukocyte"]),
+    "live": ("singlets", LEUKOCYTE_LEAVES + ["nonleukocyte"]),
+    "leukocytes": ("live", LEUKOCYTE_LEAVES),
+    "lymphocytes": ("leukocytes", T_LEAVES + B_LEAVES + ["NK_dim", "NK_bright"]),
+    "T": ("lymphocytes", T_LEAVES),
+    "CD4": ("T", CD4_LEAVES),
+    "CD8": ("T", CD8_LEAVES),
+    "Treg": ("CD4", ["Treg_naive", "Treg_CM", "Treg_EM"]),
+    "B": ("lymphocytes", B_LEAVES),
+    "NK": ("lymphocytes", ["NK_dim", "NK_bright"]),
+}
+# Median compensated intensity of truth-labelled events, worked by hand from the simulator's configuration
+# (cells.LEAVES phenotype words x cells.LEVELS x cells.MARKER_POSITIVE_LEVEL; variability 'none', lognormal cells
+# whose median is the level): (leaves, marker) -> median.
+TREG = ["Treg_naive", "Treg_CM", "Treg_EM"]
+POSITIVE_MEDIANS = [
+    (TREG, "FOXP3", 3000.0),           # FOXP3 '+': 1 x 3000
+    (TREG, "CD25", 7500.0),            # CD25 'hi': 3 x 2500
+    (TREG, "CD127", 450.0),            # CD127 'lo': 0.15 x 3000
+    (TREG, "CD4", 6000.0),             # CD4 '+': 6000
+    (["CD4_Tconv_naive"], "CD127", 3000.0),
+    (CD8_LEAVES, "CD8", 12000.0),
+    (T_LEAVES, "CD3", 8000.0),
+    (B_LEAVES, "CD19", 6000.0),
+]
+NEGATIVE = [(["CD4_Tconv_naive"], "FOXP3"), (["CD4_Tconv_naive"], "CD25"), (CD8_LEAVES, "CD4"), (CD4_LEAVES, "CD8"),
+            (B_LEAVES, "CD3"), (T_LEAVES, "CD19")]  # '-': autofluorescence and spillover residue only
+
+
+def _flowio_compensated(path) -> tuple[np.ndarray, dict[str, int], dict]:
+    """Events read by flowio (unscaled) and compensated with numpy by the file's own $SPILLOVER; marker -> column."""
+    data = flowio.FlowData(str(path))
+    raw = data.as_array(preprocess=False)
+    fields = data.text["spillover"].split(",")
+    n = int(fields[0])
+    detectors, spill = fields[1:1 + n], np.array(fields[1 + n:], dtype=float).reshape(n, n)
+    columns = [data.pnn_labels.index(d) for d in detectors]
+    compensated = np.linalg.solve(spill.T, raw[:, columns].T).T  # observed = true @ spill
+    return compensated, {data.pns_labels[c]: j for j, c in enumerate(columns)}, data.text
+
+
+def test_truth_labels_describe_the_events_of_the_file(small_trial):
+    """The truth of one file, checked against the file itself read by flowio: as many labels as $TOT events, and
+    the events labelled Treg are CD4+ CD25hi CD127lo FOXP3+ in the raw data, at the levels the configuration
+    gives (and so on for CD4, CD8, T and B cells)."""
+    row = small_trial["samples"].iloc[0]
+    labels = np.load(small_trial["dir"] / "truth" / f"{row.sample_id}.labels.npy")
+    legend = read_tsv(small_trial["dir"] / "truth" / "labels.tsv", "labels").set_index("label")["code"]
+    compensated, column, text = _flowio_compensated(row.fcs)
+    assert labels.shape == (int(text["tot"]),) == (compensated.shape[0],)
+
+    def medians(leaves, marker):
+        events = np.isin(labels, legend[leaves].to_numpy())
+        assert events.sum() >= 50, leaves
+        return float(np.median(compensated[events, column[marker]]))
+
+    for leaves, marker, level in POSITIVE_MEDIANS:
+        assert medians(leaves, marker) == pytest.approx(level, rel=0.15), (leaves, marker)
+    for leaves, marker in NEGATIVE:
+        assert abs(medians(leaves, marker)) < 0.01 * cells.MARKER_POSITIVE_LEVEL[marker], (leaves, marker)
+
+
+def test_truth_frequencies_are_the_counts_of_the_labels(small_trial):
+    legend = read_tsv(small_trial["dir"] / "truth" / "labels.tsv", "labels").set_index("label")["code"]
     truth = read_tsv(small_trial["dir"] / "truth" / "frequencies.tsv", "truth")
     for sample_id in small_trial["samples"].sample_id:
         labels = np.load(small_trial["dir"] / "truth" / f"{sample_id}.labels.npy")
         rows = truth[truth.sample_id == sample_id].set_index("population")
-        assert set(rows.index) == set(TRUTH_POPULATIONS)
-        for population, (parent, _) in TRUTH_POPULATIONS.items():
-            count = int(population_mask(labels, population).sum())
-            parent_count = labels.size if parent is None else int(population_mask(labels, parent).sum())
-            assert rows.loc[population, "count"] == count
-            assert rows.loc[population, "parent_count"] == parent_count
-            assert rows.loc[population, "percent_of_parent"] == pytest.approx(100 * count / parent_count, rel=1e-5)
+        count = {name: int(np.isin(labels, legend[leaves].to_numpy()).sum()) for name, (_, leaves) in HAND_TRUTH.items()}
+        for name, (parent, _) in HAND_TRUTH.items():
+            parent_count = labels.size if parent is None else count[parent]
+            assert (rows.loc[name, "parent"], rows.loc[name, "count"], rows.loc[name, "parent_count"]) == (
+                parent or "root", count[name], parent_count), (sample_id, name)
+            assert rows.loc[name, "percent_of_parent"] == pytest.approx(100 * count[name] / parent_count, rel=1e-5)
+        assert 0 < count["Treg"] < count["CD4"] < count["T"] < count["lymphocytes"] < count["cells"] < labels.size
 
 
-def test_truth_hierarchy_is_consistent():
-    labels = np.repeat(np.arange(len(cells.ALL_LABELS)), 3)
-    table = true_frequencies(labels, "x").set_index("population")
-    for population, (parent, _) in TRUTH_POPULATIONS.items():
-        if parent is not None:  # every population is a subset of its parent
-            assert (population_mask(labels, population) <= population_mask(labels, parent)).all()
-    assert table.loc["cells", "parent_count"] == labels.size
+def test_true_frequencies_of_three_events_per_label_by_hand():
+    """28 labels (24 leukocyte leaves, debris, doublet, dead, nonleukocyte), 3 events each: counted by hand."""
+    assert len(cells.ALL_LABELS) == 28
+    table = true_frequencies(np.repeat(np.arange(28), 3), "x").set_index("population")
+    expected = {"cells": (81, 84), "singlets": (78, 81), "live": (75, 78), "leukocytes": (72, 75),
+                "lymphocytes": (57, 72), "T": (39, 57), "CD4": (24, 39), "Treg": (9, 24), "CD8": (12, 39),
+                "B": (12, 57), "Breg": (3, 12), "NK": (6, 57), "monocytes": (9, 72), "granulocytes": (6, 72),
+                "CD4_EM": (9, 24)}  # CD4_EM: Tconv EM, Tact and Treg EM
+    for name, (count, parent_count) in expected.items():
+        assert (table.loc[name, "count"], table.loc[name, "parent_count"]) == (count, parent_count), name
 
 
 def test_fcs_files_reread_with_flowkit_give_the_written_values(small_trial):

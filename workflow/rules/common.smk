@@ -3,6 +3,7 @@
 import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.utils import min_version, validate
 
@@ -22,7 +23,7 @@ from cytotrial.gating.plan_engine import StaticTemplate, load_gating_template, r
 from cytotrial.io.deid import check_extra_whitelist
 from cytotrial.preprocess.qc import QcSettings
 from cytotrial.response import ResponseCriteria
-from cytotrial.io.sheets import last_visit_day, load_patients, load_samples, missing_fcs_files
+from cytotrial.io.sheets import last_visit_day, load_patients, load_samples, missing_fcs_files, processing_units
 from cytotrial.stats.analysis import STATISTICS_TABLES as STATISTICS_COLUMNS
 from cytotrial.stats.settings import StatisticsSettings
 
@@ -72,6 +73,10 @@ GATE_EXPORTS = {"gatingml": "results/gates/{sample}.gatingml.xml", "workspace": 
 if isinstance(TEMPLATE, StaticTemplate):
     GATE_EXPORTS = {}
 REVIEW_FIGURES = review_file_names(TEMPLATE.names)  # file name -> population (gate ids may hold any character)
+# the review figures cut into parts of consecutive figures (sorted by file name), one job each: part1, part2, ...
+_review = sorted(REVIEW_FIGURES.items())
+_per_job = config["review"]["figures_per_job"]
+REVIEW_PARTS = {f"part{i // _per_job + 1}": _review[i:i + _per_job] for i in range(0, len(_review), _per_job)}
 UNKNOWN_EXPORTS = sorted(set(config["export"]["population_fcs"]) - set(TEMPLATE.names))
 if UNKNOWN_EXPORTS:
     raise ValueError(f"config: export.population_fcs names {UNKNOWN_EXPORTS}, which are not populations of the "
@@ -284,11 +289,13 @@ def batch_transforms_mem_mb(wildcards, input, attempt):
     return int(max(1000, SAMPLE_BASE_MB + SAMPLE_MB_PER_FCS_MB * largest + 30 * len(input.fcs)) * attempt)
 
 
-# A sample is preprocessed and gated in one job, rule process_sample (one Python start-up and no event file written
-# and read back). Batch-pooled gates (pool: batch) are fitted on the preprocessed events of every sample of the
-# batch, so with them a sample is preprocessed (rule preprocess_sample), the batch's gates fitted
-# (fit_pooled_gates), then the sample gated (gate_sample). On a cluster the per-sample job is in group "sample"
-# (the profile's group-components puts several samples in one cluster job); gate_sample waits outside the group.
+# Samples are preprocessed and gated several to a job, rule process_samples (one per unit: the samples of a batch, or
+# of a patient when the sheet has no batches, at most processing.samples_per_job), so Python starts and imports the
+# library once a unit; a batch whose samples are all in one unit has its transforms fitted in that job, others by
+# rule fit_batch_transforms. Batch-pooled gates (pool: batch) are fitted on the preprocessed events of every
+# sample of the batch, so with them a sample is preprocessed (rule preprocess_sample), the batch's gates fitted
+# (fit_pooled_gates), then the sample gated (gate_sample). On a cluster the per-unit (per-sample) jobs are in
+# group "sample" (the profile's group-components puts several in one cluster job); gate_sample waits outside it.
 SAMPLE_GROUP = "sample"
 POOLED_GATES = bool(getattr(TEMPLATE, "pooled", None))
 
@@ -296,3 +303,46 @@ POOLED_GATES = bool(getattr(TEMPLATE, "pooled", None))
 def study_day_of(wildcards):
     """The sample's study day, when the sample sheet has one."""
     return int(SAMPLES.loc[wildcards.sample, "study_day"]) if "study_day" in SAMPLES.columns else None
+
+PROCESSING_UNITS = {} if POOLED_GATES else processing_units(
+    SAMPLES, batch_transforms=TRANSFORM_SCOPE == "batch", samples_per_job=config["processing"]["samples_per_job"])
+# batches whose transforms rule fit_batch_transforms fits (the others are fitted in their unit's job)
+BATCHES_FITTED_IN_UNITS = {b for unit in PROCESSING_UNITS.values() for b in unit["fitted_batches"]}
+BATCHES_FITTED_ALONE = sorted(set(SAMPLES.batch.astype(str)) - BATCHES_FITTED_IN_UNITS)
+
+
+def sample_outputs(sample):
+    """The files rule process_samples (or preprocess_sample and gate_sample) writes for one sample, by name."""
+    names = {"qc_row": "results/qc/{sample}.tsv", "qc_details": "results/qc/{sample}.json",
+             "qc_plot": "results/qc/{sample}.png", "metadata": "results/metadata/{sample}.json",
+             "populations": "results/populations/{sample}.tsv", "gates": "results/gates/{sample}.json",
+             "review": "results/gates/{sample}.review.npz", "mfi": "results/populations/{sample}.mfi.tsv",
+             "events": "results/anndata/events/{sample}.h5ad", **GATE_EXPORTS, **EXPORTS}
+    return {name: path.format(sample=sample) for name, path in names.items()}
+
+
+def rule_suffixes(names):
+    """Rule-name suffixes for processing units: each name with characters other than letters, digits and _ as _,
+    made unique with a trailing _ where two units would otherwise share one."""
+    suffixes, taken = {}, set()
+    for name in names:
+        suffix = re.sub(r"\W", "_", name)
+        while suffix in taken:
+            suffix += "_"
+        suffixes[name] = suffix
+        taken.add(suffix)
+    return suffixes
+
+
+UNIT_RULE_SUFFIX = rule_suffixes(PROCESSING_UNITS)
+
+
+def unit_mem_mb(samples):
+    """mem_mb of a process_samples job: its largest sample's (one sample is in memory at a time)."""
+    return lambda wildcards, attempt: max(sample_mem_mb(SimpleNamespace(sample=s), attempt) for s in samples)
+
+
+def unit_runtime(samples):
+    """Minutes for a process_samples job: the sum of its samples' (each as process_sample: twice sample_runtime)."""
+    return lambda wildcards, attempt: sum(2 * sample_runtime(SimpleNamespace(sample=s), attempt)
+                                          for s in samples)

@@ -53,72 +53,79 @@ if POOLED_GATES:  # gates fitted on the pooled events of each batch (pool: batch
             "../../scripts/gate_sample.py"
 
 
-else:  # one job per sample: read, compensate, transform, event QC, gate and quantify, the events kept in memory
+else:  # several samples to a job (a unit: see common.smk), each read, cleaned, gated and quantified in memory
 
-    rule process_sample:
+    for unit, spec in PROCESSING_UNITS.items():
+
+        rule:
+            name:
+                f"process_samples_{UNIT_RULE_SUFFIX[unit]}"
+            input:
+                fcs=[SAMPLES.loc[s, "fcs"] for s in spec["samples"]],
+                panel=config["panel"],
+                transforms=[f"results/transforms/{b}.json" for b in spec["batches"]
+                            if TRANSFORM_SCOPE == "batch" and b not in spec["fitted_batches"]],
+                matrix=compensation_matrix_file(),
+                template=config["gating_template"],
+            output:
+                [path for s in spec["samples"] for path in sample_outputs(s).values()],
+                transforms=[f"results/transforms/{b}.json" for b in spec["fitted_batches"]],
+            params:
+                samples={s: {"fcs": SAMPLES.loc[s, "fcs"],
+                             "study_day": study_day_of(SimpleNamespace(sample=s)),
+                             "transforms": f"results/transforms/{SAMPLES.loc[s, 'batch']}.json"
+                             if TRANSFORM_SCOPE == "batch" else None,
+                             # editing one sample's overrides re-runs the job of its unit only
+                             "overrides": OVERRIDES.get(s, {}),
+                             "outputs": sample_outputs(s)} for s in spec["samples"]},
+                fitted_batches={b: {"fcs": sorted(SAMPLES.loc[SAMPLES.batch.astype(str) == b, "fcs"]),
+                                    "output": f"results/transforms/{b}.json"} for b in spec["fitted_batches"]},
+                settings=preprocess_settings(),
+                on_bad_file=ON_BAD_FILE,
+                workspace_group=config.get("gating_workspace_group", "All Samples"),
+                events_per_sample=config.get("anndata", {}).get("events_per_sample", 10000),
+            threads: 1
+            resources:
+                mem_mb=unit_mem_mb(spec["samples"]),
+                runtime=unit_runtime(spec["samples"]),
+            group:
+                SAMPLE_GROUP
+            conda:
+                "../envs/cytotrial.yaml"
+            log:
+                f"logs/process_samples/{unit}.log",
+            benchmark:
+                f"results/benchmarks/process_samples/{unit}.tsv"
+            script:
+                "../../scripts/process_samples.py"
+
+
+# the review figures (one per gate) in a few jobs of at most review.figures_per_job figures: one Python start-up
+# per job, and the jobs run side by side with the trial-level rules
+for part, figures in REVIEW_PARTS.items():
+
+    rule:
+        name:
+            f"review_gates_{part}"
         input:
-            fcs=fcs_of,
-            panel=config["panel"],
-            transforms=batch_transforms_of,
-            matrix=compensation_matrix_file,
-            template=config["gating_template"],
+            gates=expand("results/gates/{sample}.json", sample=SAMPLES.index),
+            review=expand("results/gates/{sample}.review.npz", sample=SAMPLES.index),
+            populations="results/tables/populations.tsv",
         output:
-            qc_row="results/qc/{sample}.tsv",
-            qc_details="results/qc/{sample}.json",
-            qc_plot="results/qc/{sample}.png",
-            metadata="results/metadata/{sample}.json",
-            populations="results/populations/{sample}.tsv",
-            gates="results/gates/{sample}.json",
-            review="results/gates/{sample}.review.npz",
-            mfi="results/populations/{sample}.mfi.tsv",
-            events="results/anndata/events/{sample}.h5ad",
-            **GATE_EXPORTS,
-            **EXPORTS,
+            figures=[report(f"results/review/{figure}.png", caption="../report/review.rst", category="3. Gating",
+                            labels={"gate": population}) for figure, population in figures],
         params:
-            settings=preprocess_settings(),
-            study_day=study_day_of,
-            on_bad_file=ON_BAD_FILE,
-            # passed as a parameter, so that editing one sample's overrides re-runs that sample only
-            overrides=lambda wildcards: OVERRIDES.get(wildcards.sample, {}),
-            workspace_group=config.get("gating_workspace_group", "All Samples"),
-            events_per_sample=config.get("anndata", {}).get("events_per_sample", 10000),
-        threads: 1
-        resources:
-            mem_mb=sample_mem_mb,
-            runtime=lambda wildcards, attempt: 2 * sample_runtime(wildcards, attempt),
-        group:
-            SAMPLE_GROUP
+            visits=config["visits"],
+            populations=[population for _, population in figures],
+            fluorescence_units=config["transform"]["fluorescence"],
         conda:
             "../envs/cytotrial.yaml"
         log:
-            "logs/process_sample/{sample}.log",
+            f"logs/review_gates/{part}.log",
         benchmark:
-            "results/benchmarks/process_sample/{sample}.tsv"
+            f"results/benchmarks/review_gates/{part}.tsv"
         script:
-            "../../scripts/process_sample.py"
-
-
-rule review_gates:
-    input:
-        gates=expand("results/gates/{sample}.json", sample=SAMPLES.index),
-        review=expand("results/gates/{sample}.review.npz", sample=SAMPLES.index),
-        populations="results/tables/populations.tsv",
-    output:
-        # one figure per gate, all made in one job (one Python start-up instead of one per gate)
-        figures=[report(f"results/review/{figure}.png", caption="../report/review.rst", category="3. Gating",
-                        labels={"gate": population}) for figure, population in sorted(REVIEW_FIGURES.items())],
-    params:
-        visits=config["visits"],
-        populations=[population for _, population in sorted(REVIEW_FIGURES.items())],
-        fluorescence_units=config["transform"]["fluorescence"],
-    conda:
-        "../envs/cytotrial.yaml"
-    log:
-        "logs/review_gates.log",
-    benchmark:
-        "results/benchmarks/review_gates.tsv"
-    script:
-        "../../scripts/review_gates.py"
+            "../../scripts/review_gates.py"
 
 
 rule export_trial_workspace:

@@ -19,7 +19,9 @@ if COMPENSATION["source"] == "controls":
             "../../scripts/estimate_spillover.py"
 
 
-rule fit_batch_transforms:
+rule fit_batch_transforms:  # batches cut into several process_samples jobs, or all with batch-pooled gates
+    wildcard_constraints:
+        batch=literal_alternation(BATCHES_FITTED_ALONE) if BATCHES_FITTED_ALONE else "(?!)",
     input:
         fcs=fcs_of_batch,
         panel=config["panel"],

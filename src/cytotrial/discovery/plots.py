@@ -15,8 +15,9 @@ RESPONSE_COLOURS = {**REPORT_RESPONSE_COLOURS, "": "#999999"}  # and grey for pa
 
 
 def plot_umap_categories(clustered: ad.AnnData, columns: dict[str, str], path: str | os.PathLike,
-                         colours: dict[str, dict[str, str]] | None = None) -> None:
-    """One UMAP panel per obs column (title -> column), points coloured by category with a legend."""
+                         colours: dict[str, dict[str, str]] | None = None) -> Figure:
+    """One UMAP panel per obs column (title -> column), points coloured by category with a legend; returns the
+    Figure written."""
     umap = clustered.obsm["X_umap"]
     fig = new_figure(4.6 * len(columns), 4.4)
     axes = fig.subplots(1, len(columns), squeeze=False)[0]
@@ -41,10 +42,12 @@ def plot_umap_categories(clustered: ad.AnnData, columns: dict[str, str], path: s
         ax.set_yticks([])
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
+    return fig
 
 
-def plot_umap_markers(clustered: ad.AnnData, path: str | os.PathLike, units: str = "logicle") -> None:
-    """One UMAP panel per marker, coloured by its value (gating units; 1st-99th percentile colour range)."""
+def plot_umap_markers(clustered: ad.AnnData, path: str | os.PathLike, units: str = "logicle") -> Figure:
+    """One UMAP panel per marker, coloured by its value (gating units; 1st-99th percentile colour range); returns the
+    Figure written."""
     umap = clustered.obsm["X_umap"]
     markers = list(clustered.var_names)
     n_cols = min(5, len(markers))
@@ -65,12 +68,13 @@ def plot_umap_markers(clustered: ad.AnnData, path: str | os.PathLike, units: str
         ax.set_yticks([])
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
+    return fig
 
 
 def plot_cluster_heatmap(medians: pd.DataFrame, annotation: pd.DataFrame, path: str | os.PathLike,
-                         title: str) -> None:
+                         title: str) -> Figure:
     """Clusters x markers median heatmap, each marker scaled 0-1 over clusters; rows labelled with the cluster,
-    its best-matching gated population and F1."""
+    its best-matching gated population and F1. Returns the Figure written."""
     scaled = (medians - medians.min()) / (medians.max() - medians.min()).replace(0, 1)
     labels = {r.cluster: (f"{r.cluster}: {r.annotation} (F1 {r.f1:.2f}, {r.percent_of_events:.1f} %)"
                           if r.annotation != "unmatched" else
@@ -84,6 +88,7 @@ def plot_cluster_heatmap(medians: pd.DataFrame, annotation: pd.DataFrame, path: 
     ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=ax, shrink=0.6).set_label("median, scaled per marker (0-1)", fontsize=8)
     fig.savefig(path, format="png", metadata={"Software": None})
+    return fig
 
 
 def _palette(categories: list[str]) -> dict[str, str]:

@@ -25,6 +25,12 @@ def _compiled_fits():
     return compiled_fits
 
 
+def finite_values(values: np.ndarray) -> np.ndarray:
+    """The finite values, in their order and dtype."""
+    values = np.asarray(values)
+    return values[np.isfinite(values)]
+
+
 class TooFewEventsError(ValueError):
     """Too few events to find a data-driven cut point."""
 
@@ -64,15 +70,20 @@ class Density:
 
 def kernel_density(values: np.ndarray, adjust: float = 1.0) -> Density:
     """Gaussian KDE by binning and convolution, bandwidth = ``adjust`` x Silverman's rule (as R's bw.nrd0)."""
-    x = _compiled_fits().finite_values(values)
+    x = finite_values(values)
     if x.size < MIN_EVENTS:
         raise TooFewEventsError(f"{x.size} events, fewer than the {MIN_EVENTS} needed to estimate a density")
-    _, sd, low, high = _compiled_fits().mean_sd_range(x)
+    x64 = x.astype(np.float64)
+    # population SD in two passes, each sum left to right (np.add.accumulate; np.sum adds pairwise and would move
+    # the cuts in their last bits)
+    mean = np.add.accumulate(x64)[-1] / x.size
+    sd = float(np.sqrt(np.add.accumulate((x64 - mean) ** 2)[-1] / x.size))
+    low, high = float(x64.min()), float(x64.max())
     q75, q25 = quantiles(x, (0.75, 0.25))
     spread = min(sd, (q75 - q25) / 1.34) or sd or 1e-3
     bw = adjust * 0.9 * spread * x.size ** -0.2
-    edges = np.linspace(low - 3 * bw, high + 3 * bw, GRID_POINTS + 1)
-    counts = _compiled_fits().histogram_counts(x, edges)
+    # equal bins (numpy's linear-time path; its edges are np.linspace(low - 3 bw, high + 3 bw, GRID_POINTS + 1))
+    counts, edges = np.histogram(x64, bins=GRID_POINTS, range=(low - 3 * bw, high + 3 * bw))
     step = edges[1] - edges[0]
     half = int(np.ceil(4 * bw / step))
     kernel = np.exp(-0.5 * (np.arange(-half, half + 1) * step / bw) ** 2)
@@ -162,7 +173,7 @@ def find_valley(values: np.ndarray, *, range: tuple[float, float] | None = None,
             or choose not in ("tallest", "nearest", "deepest"):
         raise ValueError(f"valley: peak and tail_from must be tallest, lowest or highest, side above, below or both, "
                          f"choose tallest, nearest or deepest (got {peak!r}, {tail_from!r}, {side!r}, {choose!r})")
-    x = _compiled_fits().finite_values(values)  # once, for the density, the mode and the tail cut
+    x = finite_values(values)  # once, for the density, the mode and the tail cut
     kde = kernel_density(x, adjust)
     peaks = kde.peaks(min_peak_height, within=range)
     reference = _reference_peak(kde, peaks, peak, major, reference_above=reference_above)
@@ -217,7 +228,7 @@ def tail_cut(values: np.ndarray, side: str = "upper", sd_multiple: float = 3.0, 
     if side not in ("upper", "lower") or spread not in ("inner", "outer"):
         raise ValueError(f"tail side must be 'upper' or 'lower' and spread 'inner' or 'outer', not {side!r}, "
                          f"{spread!r}")
-    x = _compiled_fits().finite_values(values)
+    x = finite_values(values)
     if mode is None:
         kde = kernel_density(x, adjust)
         inside = np.ones(kde.grid.size, bool) if range is None else (kde.grid >= range[0]) & (kde.grid <= range[1])
@@ -230,7 +241,7 @@ def tail_cut(values: np.ndarray, side: str = "upper", sd_multiple: float = 3.0, 
 
 def quantile_cut(values: np.ndarray, q: float) -> float:
     """The ``q`` quantile of the values."""
-    return float(np.quantile(_compiled_fits().finite_values(values), q))
+    return float(np.quantile(finite_values(values), q))
 
 
 CUT_METHODS = {

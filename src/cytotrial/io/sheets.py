@@ -85,3 +85,45 @@ def last_visit_day(samples: pd.DataFrame, visits: list[str]) -> int | None:
         return None
     days = pd.to_numeric(samples.loc[samples.visit == present[-1], "study_day"], errors="coerce").dropna()
     return int(days.max()) if len(days) else None
+
+
+def processing_units(samples: pd.DataFrame, *, batch_transforms: bool, samples_per_job: int) -> dict[str, dict]:
+    """The samples processed together in one job (rule process_samples), so that Python starts and imports the
+    library once per unit rather than once per sample.
+
+    Samples are taken by acquisition batch (column ``batch``) or, in a sheet without batches (each sample its own
+    batch), by patient, in sorted order: consecutive batches (patients) share a unit while it holds at most
+    ``samples_per_job`` samples, and a larger one is cut into chunks of that many sorted sample ids. A new batch
+    (a later run) thus changes the last unit only. With ``batch_transforms``, the transforms of every batch whose
+    samples all lie in one unit are fitted in that unit's job (``fitted_batches``); a batch cut into several units
+    has them fitted once, by rule fit_batch_transforms.
+
+    Returns unit name -> {"samples", "batches", "fitted_batches"}, in order: a unit is named by its batch (or
+    patient), ``first-last`` when it holds several, ``name.1``, ``name.2``, ... when one is cut.
+    """
+    if samples_per_job < 1:
+        raise SheetError(f"config: processing.samples_per_job is {samples_per_job}; it must be at least 1.")
+    ids = samples["sample_id"].astype(str)
+    batch_of = (samples["batch"] if "batch" in samples.columns else samples["sample_id"]).astype(str)
+    batch_of.index = ids
+    key = samples["patient_id"] if (batch_of.index == batch_of.to_numpy()).all() else samples["batch"]
+    groups = sorted((str(name), sorted(rows)) for name, rows in ids.groupby(key.astype(str).to_numpy()))
+    pieces: list[tuple[str, list[str]]] = []  # (name, sample ids): whole groups, or chunks of a large one
+    for name, members in groups:
+        chunks = [members[i:i + samples_per_job] for i in range(0, len(members), samples_per_job)]
+        pieces += [(name if len(chunks) == 1 else f"{name}.{k}", chunk) for k, chunk in enumerate(chunks, start=1)]
+    packed: list[list[tuple[str, list[str]]]] = []
+    for piece in pieces:
+        if packed and sum(len(m) for _, m in packed[-1]) + len(piece[1]) <= samples_per_job:
+            packed[-1].append(piece)
+        else:
+            packed.append([piece])
+    samples_of_batch = batch_of.groupby(batch_of).groups
+    units: dict[str, dict] = {}
+    for unit in packed:
+        members = [s for _, m in unit for s in m]
+        batches = sorted(set(batch_of[members]))
+        fitted = [b for b in batches if batch_transforms and set(samples_of_batch[b]) <= set(members)]
+        name = unit[0][0] if len(unit) == 1 else f"{unit[0][0]}-{unit[-1][0]}"
+        units[name] = {"samples": members, "batches": batches, "fitted_batches": fitted}
+    return units

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import flowutils
 
-from .logicle_compiled import POLYNOMIAL_DEGREE, interval_polynomials, logicle_roots, tabulated_logicle
+from .logicle_compiled import POLYNOMIAL_DEGREE, interval_polynomials, tabulated_logicle
 
 __all__ = ["FastLogicle"]
 
@@ -97,10 +97,10 @@ class FastLogicle:
     y(|x|) is tabulated once per parameter set on a grid that is uniform within each power of two ("octave") of |x|,
     32 intervals per octave, so that a value's interval is its float64 bit pattern shifted right (no logarithm, no
     search). Each interval holds a degree-6 polynomial in (|x| - left end of the interval) interpolating y at 7
-    Chebyshev points, whose values are flowutils' own (``logicle_compiled.logicle_roots``, its C code compiled with
-    numba: the same doubles; 6,048 values, ~0.5 ms to build). ``apply`` / ``apply_into`` run one compiled loop
-    (``logicle_compiled.tabulated_logicle``): the bits of |x| minus those of the table's lowest value, shifted right,
-    give the interval; its row of the table (64 bytes: the 7 coefficients and the interval's left end) gives
+    Chebyshev points, whose values are flowutils' own (its C ``logicle_scale``; 6,048 values a table). ``apply`` /
+    ``apply_into`` run one compiled loop (``logicle_compiled.tabulated_logicle``): the bits of |x| minus those of
+    the table's lowest value, shifted right, give the interval; its row of the table (64 bytes: the 7 coefficients
+    and the interval's left end) gives
     d = |x| - left end and the polynomial by Horner's rule (unrolled: the degree is a compile-time constant), then the
     reflection 2 x1 - y for negatives, written as flowutils rounds it. Values outside the table -- |x| below
     2**(floor(log2 t) - 24) (0.0156 for t = 262144) or at/above 2**(floor(log2 t) + 3) (2.1e6, 8 t), and NaN/inf --
@@ -178,8 +178,8 @@ class FastLogicle:
         sample_s, vandermonde_inverse, binomials = _fit_constants(degree)
         middles = left_ends + widths / 2
         sample_values = middles[:, None] + (widths / 2)[:, None] * sample_s[None, :]
-        # flowutils' values (logicle_roots is its C code compiled by numba: the same doubles, ~1.4x faster)
-        y = logicle_roots(sample_values.ravel(), self.t, self.w, self.m, self.a).reshape(sample_values.shape)
+        # flowutils' values (-1 where its iteration does not converge)
+        y = _reference_logicle(sample_values.ravel(), self.t, self.w, self.m, self.a).reshape(sample_values.shape)
         usable = np.isfinite(y) & (y >= SMALLEST_TABULATED_OUTPUT)
         octave_usable = usable.reshape(len(octaves), -1).all(axis=1)
         if not octave_usable.all():

@@ -1,11 +1,7 @@
 """Compiled (numba) kernels of :mod:`cytotrial.preprocess.logicle`.
 
-``logicle_roots``
-    flowutils' C ``logicle_scale`` (Moore & Parks 2012), the same floating-point operations in the same order,
-    so the same doubles (tests/test_logicle.py compares them bit for bit); samples the table. Four values are
-    solved side by side (their Halley steps interleaved, each value's own steps unchanged).
 ``interval_polynomials``
-    The fit of the table's per-interval polynomials to those samples.
+    The fit of the table's per-interval polynomials to flowutils' logicle values at sample points.
 ``tabulated_logicle``
     The table look-up and Horner evaluation of :class:`cytotrial.preprocess.logicle.FastLogicle`.
 
@@ -15,154 +11,11 @@ Compiled on first use and cached next to this file (``cache=True``). No fast-mat
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
-TAYLOR_LENGTH = 16
 POLYNOMIAL_DEGREE = 6  # of the table's per-interval polynomials (see cytotrial.preprocess.logicle)
 SIGN_CLEARED = 0x7FFFFFFFFFFFFFFF  # float64 bits AND this: the bits of |x|
-DBL_EPSILON = 2.220446049250313e-16
-NOT_CONVERGED = -1.0  # what flowutils returns where its iteration does not converge
-LANES = 4  # values solved side by side by logicle_roots
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _solve_d(b, w):  # pragma: no cover - compiled by numba
-    """The logicle parameter d: root of 2 (ln d - ln b) + w (b + d) = 0 (RTSAFE, as flowutils' ``solve``)."""
-    if w == 0:
-        return b
-    tolerance = 2 * b * DBL_EPSILON
-    d_lo = 0.0
-    d_hi = b
-    d = (d_lo + d_hi) / 2
-    last_delta = d_hi - d_lo
-    f_b = -2 * math.log(b) + w * b
-    f = 2 * math.log(d) + w * d + f_b
-    last_f = math.nan
-    for _ in range(1, 40):
-        df = 2 / d + w
-        if ((d - d_hi) * df - f) * ((d - d_lo) * df - f) >= 0 or abs(1.9 * f) > abs(last_delta * df):
-            delta = (d_hi - d_lo) / 2
-            d = d_lo + delta
-            if d == d_lo:
-                return d
-        else:
-            delta = f / df
-            previous = d
-            d -= delta
-            if d == previous:
-                return d
-        if abs(delta) < tolerance:
-            return d
-        last_delta = delta
-        f = 2 * math.log(d) + w * d + f_b
-        if f == 0 or f == last_f:
-            return d
-        last_f = f
-        if f < 0:
-            d_lo = d
-        else:
-            d_hi = d
-    return NOT_CONVERGED
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _logicle_constants(t, w_decades, m, a_decades):  # pragma: no cover - compiled by numba
-    """flowutils' set-up of the biexponential B(y) = a e^(by) - c e^(-dy) + f: (x1, a, b, c, d, f, x_taylor,
-    taylor), the Taylor series of B around x1 used below x_taylor."""
-    w = w_decades / (m + a_decades)
-    x2 = a_decades / (m + a_decades)
-    x1 = x2 + w
-    x0 = x2 + 2 * w
-    b = (m + a_decades) * math.log(10.0)
-    d = _solve_d(b, w)
-    c_a = math.exp(x0 * (b + d))
-    mf_a = math.exp(b * x1) - c_a / math.exp(d * x1)
-    a = t / ((math.exp(b) - mf_a) - c_a / math.exp(d))
-    c = c_a * a
-    f = -mf_a * a
-    x_taylor = x1 + w / 4
-    taylor = np.empty(TAYLOR_LENGTH)
-    positive_coefficient = a * math.exp(b * x1)
-    negative_coefficient = -c / math.exp(d * x1)
-    for i in range(TAYLOR_LENGTH):
-        positive_coefficient *= b / (i + 1)
-        negative_coefficient *= -d / (i + 1)
-        taylor[i] = positive_coefficient + negative_coefficient
-    taylor[1] = 0.0  # exact result of the logicle condition
-    return x1, a, b, c, d, f, x_taylor, taylor
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def logicle_roots(values, t, w_decades, m, a_decades):  # pragma: no cover - compiled by numba
-    """flowutils' logicle of every value of a 1-D float64 array (a new array).
-
-    The values are solved LANES at a time, one Halley step of each in turn, so that the processor overlaps their
-    independent chains of exp and division (~1.5x faster than one value after the other); each value still takes
-    flowutils' own steps, from its first guess until its own step is below tolerance or after 40 steps.
-    """
-    x1, a, b, c, d, f, x_taylor, taylor = _logicle_constants(t, w_decades, m, a_decades)
-    out = np.empty(values.size)
-    x = np.empty(LANES)  # per lane: current root, |value|, tolerance, reflected, still iterating
-    target = np.empty(LANES)
-    tolerance = np.empty(LANES)
-    negative = np.zeros(LANES, dtype=np.bool_)
-    active = np.zeros(LANES, dtype=np.bool_)
-    for first in range(0, values.size, LANES):
-        for lane in range(LANES):
-            j = first + lane
-            active[lane] = False
-            if j >= values.size:
-                continue
-            value = values[j]
-            if value == 0:
-                out[j] = x1
-                continue
-            negative[lane] = value < 0
-            if negative[lane]:
-                value = -value
-            if value < f:  # quasi-linear region: linear first guess
-                guess = x1 + value / taylor[0]
-            else:
-                guess = math.log(value / a) / b
-            x[lane] = guess
-            target[lane] = value
-            tolerance[lane] = 3 * guess * DBL_EPSILON if guess > 1 else 3 * DBL_EPSILON
-            active[lane] = True
-            out[j] = NOT_CONVERGED
-        for _ in range(40):
-            iterating = False
-            for lane in range(LANES):
-                if not active[lane]:
-                    continue
-                root = x[lane]
-                ae2bx = a * math.exp(b * root)
-                ce2mdx = c / math.exp(d * root)
-                if root < x_taylor:  # Taylor series around x1
-                    dx = root - x1
-                    total = taylor[TAYLOR_LENGTH - 1] * dx
-                    for i in range(TAYLOR_LENGTH - 2, 1, -1):
-                        total = (total + taylor[i]) * dx
-                    y = (total * dx + taylor[0]) * dx - target[lane]
-                else:
-                    y = (ae2bx + f) - (ce2mdx + target[lane])
-                abe2bx = b * ae2bx
-                cde2mdx = d * ce2mdx
-                dy = abe2bx + cde2mdx
-                ddy = b * abe2bx - d * cde2mdx
-                delta = y / (dy * (1 - y * ddy / (2 * dy * dy)))  # Halley's method
-                root -= delta
-                x[lane] = root
-                if abs(delta) < tolerance[lane]:
-                    out[first + lane] = 2 * x1 - root if negative[lane] else root
-                    active[lane] = False
-                else:
-                    iterating = True
-            if not iterating:
-                break
-    return out
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

@@ -130,8 +130,8 @@ def _bound(value, default: float) -> float:
 
 def plot_gate_review(population: str, parent: str, panels: list[ReviewPanel | None], path: str | os.PathLike,
                      *, axis_labels: dict[str, str] | None = None, columns: int = 7,
-                     axis_ticks: dict[str, list[tuple[float, str]]] | None = None, title: str = "") -> None:
-    """Write one gate's review figure (PNG, deterministic bytes: no software or date metadata).
+                     axis_ticks: dict[str, list[tuple[float, str]]] | None = None, title: str = "") -> Figure:
+    """Write one gate's review figure (PNG, deterministic bytes: no software or date metadata); returns the Figure.
 
     Parameters
     ----------
@@ -171,6 +171,7 @@ def plot_gate_review(population: str, parent: str, panels: list[ReviewPanel | No
         _ticks(ax, panel, axis_ticks or {}, left=index % columns == 0, bottom=_is_bottom(index, cells, columns))
     _draw_text(fig, header, footer, drawn, axis_labels=axis_labels or {})
     fig.savefig(path, format="png", metadata={"Software": None})
+    return fig
 
 
 def _chars_per_line(width_in: float, fontsize: float = 8.5) -> int:
@@ -382,10 +383,14 @@ def _inside_note(ax, text: str, colour: str, va: str, *, y: float) -> None:
 
 
 def _ticks(ax, panel: ReviewPanel, axis_ticks: dict, left: bool, *, bottom: bool) -> None:
-    """Tick labels only on the outer panels; custom tick positions/labels per dim where given."""
+    """Ticks and their labels only on the outer panels (the axes are shared: inner panels get none, which also
+    spares drawing thousands of tick marks); custom tick positions/labels per dim where given."""
     ax.tick_params(labelsize=6, length=2, pad=1)
-    for axis, name in ((ax.xaxis, panel.x_name), (ax.yaxis, panel.y_name if panel.y is not None else None)):
-        if name in axis_ticks:
+    for axis, name, outer in ((ax.xaxis, panel.x_name, bottom),
+                              (ax.yaxis, panel.y_name if panel.y is not None else None, left)):
+        if not outer:
+            axis.set_ticks([])
+        elif name in axis_ticks:
             low, high = sorted(axis.get_view_interval())
             ticks = [t for t in axis_ticks[name] if low <= t[0] <= high]  # set_ticks would widen the view
             axis.set_ticks([t[0] for t in ticks], [t[1] for t in ticks])

@@ -13,7 +13,7 @@ from ..preprocess.exclusion import BAD_FILE_ERRORS, excluded_events, excluded_me
 from ..io.atomic import atomic_path
 from ..io.panel import Panel
 from ..io.tables import write_json, write_tsv
-from ..preprocess.events import preprocess_fcs, write_h5ad
+from ..preprocess.events import fit_batch_transforms, preprocess_fcs, write_h5ad
 from ..preprocess.qc.plot import plot_event_qc, plot_excluded
 
 
@@ -72,3 +72,18 @@ def write_excluded_outputs(sample_id: str, fcs_path: str, reason: str, outputs: 
         plot_excluded(sample_id, reason, tmp)
     write_json(excluded_metadata(sample_id, fcs_path, reason), outputs["metadata"])
     return excluded_events(sample_id, reason)
+
+
+def write_batch_transforms(batch: str, fcs_paths: list[str], panel_path: str, settings: dict, *,
+                           matrix_path: str | None, on_bad_file: str, output: str, log: logging.Logger) -> None:
+    """Fit one acquisition batch's transform parameters on its files' pooled events
+    (:func:`cytotrial.preprocess.events.fit_batch_transforms`) and write them as JSON, logging the files left out."""
+    record = fit_batch_transforms(list(fcs_paths), Panel.from_yaml(panel_path), settings["compensation"],
+                                  settings["transform"], matrix_path=matrix_path,
+                                  max_events_per_file=settings["transform"].get("max_events_per_file", 50_000),
+                                  on_bad_file=on_bad_file)
+    for bad in record["excluded"]:
+        log.warning("batch %s: %s left out of the fit: %s", batch, bad["file"], bad["reason"])
+    record["batch"] = batch
+    log.info("batch %s: %d files, %d events", batch, record["files"], record["events_used"])
+    write_json(record, output)
