@@ -101,6 +101,14 @@ class GatingPlan:
 # ---------------------------------------------------------------------------------------------- import
 
 
+def read_gating_strategy(source: str) -> fk.GatingStrategy:
+    """flowkit's parse of a GatingML 2.0 file; GatingMLError naming the file when it cannot be read."""
+    try:
+        return fk.parse_gating_xml(source)
+    except (ValueError, KeyError, OSError, SyntaxError, fk.exceptions.FlowKitException) as err:
+        raise GatingMLError(f"{source}: not a readable GatingML 2.0 file: {err}") from None
+
+
 def load_gatingml(path: str | os.PathLike) -> GatingPlan:
     """Parse a GatingML 2.0 file (flowkit) into a :class:`GatingPlan`.
 
@@ -110,10 +118,7 @@ def load_gatingml(path: str | os.PathLike) -> GatingPlan:
         The file is not valid GatingML 2.0, or uses something the plan cannot describe (e.g. spectral matrices).
     """
     source = str(path)
-    try:
-        strategy = fk.parse_gating_xml(source)
-    except (ValueError, KeyError, OSError, SyntaxError, fk.exceptions.FlowKitException) as err:
-        raise GatingMLError(f"{source}: not a readable GatingML 2.0 file: {err}") from None
+    strategy = read_gating_strategy(source)
     transforms = {tid: _plan_transform(source, tid, t) for tid, t in strategy.transformations.items()}
     matrices = {mid: _plan_matrix(source, mid, m) for mid, m in strategy.comp_matrices.items()}
     gates: dict[str, PlanGate] = {}
