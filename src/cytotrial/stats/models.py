@@ -126,7 +126,7 @@ def _effect(row: dict, scale: str) -> dict:
             "effect_ci_high": np.exp(row["ci_high"])}
 
 
-def _row(model: str, population: str, value: str, term: str, test: dict, n_obs: int, n_patients: int,
+def _row(model: str, population: str, value: str, term: str, *, test: dict, n_obs: int, n_patients: int,
          converged: bool, messages: str) -> dict:
     row = {"model": model, "population": population, "value": value, "term": term, "estimate": np.nan,
            "std_error": np.nan, "df": np.nan, "df_numerator": np.nan, "ci_low": np.nan, "ci_high": np.nan,
@@ -139,7 +139,8 @@ def _row(model: str, population: str, value: str, term: str, test: dict, n_obs: 
 
 
 def _failed_row(model: str, population: str, value: str, n_obs: int, *, n_patients: int, messages: str) -> dict:
-    return _row(model, population, value, "", {}, n_obs, n_patients, False, messages)
+    return _row(model, population, value, "", test={}, n_obs=n_obs, n_patients=n_patients, converged=False,
+                messages=messages)
 
 
 def _unit(names: Sequence[str], term: str) -> np.ndarray:
@@ -171,18 +172,18 @@ def _mixed_rows(result, population: str, value: str, visits: list[str], *, contr
     names = list(result.model.exog_names)
     derivatives = variance_derivatives(result)
     converged = bool(result.converged)
-    rows = [_row(name, population, value, _term(n), satterthwaite_t(result, _unit(names, _term(n)),
+    rows = [_row(name, population, value, _term(n), test=satterthwaite_t(result, _unit(names, _term(n)),
                                                                      derivatives=derivatives),
-                 n_obs, n_patients, converged, messages) for n in names]
+                 n_obs=n_obs, n_patients=n_patients, converged=converged, messages=messages) for n in names]
     interactions = interaction_rows(names, visits)
     if len(interactions):
         joint = satterthwaite_f(result, interactions, derivatives=derivatives)
-        rows.append(_row(name, population, value, JOINT_TERM, {**joint, "df_numerator": joint["df_numerator"]},
-                         n_obs, n_patients, converged, messages))
+        rows.append(_row(name, population, value, JOINT_TERM, test={**joint, "df_numerator": joint["df_numerator"]},
+                         n_obs=n_obs, n_patients=n_patients, converged=converged, messages=messages))
     if contrast_visits and all(f"visit[{v}]:responder" in [_term(n) for n in names] for v in contrast_visits):
         rows.append(_row(name, population, value, _mean_term(contrast_visits),
-                         satterthwaite_t(result, mean_contrast(names, contrast_visits), derivatives=derivatives),
-                         n_obs, n_patients, converged, messages))
+                         test=satterthwaite_t(result, mean_contrast(names, contrast_visits), derivatives=derivatives),
+                         n_obs=n_obs, n_patients=n_patients, converged=converged, messages=messages))
     return rows
 
 
@@ -327,8 +328,8 @@ def count_model_table(populations: pd.DataFrame, visits: list[str], baseline: st
         if contrast_visits and all(f"visit[{v}]:responder" in [t for t, _ in tests] for v in contrast_visits):
             tests.append((_mean_term(contrast_visits), mean_contrast(names, contrast_visits)))
         try:
-            rows += [_row(GEE_NAME, population, value, term, gee_tests(result, g, contrast, level), n_obs, g,
-                          converged, messages) for term, contrast in tests]
+            rows += [_row(GEE_NAME, population, value, term, test=gee_tests(result, g, contrast, level), n_obs=n_obs,
+                          n_patients=g, converged=converged, messages=messages) for term, contrast in tests]
         except np.linalg.LinAlgError as exc:
             rows.append(_failed_row(GEE_NAME, population, value, n_obs, n_patients=g,
                                     messages=f"{messages}; covariance: {exc}"))
