@@ -1,7 +1,8 @@
 """Data-driven 1-D cut points (openCyto-style): density valley, tail, quantile, fixed value.
 
 Every method takes the values of one dimension within the parent population, in gating (transformed) units,
-and returns one cut point. All are deterministic.
+and returns one cut point. All are deterministic. Written here because openCyto is an R package and flowkit
+applies fixed gates only.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Events are counted in time bins; a bin whose rate lies more than k robust SDs from the median rate is
 anomalous, short good stretches between anomalous bins are taken too, and the edges of every anomalous stretch
-are trimmed on sub-bins so that the normal events at its borders are kept.
+are trimmed on sub-bins so that the normal events at its borders are kept. Written here because flowAI is an R
+package.
 """
 
 from __future__ import annotations
