@@ -82,8 +82,8 @@ def _fit_batch(job: tuple[str, list[str], dict]) -> tuple[str, dict]:
     from cytotrial.preprocess.events import fit_batch_transforms
     batch, paths, settings = job
     transform = settings["transform"]
-    return batch, fit_batch_transforms(paths, _panel(), settings["compensation"], transform, None,
-                                       int(transform.get("max_events_per_file", 50_000)))
+    return batch, fit_batch_transforms(paths, _panel(), settings["compensation"], transform, matrix_path=None,
+                                       max_events_per_file=int(transform.get("max_events_per_file", 50_000)))
 
 
 def _describe_gate(gate: dict) -> str:
@@ -110,7 +110,7 @@ def _score_batch(job: tuple[list[dict], dict, dict, str, str]) -> list[dict]:
         adata, qc = preprocess_fcs(sample["fcs"], sample["sample_id"], _panel(),
                                    {"transform": settings["transform"], "qc": settings["qc"],
                                     "compensation": settings["compensation"]},
-                                   int(sample["study_day"]), batch_parameters)
+                                   study_day=int(sample["study_day"]), batch_transforms=batch_parameters)
         preprocessed[sample["sample_id"]] = (sample, adata, qc)
     kept = {sid: adata[adata.obs["qc_keep"].to_numpy()].copy() for sid, (_, adata, _) in preprocessed.items()}
     pooled = fit_pooled_gates(kept, _template(), batch) if _template().pooled else {}

@@ -133,7 +133,7 @@ def write_kept_events(fcs: str, keep: np.ndarray, path: Path) -> None:
     keywords.update({"$SPILLOVER": spill} if spill else {})
     keywords.update({"$TIMESTEP": meta["timestep"]} if "timestep" in meta else {})
     write_fcs(path, full.get_events(source="raw")[keep], list(full.pnn_labels),
-              [s or None for s in full.pns_labels], keywords)
+              [s or None for s in full.pns_labels], keywords=keywords)
 
 
 def run_size(events: int, repeats: int, tmp: Path) -> dict:
@@ -147,8 +147,8 @@ def run_size(events: int, repeats: int, tmp: Path) -> dict:
 
     settings, panel, template = workflow_settings()
     fcs = simulated_file(events, tmp)
-    batch = fit_batch_transforms([fcs], panel, settings["compensation"], settings["transform"], None,
-                                 int(settings["transform"].get("max_events_per_file", 50_000)))
+    batch = fit_batch_transforms([fcs], panel, settings["compensation"], settings["transform"], matrix_path=None,
+                                 max_events_per_file=int(settings["transform"].get("max_events_per_file", 50_000)))
 
     t_read, _ = best_of(repeats, read_fcs, fcs)
     t_comp, _ = best_of(repeats, read_compensated, fcs, panel, settings["compensation"])
@@ -173,7 +173,7 @@ def run_size(events: int, repeats: int, tmp: Path) -> dict:
 
     # like with like from the kept-events file: read + compensate + transform + gate, ours and flowkit's
     def ours_whole() -> int:
-        kept_adata, _ = preprocess_fcs(str(kept_fcs), "bench", panel, settings, 28, batch)
+        kept_adata, _ = preprocess_fcs(str(kept_fcs), "bench", panel, settings, study_day=28, batch_transforms=batch)
         kept_again = kept_adata.obs["qc_keep"].to_numpy()
         apply_template(kept_adata[kept_again].copy(), template)
         return int(kept_again.sum())

@@ -58,10 +58,11 @@ def _job(fcs: str, transforms: str, out: Path):
 
     from cytotrial.steps.process_sample import process_sample_files
 
-    return lambda: process_sample_files(
-        "P01_W4", fcs, str(REPO / "config" / "panel.yaml"), _settings(), 28, transforms, None, "exclude",
-        str(REPO / "config" / "gating" / "default.yaml"), {}, "All Samples", 10_000, _outputs(out),
-        logging.getLogger("sample_profile"))
+    return lambda: process_sample_files("P01_W4", fcs, str(REPO / "config" / "panel.yaml"), _settings(), study_day=28,
+                                        transforms_path=transforms, matrix_path=None, on_bad_file="exclude",
+                                        template_path=str(REPO / "config" / "gating" / "default.yaml"), overrides={},
+                                        workspace_group="All Samples", events_per_sample=10_000, outputs=_outputs(out),
+                                        log=logging.getLogger("sample_profile"))
 
 
 def _cpu() -> float:
@@ -76,8 +77,8 @@ def child_prepare(events: int, tmp: str) -> dict:
 
     fcs = simulated_file(events, Path(tmp))
     settings, panel, _ = workflow_settings()
-    batch = fit_batch_transforms([fcs], panel, settings["compensation"], settings["transform"], None,
-                                 int(settings["transform"].get("max_events_per_file", 50_000)))
+    batch = fit_batch_transforms([fcs], panel, settings["compensation"], settings["transform"], matrix_path=None,
+                                 max_events_per_file=int(settings["transform"].get("max_events_per_file", 50_000)))
     transforms = Path(tmp) / "transforms.json"
     transforms.write_text(json.dumps(batch))
     return {"fcs": fcs, "transforms": str(transforms)}

@@ -51,9 +51,9 @@ def run(events: int, repeats: int, tmp: Path) -> dict:
 
     settings, panel, template = workflow_settings()
     fcs = simulated_file(events, tmp)
-    batch = fit_batch_transforms([fcs], panel, settings["compensation"], settings["transform"], None,
-                                 int(settings["transform"].get("max_events_per_file", 50_000)))
-    adata, _ = preprocess_fcs(fcs, "bench", panel, settings, 28, batch)
+    batch = fit_batch_transforms([fcs], panel, settings["compensation"], settings["transform"], matrix_path=None,
+                                 max_events_per_file=int(settings["transform"].get("max_events_per_file", 50_000)))
+    adata, _ = preprocess_fcs(fcs, "bench", panel, settings, study_day=28, batch_transforms=batch)
     keep = adata.obs["qc_keep"].to_numpy()
     kept = adata[keep].copy()
     adaptive = apply_template(kept, template)

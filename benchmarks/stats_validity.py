@@ -133,7 +133,7 @@ def simulate_trial_table(seed: int, rise_responders: float, rise_nonresponders: 
     blocks = []
     for sample in samples.itertuples():
         fractions = leaf_fractions(sample.patient_id, sample.visit, bool(truth.loc[sample.patient_id, "responder"]),
-                                   float(dose[sample.patient_id]), settings)
+                                   float(dose[sample.patient_id]), settings=settings)
         p = np.array([fractions[name] for name in LEAF_NAMES])
         rng = rng_for(seed, 7, patient_number(sample.patient_id), VISITS.index(sample.visit))
         n_cells = live_leukocytes(int(round(EVENTS * rng.uniform(0.95, 1.05))), rng)

@@ -128,8 +128,8 @@ def pipeline_stages(fcs: str, inputs: dict, batch: dict, study_day: int = 28):
 
     def open_file(s):
         s["fcs"], s["located"], s["matrix"] = open_compensation(fcs, panel, settings["compensation"])
-        s["records"] = transform_records(s["fcs"], s["located"], s["matrix"], panel, settings["transform"],
-                                         batch["markers"])
+        s["records"] = transform_records(s["fcs"], s["located"], s["matrix"], panel, transform=settings["transform"],
+                                         batch_parameters=batch["markers"])
 
     def blocks(s):
         s["events"] = transform_events(s["fcs"], s["located"], s["matrix"], s["records"])
@@ -139,12 +139,12 @@ def pipeline_stages(fcs: str, inputs: dict, batch: dict, study_day: int = 28):
         var.index.name = None
         located, events = s["located"], s["events"]
         s["qc"] = run_event_qc(events.time_s, events.transformed, located.channels, np.array(located.ranges),
-                               var["kind"].to_numpy() == "fluorescence", QcSettings.from_dict(settings["qc"]),
-                               linear=events.compensated)
+                               fluorescence_idx=var["kind"].to_numpy() == "fluorescence",
+                               settings=QcSettings.from_dict(settings["qc"]), linear=events.compensated)
 
     def assemble(s):
-        s["adata"] = assemble_anndata(s.pop("events"), s.pop("qc"), s.pop("var"), s.pop("fcs"), s.pop("matrix"),
-                                      "bench", study_day, settings, scope="batch")
+        s["adata"] = assemble_anndata(s.pop("events"), s.pop("qc"), s.pop("var"), s.pop("fcs"), matrix=s.pop("matrix"),
+                                      sample_id="bench", study_day=study_day, settings=settings, scope="batch")
         del s["located"]
 
     def gate(s):
@@ -446,8 +446,9 @@ def child_prepare(events: int, out: str, tmp: str) -> dict:
     inputs = load_inputs()
     settings = inputs["settings"]
     start = time.perf_counter()
-    batch = fit_batch_transforms([fcs], inputs["panel"], settings["compensation"], settings["transform"], None,
-                                 int(settings["transform"].get("max_events_per_file", 50_000)))
+    batch = fit_batch_transforms([fcs], inputs["panel"], settings["compensation"], settings["transform"],
+                                 matrix_path=None,
+                                 max_events_per_file=int(settings["transform"].get("max_events_per_file", 50_000)))
     fit_s = time.perf_counter() - start
     batch_json = Path(tmp) / f"batch{events}.json"
     batch_json.write_text(json.dumps(batch))
@@ -477,7 +478,8 @@ def time_size(prepared: dict, repeats: int, load_gate: LoadGate, tmp: Path) -> d
     adata = state["adata"]
     same = None  # the staged code does not depend on the size: checked against preprocess_fcs up to 1M events
     if events <= 1_000_000:
-        check, _ = preprocess_fcs(fcs, "bench", inputs["panel"], inputs["settings"], 28, batch)
+        check, _ = preprocess_fcs(fcs, "bench", inputs["panel"], inputs["settings"], study_day=28,
+                                  batch_transforms=batch)
         same = bool(np.array_equal(check.X, adata.X)
                     and np.array_equal(check.layers["compensated"], adata.layers["compensated"])
                     and np.array_equal(check.obs["qc_keep"].to_numpy(), state["keep"]))

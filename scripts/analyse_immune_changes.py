@@ -15,7 +15,7 @@ with rule_logging(snakemake) as log:
     tables = immune_change_analysis(read_tsv(snakemake.input.populations, "population table"),
                                     read_tsv(snakemake.input.responses, "response table"),
                                     load_platelets(snakemake.input.platelets), snakemake.params.visits,
-                                    snakemake.params.baseline, settings,
+                                    baseline=snakemake.params.baseline, settings=settings,
                                     patients=load_patients(snakemake.input.patients))
     outputs = {Path(p).stem: p for p in snakemake.output}
     for name, table in tables.items():

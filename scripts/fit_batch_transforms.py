@@ -5,5 +5,5 @@ from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     write_batch_transforms(snakemake.wildcards.batch, snakemake.input.fcs, snakemake.input.panel,
-                           snakemake.params.settings, snakemake.input.matrix or None, snakemake.params.on_bad_file,
-                           snakemake.output.parameters, log)
+                           snakemake.params.settings, matrix_path=snakemake.input.matrix or None,
+                           on_bad_file=snakemake.params.on_bad_file, output=snakemake.output.parameters, log=log)

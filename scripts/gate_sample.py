@@ -5,5 +5,6 @@ from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     gate_sample_files(snakemake.wildcards.sample, snakemake.input.events, snakemake.input.template,
-                      dict(snakemake.output), snakemake.params.overrides, snakemake.input.pooled or None,
-                      snakemake.params.workspace_group, snakemake.params.events_per_sample, log)
+                      dict(snakemake.output), overrides=snakemake.params.overrides,
+                      pooled_path=snakemake.input.pooled or None, workspace_group=snakemake.params.workspace_group,
+                      events_per_sample=snakemake.params.events_per_sample, log=log)

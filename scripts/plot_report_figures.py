@@ -10,7 +10,7 @@ with rule_logging(snakemake) as log:
                          read_tsv(snakemake.input.responses, "response table"),
                          read_tsv(snakemake.input.counts, "platelet count table"),
                          read_tsv(snakemake.input.patients, "patient table"),
-                         read_tsv(snakemake.input.qc, "QC table"), snakemake.params.visits,
-                         snakemake.params.baseline, snakemake.params.focus, dict(snakemake.output),
-                         TrialLabels.from_config(snakemake.params.labels))
+                         qc=read_tsv(snakemake.input.qc, "QC table"), visits=snakemake.params.visits,
+                         baseline=snakemake.params.baseline, focus=snakemake.params.focus, paths=dict(snakemake.output),
+                         labels=TrialLabels.from_config(snakemake.params.labels))
     log.info("wrote %s", list(snakemake.output))

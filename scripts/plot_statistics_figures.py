@@ -10,5 +10,5 @@ with rule_logging(snakemake) as log:
     plot_rmcorr(read_tsv(snakemake.input.populations, "population table"), load_platelets(snakemake.input.platelets),
                 read_tsv(snakemake.input.rmcorr, "rmcorr table"),
                 response_groups(read_tsv(snakemake.input.responses, "response table")),
-                snakemake.params.population, snakemake.output.rmcorr)
+                population=snakemake.params.population, path=snakemake.output.rmcorr)
     log.info("wrote %s", list(snakemake.output))

@@ -9,6 +9,7 @@ from cytotrial.steps.runlog import rule_logging
 
 with rule_logging(snakemake) as log:
     preprocess_sample_files(snakemake.wildcards.sample, snakemake.input.fcs, snakemake.input.panel,
-                            snakemake.params.settings, snakemake.params.study_day,
-                            snakemake.input.transforms or None, snakemake.input.matrix or None,
-                            snakemake.params.on_bad_file, dict(snakemake.output), log)
+                            snakemake.params.settings, study_day=snakemake.params.study_day,
+                            transforms_path=snakemake.input.transforms or None,
+                            matrix_path=snakemake.input.matrix or None, on_bad_file=snakemake.params.on_bad_file,
+                            outputs=dict(snakemake.output), log=log)

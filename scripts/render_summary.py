@@ -9,6 +9,6 @@ with rule_logging(snakemake) as log:
     populations = read_tsv(snakemake.input.populations, "population table")
     changes = read_tsv(snakemake.input.changes, "immune-change table")
     qc = read_tsv(snakemake.input.qc, "QC table")
-    render_summary(populations, changes, qc, snakemake.params.visits, snakemake.params.focus, snakemake.output.html,
-                   TrialLabels.from_config(snakemake.params.labels))
+    render_summary(populations, changes, qc, snakemake.params.visits, focus_populations=snakemake.params.focus,
+                   path=snakemake.output.html, labels=TrialLabels.from_config(snakemake.params.labels))
     log.info("wrote %s", snakemake.output.html)

@@ -8,5 +8,5 @@ from cytotrial.steps.runlog import rule_logging
 with rule_logging(snakemake) as log:
     render_gate_reviews(dict(zip(snakemake.output.figures, snakemake.params.populations, strict=True)),
                         read_tsv(snakemake.input.populations, "population table"), list(snakemake.input.gates),
-                        list(snakemake.input.review), snakemake.params.visits,
-                        snakemake.params.fluorescence_units, log)
+                        list(snakemake.input.review), visits=snakemake.params.visits,
+                        fluorescence_units=snakemake.params.fluorescence_units, log=log)

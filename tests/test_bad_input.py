@@ -112,7 +112,8 @@ def test_preprocess_sample_files_writes_or_excludes(small_trial, tmp_path):
     panel = REPO / "config" / "panel.yaml"
     for sample, fcs in (("good", good), ("bad", bad)):
         outputs = {name: str(tmp_path / f"{sample}_{name}{suffixes[name]}") for name in names}
-        preprocess_sample_files(sample, str(fcs), str(panel), {}, 28, None, None, "exclude", outputs, log)
+        preprocess_sample_files(sample, str(fcs), str(panel), {}, study_day=28, transforms_path=None, matrix_path=None,
+                                on_bad_file="exclude", outputs=outputs, log=log)
         assert all(Path(path).stat().st_size > 0 for path in outputs.values())
         row = pd.read_csv(outputs["qc_row"], sep="\t").iloc[0]
         events = ad.read_h5ad(outputs["events"])
@@ -125,5 +126,6 @@ def test_preprocess_sample_files_writes_or_excludes(small_trial, tmp_path):
             assert "bad.fcs" in json.loads(Path(outputs["qc_details"]).read_text())["excluded"]
     outputs = {name: str(tmp_path / f"fail_{name}{suffixes[name]}") for name in names}
     with pytest.raises(FcsReadError, match="bad.fcs"):
-        preprocess_sample_files("bad", str(bad), str(panel), {}, None, None, None, "fail", outputs, log)
+        preprocess_sample_files("bad", str(bad), str(panel), {}, study_day=None, transforms_path=None, matrix_path=None,
+                                on_bad_file="fail", outputs=outputs, log=log)
     assert not any(Path(path).exists() for path in outputs.values())

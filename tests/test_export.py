@@ -35,15 +35,16 @@ def exported(small_trial, tmp_path_factory):
         pre = {k: out / f"{sample_id}.{k}" for k in ("qc_row", "qc_details", "metadata")}
         pre.update(events=out / f"{sample_id}.events.h5ad", qc_plot=out / f"{sample_id}.qc.png")
         preprocess_sample_files(sample_id, design.loc[sample_id, "fcs"], str(REPO / "config/panel.yaml"), SETTINGS,
-                                int(design.loc[sample_id, "study_day"]), None, None, "fail", pre, log)
+                                study_day=int(design.loc[sample_id, "study_day"]), transforms_path=None,
+                                matrix_path=None, on_bad_file="fail", outputs=pre, log=log)
         kept_events = ad.read_h5ad(pre["events"])
         gated = {"populations": out / f"{sample_id}.populations.tsv", "mfi": out / f"{sample_id}.mfi.tsv",
                  "gates": out / f"{sample_id}.gates.json", "review": out / f"{sample_id}.review.npz",
                  "events": out / f"{sample_id}.anndata.h5ad", "gatingml": out / f"{sample_id}.gatingml.xml",
                  "workspace": out / f"{sample_id}.wsp", "fcs": out / "export/fcs" / f"{sample_id}.fcs",
                  "fcs_Treg": out / "export/populations" / sample_id / "Treg.fcs"}
-        gate_sample_files(sample_id, str(pre["events"]), str(REPO / "config/gating/default.yaml"), gated, {}, None,
-                          "All Samples", 1000, log)
+        gate_sample_files(sample_id, str(pre["events"]), str(REPO / "config/gating/default.yaml"), gated, overrides={},
+                          pooled_path=None, workspace_group="All Samples", events_per_sample=1000, log=log)
         outputs[sample_id] = {**gated, "preprocessed": kept_events}
     samples = [{"sample_id": s, "visit": design.loc[s, "visit"], "gatingml": outputs[s]["gatingml"],
                 "fcs": outputs[s]["fcs"]} for s in SAMPLES]

@@ -31,7 +31,7 @@ def values_of_width(bits: int, rows: int = 50, seed: int = 1) -> np.ndarray:
 def test_the_writer_round_trips_every_whole_byte_width(tmp_path, bits, byteorder):
     values = values_of_width(bits)
     path = tmp_path / f"int{bits}.fcs"
-    write_integer_fcs(path, values, NAMES, [None, None, "CD4", None], {"$CYT": "Test"}, bits=bits,
+    write_integer_fcs(path, values, NAMES, [None, None, "CD4", None], keywords={"$CYT": "Test"}, bits=bits,
                       byteorder=byteorder)
     sample, notes = read_fcs_with_notes(path)
     assert notes == [] and sample.pns_labels[2] == "CD4" and sample.metadata["p1b"] == str(bits)
@@ -50,7 +50,7 @@ def test_the_writer_round_trips_every_whole_byte_width(tmp_path, bits, byteorder
 def test_flowcal_reads_the_writers_files_as_written(tmp_path, bits, byteorder):
     values = values_of_width(bits)
     path = tmp_path / "cytek.fcs"
-    write_integer_fcs(path, values, NAMES, [None] * 4, {}, bits=bits, byteorder=byteorder)
+    write_integer_fcs(path, values, NAMES, [None] * 4, keywords={}, bits=bits, byteorder=byteorder)
     independent = np.asarray(FlowCal.io.FCSData(str(path)), dtype=np.uint64)
     assert np.array_equal(independent, values)
 
@@ -89,8 +89,9 @@ def test_24_bit_data_set_after_an_fcs_2_one(tmp_path):
 
 def test_the_writer_refuses_values_that_do_not_fit(tmp_path):
     with pytest.raises(ValueError, match=r"channel 'SSC-A' holds values that are not whole numbers from 0 to 16777215"):
-        write_integer_fcs(tmp_path / "x.fcs", np.array([[1, 2 ** 24, 0, 0]]), NAMES, [None] * 4, {}, bits=24)
+        write_integer_fcs(tmp_path / "x.fcs", np.array([[1, 2 ** 24, 0, 0]]), NAMES, [None] * 4, keywords={}, bits=24)
     with pytest.raises(ValueError, match="whole number of bytes"):
-        write_integer_fcs(tmp_path / "x.fcs", np.array([[1, 2, 0, 0]]), NAMES, [None] * 4, {}, bits=20)
+        write_integer_fcs(tmp_path / "x.fcs", np.array([[1, 2, 0, 0]]), NAMES, [None] * 4, keywords={}, bits=20)
     with pytest.raises(ValueError, match=r"\['\$TOT'\] are set by the writer"):
-        write_integer_fcs(tmp_path / "x.fcs", np.array([[1, 2, 0, 0]]), NAMES, [None] * 4, {"$TOT": "1"}, bits=24)
+        write_integer_fcs(tmp_path / "x.fcs", np.array([[1, 2, 0, 0]]), NAMES, [None] * 4, keywords={"$TOT": "1"},
+                          bits=24)

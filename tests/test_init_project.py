@@ -44,7 +44,7 @@ def rename_and_reorder(small_trial, folder) -> dict[str, str]:
         date = dt.datetime.strptime(sample.metadata["date"], "%d-%b-%Y").date()
         name = f"{date:%Y%m%d}_{row.patient_id}_{row.visit}_PB-Treg12c_001.fcs"
         write_fcs(folder / name, raw[:, order], [sample.pnn_labels[j] for j in order], [stains[j] for j in order],
-                  keywords)
+                  keywords=keywords)
         names[name] = row.sample_id
     return names
 

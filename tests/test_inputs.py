@@ -98,7 +98,8 @@ def test_files_of_one_panel_with_other_channel_order_and_stain_spelling_give_the
     raw[:, -1] /= float(sample.metadata["timestep"])  # back to Time ticks, as written
     keywords = {"$SPILLOVER": sample.metadata["spillover"], "$TIMESTEP": sample.metadata["timestep"]}
     permuted = tmp_path / "permuted.fcs"
-    write_fcs(permuted, raw[:, order], [sample.pnn_labels[i] for i in order], [stains[i] for i in order], keywords)
+    write_fcs(permuted, raw[:, order], [sample.pnn_labels[i] for i in order], [stains[i] for i in order],
+              keywords=keywords)
     panel = Panel.from_yaml(REPO / "config" / "panel.yaml")
     settings = {"transform": {"fluorescence": "logicle"}}
     a, qc_a = preprocess_fcs(original, "a", panel, settings)

@@ -44,7 +44,7 @@ def test_workbook_descriptions_and_summary_use_the_labels(tmp_path):
                                 "denominator": "CD4"})
     qc = pd.DataFrame({"sample_id": ["a", "b"], "events_in": 10, "events_out": 9, "percent_removed": 10.0,
                        "flags": ""})
-    render_summary(populations, pd.DataFrame({"population": ["Treg"]}), qc, ["BL", "M3"], ["Treg"],
-                   tmp_path / "summary.html", labels)
+    render_summary(populations, pd.DataFrame({"population": ["Treg"]}), qc, ["BL", "M3"], focus_populations=["Treg"],
+                   path=tmp_path / "summary.html", labels=labels)
     html = (tmp_path / "summary.html").read_text()
     assert "cohorts: placebo (1)" in html and "infusion" not in html

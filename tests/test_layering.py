@@ -20,7 +20,8 @@ LAYERS = [
     {"gating"},
     {"quantify", "export"},  # population tables from gating results; FCS / FlowJo export of gated events
     {"stats", "response"},
-    {"report", "discovery"},
+    {"report"},  # tables, figures, workbook
+    {"discovery"},  # clustering of gated events; its figures use the report's colours and figure helper
     {"steps", "init_project"},  # entry points: rule scripts' per-sample steps; `cytotrial init`
     {"cli"},  # the command line
 ]

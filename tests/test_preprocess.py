@@ -129,7 +129,7 @@ def test_every_kth_event_is_the_subsample_of_the_whole_file(small_trial, max_eve
     path = small_trial["samples"].fcs.iloc[0]
     whole = read_compensated(path, PANEL, {"source": "file"})
     step = max(1, whole.values.shape[0] // max_events)
-    _, subset = every_kth_event(path, PANEL, {"source": "file"}, None, max_events)
+    _, subset = every_kth_event(path, PANEL, {"source": "file"}, None, max_events=max_events)
     assert np.array_equal(subset, whole.values[::step][:max_events])
 
 

@@ -41,13 +41,15 @@ def test_one_job_per_sample_writes_what_the_two_jobs_write(small_trial, tmp_path
     cases = {"P01_D0": design.loc["P01_D0", "fcs"], "P04_W4": design.loc["P04_W4", "fcs"], "bad": str(corrupt)}
     for sample_id, fcs in cases.items():
         two, one = outputs_in(tmp_path / f"{sample_id}_two"), outputs_in(tmp_path / f"{sample_id}_one")
-        arguments = (str(REPO / "config/panel.yaml"), SETTINGS, 28, None, None, "exclude")
+        panel, template = str(REPO / "config/panel.yaml"), str(REPO / "config/gating/default.yaml")
+        arguments = {"study_day": 28, "transforms_path": None, "matrix_path": None, "on_bad_file": "exclude"}
         events = tmp_path / f"{sample_id}.events.h5ad"
-        preprocess_sample_files(sample_id, fcs, *arguments, {**two, "events": events}, log)
-        gate_sample_files(sample_id, str(events), str(REPO / "config/gating/default.yaml"), two, {}, None,
-                          "All Samples", 1000, log)
-        process_sample_files(sample_id, fcs, *arguments, str(REPO / "config/gating/default.yaml"), {},
-                             "All Samples", 1000, one, log)
+        preprocess_sample_files(sample_id, fcs, panel, SETTINGS, **arguments, outputs={**two, "events": events},
+                                log=log)
+        gate_sample_files(sample_id, str(events), template, two, overrides={}, pooled_path=None,
+                          workspace_group="All Samples", events_per_sample=1000, log=log)
+        process_sample_files(sample_id, fcs, panel, SETTINGS, **arguments, template_path=template, overrides={},
+                             workspace_group="All Samples", events_per_sample=1000, outputs=one, log=log)
         for key in one:
             assert filecmp.cmp(two[key], one[key], shallow=False), (sample_id, key)
 
@@ -62,7 +64,8 @@ def test_a_unit_job_writes_what_one_job_per_sample_and_the_batch_fit_write(small
     panel = str(REPO / "config/panel.yaml")
     template = str(REPO / "config/gating/default.yaml")
     expected = fit_batch_transforms(files, Panel.from_yaml(panel), SETTINGS["compensation"], SETTINGS["transform"],
-                                    None, SETTINGS["transform"]["max_events_per_file"], "exclude")
+                                    matrix_path=None, max_events_per_file=SETTINGS["transform"]["max_events_per_file"],
+                                    on_bad_file="exclude")
     samples = {}
     for sample_id in chosen:
         samples[sample_id] = {"fcs": design.loc[sample_id, "fcs"], "study_day": 28,
@@ -76,8 +79,10 @@ def test_a_unit_job_writes_what_one_job_per_sample_and_the_batch_fit_write(small
     assert written["files"] == 2 and written["events_used"] == expected["events_used"]
     for sample_id in chosen:
         alone = outputs_in(tmp_path / f"{sample_id}_alone")
-        process_sample_files(sample_id, design.loc[sample_id, "fcs"], panel, SETTINGS, 28, str(tmp_path / "batch.json"),
-                             None, "exclude", template, {}, "All Samples", 1000, alone, log)
+        process_sample_files(sample_id, design.loc[sample_id, "fcs"], panel, SETTINGS, study_day=28,
+                             transforms_path=str(tmp_path / "batch.json"), matrix_path=None, on_bad_file="exclude",
+                             template_path=template, overrides={}, workspace_group="All Samples",
+                             events_per_sample=1000, outputs=alone, log=log)
         for key in alone:
             assert filecmp.cmp(alone[key], samples[sample_id]["outputs"][key], shallow=False), (sample_id, key)
 

@@ -48,7 +48,8 @@ def acquisition(seed: int = 0, duration: float = 120.0, rate: float = 2000.0, cl
 
 
 def qc(t, values, linear, **settings):
-    return run_event_qc(t, values, NAMES, RANGES, FLUO, QcSettings.from_dict(settings), linear=linear)
+    return run_event_qc(t, values, NAMES, RANGES, fluorescence_idx=FLUO, settings=QcSettings.from_dict(settings),
+                        linear=linear)
 
 
 def recall_precision(result, planted: np.ndarray) -> tuple[float, float]:
@@ -223,16 +224,16 @@ def test_steps_can_be_disabled_and_margins_need_linear_values():
     t, values, linear = acquisition(8, duration=30)
     linear[:100, 0] = RANGE - 1
     with pytest.raises(ValueError, match="linear values"):
-        run_event_qc(t, values, NAMES, RANGES, FLUO)
-    result = run_event_qc(t, values, NAMES, RANGES, FLUO, {"steps": ["flow_rate", "signal"]})
+        run_event_qc(t, values, NAMES, RANGES, fluorescence_idx=FLUO)
+    result = run_event_qc(t, values, NAMES, RANGES, fluorescence_idx=FLUO, settings={"steps": ["flow_rate", "signal"]})
     assert result.removed_by_step["margins"] == 0 and result.margins is None
     result = qc(t, values, linear, steps=["margins"])
     assert result.removed_by_step == {"margins": 100, "flow_rate": 0, "signal": 0}
     assert result.flow_rate is None and result.signal is None
     with pytest.raises(ValueError, match="CD3"):
         qc(t, values, linear, signal_channels=["CD3"])
-    as_mask = run_event_qc(t, values, NAMES, RANGES, np.isin(np.arange(len(NAMES)), FLUO),
-                           {"margin_channels": "fluorescence"}, linear=linear)
+    as_mask = run_event_qc(t, values, NAMES, RANGES, fluorescence_idx=np.isin(np.arange(len(NAMES)), FLUO),
+                           settings={"margin_channels": "fluorescence"}, linear=linear)
     assert as_mask.margins.channels == tuple(NAMES[2:]) and as_mask.removed_by_step["margins"] == 0
 
 

@@ -74,7 +74,7 @@ def test_missing_platelet_weeks_are_dropped_but_never_baseline():
 def test_treg_rise_in_responders_after_dosing():
     settings = SimulationSettings()
     def treg_share(responder, visit):
-        f = leaf_fractions("P07", visit, responder, 2.0, settings)
+        f = leaf_fractions("P07", visit, responder, 2.0, settings=settings)
         treg = sum(f[n] for n in ("Treg_naive", "Treg_CM", "Treg_EM"))
         cd4 = sum(v for k, v in f.items() if k.startswith(("CD4_", "Treg_")))
         return treg / cd4
@@ -336,14 +336,14 @@ def test_varied_composition_has_lymphopenic_b_depleted_and_granulocyte_rich_samp
     for seed in range(1, 6):
         settings = SimulationSettings(seed=seed, variability="stable")
         for pid in patients.patient_id:
-            f = leaf_fractions(pid, "D0", False, 1.0, settings)
+            f = leaf_fractions(pid, "D0", False, 1.0, settings=settings)
             lymph = sum(f[n] for n in lymph_leaves)
             b_share.append(sum(f[n] for n in b_leaves) / lymph)
             lymph_share.append(lymph)
     b_share, lymph_share = np.array(b_share), np.array(lymph_share)
     assert 0.04 < np.mean(b_share < 0.01) < 0.25  # B cells below 1 % of lymphocytes in about 1 patient in 8
     assert np.mean(lymph_share < 0.15) > 0.05  # lymphopenia
-    classic = [sum(leaf_fractions(p, "D0", False, 1.0, SimulationSettings())[n] for n in b_leaves)
+    classic = [sum(leaf_fractions(p, "D0", False, 1.0, settings=SimulationSettings())[n] for n in b_leaves)
                for p in patients.patient_id]
     assert min(classic) > 0.01
 

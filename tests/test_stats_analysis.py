@@ -207,7 +207,8 @@ def test_analysis_leaves_rescue_samples_out_and_keeps_them_in_the_sensitivity_ta
     settings = StatisticsSettings.from_dict({
         "complements": [["CD4", "CD8"]], "primary_endpoint": {"population": "Treg", "visits": ["W4", "W12"]},
         "ratios": [{"name": "CD4_CD8_ratio", "numerator": "CD4", "denominator": "CD8"}]})
-    tables = immune_change_analysis(populations, responses, platelets, VISITS, "D0", settings, patients=patients)
+    tables = immune_change_analysis(populations, responses, platelets, VISITS, baseline="D0", settings=settings,
+                                    patients=patients)
     assert list(tables) == list(STATISTICS_TABLES)
     for name, table in tables.items():
         assert list(table.columns) == STATISTICS_TABLES[name], name
@@ -237,7 +238,8 @@ def test_platelet_counts_in_a_rescue_window_leave_the_correlations():
     platelets = _platelets({"P02": [21]}, patients=sorted(responses.patient_id))
     populations = flag_rescue_window(populations, platelets, 0)
     settings = StatisticsSettings.from_dict({"rescue_platelet_window_days": 56, "absolute_counts": False})
-    tables = immune_change_analysis(populations, responses, platelets, VISITS, "D0", settings, patients=patients)
+    tables = immune_change_analysis(populations, responses, platelets, VISITS, baseline="D0", settings=settings,
+                                    patients=patients)
     changes = tables["changes"].set_index(["population", "visit"])
     assert changes.loc[("Treg", "W4"), "n_paired"] == 12
     assert tables["platelet_rmcorr"].set_index("population").loc["Treg", "n_obs"] == 35

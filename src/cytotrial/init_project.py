@@ -245,7 +245,7 @@ def _visit_day(visit: str) -> int | None:
 
 
 def study_days(samples: pd.DataFrame, baseline: str, baseline_day: int, day0: dict[str, dt.date],
-               report: InitReport) -> pd.Series | None:
+               *, report: InitReport) -> pd.Series | None:
     """Study day of each sample: from its date and the patient's day 0 (clinical table) or baseline sample; else
     from the visit's name (D14, W4, M6); None when neither is known."""
     if samples.date.notna().all():
@@ -339,7 +339,7 @@ def init_project(fcs_dir: str | Path, out: str | Path, *, pattern: str = DEFAULT
     order = visit_order(samples, visits, report)
     patients, day0 = read_clinical(Path(clinical) if clinical else None, report)
     sheet = samples[["sample_id", "patient_id", "visit"]].copy()
-    days = study_days(samples, order[0], baseline_day, day0, report)
+    days = study_days(samples, order[0], baseline_day, day0, report=report)
     if days is not None:
         sheet["study_day"] = days
     batches = acquisition_batches(samples, report)
@@ -357,7 +357,7 @@ def init_project(fcs_dir: str | Path, out: str | Path, *, pattern: str = DEFAULT
     if not template.is_file():
         raise InitError(f"gating template {template} not found; give --template (a gating template YAML)")
     align_with_template(template, panel, report)
-    _write_project(out, config, panel, sheet, patients, template)
+    _write_project(out, config, panel, sheet, patients=patients, template=template)
     if patients is None or patients.drop(columns="patient_id").isna().any().any() or \
             not {"cohort", "dose_1e6_per_kg"} <= set(patients):
         report.todo.append(f"fill in config/patients.tsv: {PATIENT_TEMPLATE_NOTE}")
@@ -367,7 +367,7 @@ def init_project(fcs_dir: str | Path, out: str | Path, *, pattern: str = DEFAULT
     return report
 
 
-def _write_project(out: Path, config: dict, panel: dict, sheet: pd.DataFrame, patients: pd.DataFrame | None,
+def _write_project(out: Path, config: dict, panel: dict, sheet: pd.DataFrame, *, patients: pd.DataFrame | None,
                    template: Path) -> None:
     (out / "config" / "gating").mkdir(parents=True, exist_ok=True)
     (out / "config" / "config.yaml").write_text(

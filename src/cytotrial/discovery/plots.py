@@ -7,17 +7,11 @@ import os
 import anndata as ad
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-RESPONSE_COLOURS = {"responder": "#1b9e77", "non-responder": "#d95f02", "": "#999999"}
-DPI = 110
+from ..report.figures import RESPONSE_COLOURS as REPORT_RESPONSE_COLOURS
+from ..report.figures import new_figure
 
-
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=DPI)
-    FigureCanvasAgg(fig)
-    return fig
+RESPONSE_COLOURS = {**REPORT_RESPONSE_COLOURS, "": "#999999"}  # and grey for patients without a response
 
 
 def plot_umap_categories(clustered: ad.AnnData, columns: dict[str, str], path: str | os.PathLike,
@@ -25,7 +19,7 @@ def plot_umap_categories(clustered: ad.AnnData, columns: dict[str, str], path: s
     """One UMAP panel per obs column (title -> column), points coloured by category with a legend; returns the
     Figure written."""
     umap = clustered.obsm["X_umap"]
-    fig = _figure(4.6 * len(columns), 4.4)
+    fig = new_figure(4.6 * len(columns), 4.4)
     axes = fig.subplots(1, len(columns), squeeze=False)[0]
     for ax, (title, column) in zip(axes, columns.items()):
         values = clustered.obs[column].astype(str).to_numpy()
@@ -58,7 +52,7 @@ def plot_umap_markers(clustered: ad.AnnData, path: str | os.PathLike, units: str
     markers = list(clustered.var_names)
     n_cols = min(5, len(markers))
     n_rows = int(np.ceil(len(markers) / n_cols))
-    fig = _figure(3.0 * n_cols, 2.8 * n_rows)
+    fig = new_figure(3.0 * n_cols, 2.8 * n_rows)
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for index, ax in enumerate(axes.flat):
         if index >= len(markers):
@@ -85,7 +79,7 @@ def plot_cluster_heatmap(medians: pd.DataFrame, annotation: pd.DataFrame, path: 
     labels = {r.cluster: (f"{r.cluster}: {r.annotation} (F1 {r.f1:.2f}, {r.percent_of_events:.1f} %)"
                           if r.annotation != "unmatched" else
                           f"{r.cluster}: unmatched ({r.percent_of_events:.1f} %)") for r in annotation.itertuples()}
-    fig = _figure(1.2 + 0.42 * medians.shape[1] + 2.6, 1.4 + 0.3 * medians.shape[0])
+    fig = new_figure(1.2 + 0.42 * medians.shape[1] + 2.6, 1.4 + 0.3 * medians.shape[0])
     ax = fig.add_axes([2.9 / fig.get_figwidth(), 0.9 / fig.get_figheight(),
                        1 - 4.0 / fig.get_figwidth(), 1 - 1.4 / fig.get_figheight()])
     image = ax.imshow(scaled.to_numpy(), aspect="auto", cmap="magma", vmin=0, vmax=1, interpolation="nearest")

@@ -15,7 +15,7 @@ class DiscoveryError(ValueError):
 
 
 def pool_gated_events(paths: list[str | os.PathLike], parent: str, max_cells: int, seed: int = 0,
-                      sample_info: pd.DataFrame | None = None) -> ad.AnnData:
+                      *, sample_info: pd.DataFrame | None = None) -> ad.AnnData:
     """Events of ``parent`` from every sample's event AnnData, the same number from each sample.
 
     Each sample contributes ``max_cells // n_samples`` events of ``parent`` (all of them if it has fewer), drawn

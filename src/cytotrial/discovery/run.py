@@ -41,7 +41,7 @@ def discover(paths: list[str | os.PathLike], sample_info: pd.DataFrame, settings
     reference = options.pop("reference_populations", ["CD4", "CD8", "B", "NK", "monocytes"])
     options.pop("enabled", None)
     clustering = ClusteringSettings.from_dict(options)
-    pooled = pool_gated_events(paths, parent, max_cells, clustering.seed, sample_info)
+    pooled = pool_gated_events(paths, parent, max_cells, clustering.seed, sample_info=sample_info)
     if not markers:
         kinds = pooled.var["kind"].to_numpy()
         markers = [m for m, k in zip(pooled.var["marker"], kinds) if k == "fluorescence"

@@ -45,7 +45,7 @@ def _write(events: ad.AnnData, rows: np.ndarray, path: str | os.PathLike, conten
     time_range = float(np.ceil(values[:, -1].max())) + 1 if len(values) else 1.0
     for number, value_range in enumerate([*var["range"].astype(float), time_range], start=1):
         keywords[f"$P{number}R"] = f"{value_range:g}"
-    write_fcs(path, values, channels, markers, keywords)
+    write_fcs(path, values, channels, markers, keywords=keywords)
 
 
 def export_sample_events(events: ad.AnnData, masks: dict[str, np.ndarray], path: str | os.PathLike,
@@ -62,4 +62,4 @@ def export_excluded_events(sample_id: str, reason: str, paths: list[str | os.Pat
     """An excluded sample's export files: no events, the reason in a keyword."""
     for path in paths:
         write_fcs(path, np.zeros((0, 1), dtype=np.float32), ["Time"], [None],
-                  {EXCLUDED_KEYWORD: f"sample {sample_id} was excluded from the run: {reason}"})
+                  keywords={EXCLUDED_KEYWORD: f"sample {sample_id} was excluded from the run: {reason}"})

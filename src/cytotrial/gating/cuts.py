@@ -1,7 +1,8 @@
 """Data-driven 1-D cut points (openCyto-style): density valley, tail, quantile, fixed value.
 
 Every method takes the values of one dimension within the parent population, in gating (transformed) units,
-and returns one cut point. All are deterministic.
+and returns one cut point. All are deterministic. Written here because openCyto is an R package and flowkit
+applies fixed gates only.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class CutPoint(NamedTuple):
 
 
 def valley_cut(values: np.ndarray, range: tuple[float, float] | None = None, adjust: float = 1.0,
-               min_peak_height: float = 0.05, single_peak: str = "upper_tail", sd_multiple: float = 3.0,
+               min_peak_height: float = 0.05, *, single_peak: str = "upper_tail", sd_multiple: float = 3.0,
                max_valley_ratio: float = 0.8, peak: str = "tallest", side: str = "both",
                major: float = 0.1, reference_above: float = 0.0, choose: str | None = None,
                tail_from: str | None = None, tail_spread: str = "inner") -> float:
@@ -176,7 +177,7 @@ def find_valley(values: np.ndarray, *, range: tuple[float, float] | None = None,
     x = finite_values(values)  # once, for the density, the mode and the tail cut
     kde = kernel_density(x, adjust)
     peaks = kde.peaks(min_peak_height, within=range)
-    reference = _reference_peak(kde, peaks, peak, major, reference_above)
+    reference = _reference_peak(kde, peaks, peak, major, reference_above=reference_above)
     if reference is not None:
         others = [p for p in peaks if p != reference and (side == "both" or (p > reference) == (side == "above"))]
         valleys = []
@@ -190,7 +191,8 @@ def find_valley(values: np.ndarray, *, range: tuple[float, float] | None = None,
                  "deepest": lambda v: v[2]}[choose]
         if valleys:
             return CutPoint(float(kde.grid[min(valleys, key=order)[1]]))
-    tail_peak = reference if tail_from is None else _reference_peak(kde, peaks, tail_from, major, reference_above)
+    tail_peak = reference if tail_from is None else _reference_peak(kde, peaks, tail_from, major,
+                                                                    reference_above=reference_above)
     mode = refine_mode(x, kde.grid[tail_peak], kde.half_width(int(tail_peak))) if tail_peak is not None else None
     tail_side = {"above": "upper", "below": "lower"}.get(side, single_peak.removesuffix("_tail"))
     cut = tail_cut(x, side=tail_side, sd_multiple=sd_multiple, adjust=adjust, mode=mode, spread=tail_spread)
@@ -201,7 +203,7 @@ def find_valley(values: np.ndarray, *, range: tuple[float, float] | None = None,
     return CutPoint(cut, note)
 
 
-def _reference_peak(kde: Density, peaks: np.ndarray, peak: str, major: float, reference_above: float) -> int | None:
+def _reference_peak(kde: Density, peaks: np.ndarray, peak: str, major: float, *, reference_above: float) -> int | None:
     if not peaks.size:
         return None
     majors = peaks[kde.density[peaks] >= major * kde.density[peaks[0]]]
@@ -213,7 +215,7 @@ def _reference_peak(kde: Density, peaks: np.ndarray, peak: str, major: float, re
 
 
 def tail_cut(values: np.ndarray, side: str = "upper", sd_multiple: float = 3.0, adjust: float = 1.0,
-             range: tuple[float, float] | None = None, mode: float | None = None, spread: str = "inner") -> float:
+             *, range: tuple[float, float] | None = None, mode: float | None = None, spread: str = "inner") -> float:
     """A cut on the shoulder of the dominant peak, for markers whose positives form no peak of their own.
 
     The peak's spread is measured on the side away from the tail (so the tail does not inflate it), robustly:

@@ -41,7 +41,7 @@ def root_mask(n_events: int, root: np.ndarray | None) -> np.ndarray:
 
 
 def apply_template(adata: ad.AnnData, template: GatingTemplate, overrides: dict | None = None,
-                   pooled: dict | None = None, root: np.ndarray | None = None) -> GatingResult:
+                   pooled: dict | None = None, *, root: np.ndarray | None = None) -> GatingResult:
     """Gate one sample.
 
     A population whose parent has fewer than ``template.min_parent_events`` events, or whose gate cannot be
@@ -91,7 +91,7 @@ def apply_template(adata: ad.AnnData, template: GatingTemplate, overrides: dict 
             gates.append({**record, "count": None, "status": "missing", "reason": reason, "flag": ""})
             continue
         try:
-            mask, realised = place_gate(adata, parent, gate, pinned, cache, masks)
+            mask, realised = place_gate(adata, parent, gate, pinned, cache=cache, masks=masks)
         except TooFewEventsError as err:
             masks[gate.name] = np.zeros(adata.n_obs, dtype=bool)
             missing.add(gate.name)
@@ -106,7 +106,7 @@ def apply_template(adata: ad.AnnData, template: GatingTemplate, overrides: dict 
     return GatingResult(masks, gates)
 
 
-def place_gate(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned: dict, cache: dict,
+def place_gate(adata: ad.AnnData, parent: np.ndarray, gate: PopulationGate, pinned: dict, *, cache: dict,
                masks: dict) -> tuple[np.ndarray, dict]:
     """Place one population's gate on its parent's events; returns its mask and realised record."""
     if gate.method == "cuts":

@@ -26,7 +26,8 @@ import flowkit as fk
 import numpy as np
 from lxml import etree
 
-from .gatingml import GatingMLError, GatingPlan, PlanGate, PlanTransform, _plan_gates, _plan_matrix, _plan_transform
+from .gatingml import (GatingMLError, GatingPlan, PlanGate, PlanTransform, _plan_gates, _plan_matrix, _plan_transform,
+                       read_gating_strategy)
 
 __all__ = ["BIEX_EDGE_POINTS", "ELLIPSE_VERTICES", "export_flowjo_workspace", "load_flowjo_template"]
 
@@ -180,10 +181,7 @@ def export_flowjo_workspace(gatingml_path: str | os.PathLike, sample: fk.Sample,
     below them); a warning lists them too.
     """
     source = str(gatingml_path)
-    try:
-        strategy = fk.parse_gating_xml(source)
-    except (ValueError, KeyError, OSError, SyntaxError, fk.exceptions.FlowKitException) as err:
-        raise GatingMLError(f"{source}: not a readable GatingML 2.0 file: {err}") from None
+    strategy = read_gating_strategy(source)
     if len(strategy.comp_matrices) > 1:
         raise GatingMLError(f"{source}: {len(strategy.comp_matrices)} compensation matrices; a FlowJo workspace "
                             "sample has one, so write the gates with a single matrix")
@@ -208,7 +206,7 @@ def export_flowjo_workspace(gatingml_path: str | os.PathLike, sample: fk.Sample,
                                                                   and len(gate.dimensions) != 2):
             skipped.append(name)
             continue
-        for new in _flowjo_gates(source, gate, matrix, refs, strategy):
+        for new in _flowjo_gates(source, gate, matrix, refs, strategy=strategy):
             asinh_channels.update({d.id: out.transformations[d.transformation_ref].asinh for d in new.dimensions
                                    if isinstance(out.transformations.get(d.transformation_ref), _AsinhForFlowJo)})
             out.add_gate(new, parent)
@@ -229,7 +227,7 @@ def export_flowjo_workspace(gatingml_path: str | os.PathLike, sample: fk.Sample,
     return skipped
 
 
-def _flowjo_gates(source: str, gate, matrix, refs: dict, strategy: fk.GatingStrategy) -> list:
+def _flowjo_gates(source: str, gate, matrix, refs: dict, *, strategy: fk.GatingStrategy) -> list:
     """Rectangle / polygon gates that replace ``gate``, each dimension in its channel's one transform."""
     g = fk.gates
     detectors = set(matrix[1].detectors) if matrix else set()

@@ -1,23 +1,12 @@
-"""GatingML 2.0: import into a plain gating plan evaluated by our own geometry, and export of realised gates.
+"""GatingML 2.0 import into a plain gating plan, evaluated with our own gate geometry.
 
 :func:`load_gatingml` parses a GatingML 2.0 file with flowkit and converts it into a :class:`GatingPlan`: for every
 gate id its parent, dimensions (channel, compensation reference, transform reference, or a ratio dimension) and
-geometry, plus the transforms and spillover matrices. :func:`evaluate_plan` computes, for one sample, each
-dimension's compensated and transformed values (flowkit's Matrix and transform objects) and the gate membership
-with :mod:`cytotrial.gating.static` (not flowkit's GatingStrategy). :func:`export_gatingml` (in
-:mod:`cytotrial.gating.gatingml_export`) writes a sample's realised gates as GatingML 2.0.
+geometry (the kinds: :class:`PlanGate`), plus the transforms and spillover matrices. :func:`evaluate_plan`
+computes, for one sample, each dimension's compensated and transformed values (flowkit's Matrix and transform
+objects) and the gate membership with :mod:`cytotrial.gating.static` (not flowkit's GatingStrategy).
+:func:`export_gatingml` (in :mod:`cytotrial.gating.gatingml_export`) writes a sample's realised gates.
 Not flowkit's GatingStrategy: it takes 4.5x as long for equal memberships (benchmarks/results/static_gating.json).
-
-Gate kinds and their ``geometry``:
-
-=========  ============================================================================================
-rectangle  ``min``, ``max``: one bound (or None, open) per dimension; ``complement``
-polygon    ``vertices``: [[x, y], ...]; ``complement``
-ellipsoid  ``mean``, ``covariance``, ``distance_square``
-quadrant   ``quadrant_gate`` (owning QuadrantGate id), ``dividers`` (ids), ``values`` (per divider),
-           ``ranges``: [min, max] per divider; one plan gate per quadrant, dims = the dividers' dimensions
-boolean    ``operation`` ('and', 'or', 'not'), ``operands``: [{'gate': id, 'complement': bool}, ...]
-=========  ============================================================================================
 """
 
 from __future__ import annotations
@@ -74,7 +63,19 @@ class PlanMatrix:
 
 @dataclass(frozen=True)
 class PlanGate:
-    """One population: id, parent id (None at the root), kind, dimensions and geometry (see module doc)."""
+    """One population: id, parent id (None at the root), kind, dimensions and geometry (see module doc).
+
+    Gate kinds and their ``geometry``:
+
+    =========  ============================================================================================
+    rectangle  ``min``, ``max``: one bound (or None, open) per dimension; ``complement``
+    polygon    ``vertices``: [[x, y], ...]; ``complement``
+    ellipsoid  ``mean``, ``covariance``, ``distance_square``
+    quadrant   ``quadrant_gate`` (owning QuadrantGate id), ``dividers`` (ids), ``values`` (per divider),
+               ``ranges``: [min, max] per divider; one plan gate per quadrant, dims = the dividers' dimensions
+    boolean    ``operation`` ('and', 'or', 'not'), ``operands``: [{'gate': id, 'complement': bool}, ...]
+    =========  ============================================================================================
+    """
 
     id: str
     parent: str | None
@@ -100,6 +101,14 @@ class GatingPlan:
 # ---------------------------------------------------------------------------------------------- import
 
 
+def read_gating_strategy(source: str) -> fk.GatingStrategy:
+    """flowkit's parse of a GatingML 2.0 file; GatingMLError naming the file when it cannot be read."""
+    try:
+        return fk.parse_gating_xml(source)
+    except (ValueError, KeyError, OSError, SyntaxError, fk.exceptions.FlowKitException) as err:
+        raise GatingMLError(f"{source}: not a readable GatingML 2.0 file: {err}") from None
+
+
 def load_gatingml(path: str | os.PathLike) -> GatingPlan:
     """Parse a GatingML 2.0 file (flowkit) into a :class:`GatingPlan`.
 
@@ -109,10 +118,7 @@ def load_gatingml(path: str | os.PathLike) -> GatingPlan:
         The file is not valid GatingML 2.0, or uses something the plan cannot describe (e.g. spectral matrices).
     """
     source = str(path)
-    try:
-        strategy = fk.parse_gating_xml(source)
-    except (ValueError, KeyError, OSError, SyntaxError, fk.exceptions.FlowKitException) as err:
-        raise GatingMLError(f"{source}: not a readable GatingML 2.0 file: {err}") from None
+    strategy = read_gating_strategy(source)
     transforms = {tid: _plan_transform(source, tid, t) for tid, t in strategy.transformations.items()}
     matrices = {mid: _plan_matrix(source, mid, m) for mid, m in strategy.comp_matrices.items()}
     gates: dict[str, PlanGate] = {}
@@ -217,11 +223,11 @@ def evaluate_plan(plan: GatingPlan, sample) -> dict[str, np.ndarray]:
     events = sample if isinstance(sample, PlanEvents) else PlanEvents(plan, sample)
     masks: dict[str, np.ndarray] = {}
     for gate_id in plan.gates:
-        _evaluate(plan, gate_id, events, masks, ())
+        _evaluate(plan, gate_id, events, masks, stack=())
     return {gate_id: masks[gate_id] for gate_id in plan.gates}
 
 
-def _evaluate(plan: GatingPlan, gate_id: str, events: PlanEvents, masks: dict, stack: tuple[str, ...]) -> None:
+def _evaluate(plan: GatingPlan, gate_id: str, events: PlanEvents, masks: dict, *, stack: tuple[str, ...]) -> None:
     """Evaluate a gate after its parent and Boolean operands (depth first, memoised in ``masks``)."""
     if gate_id in masks:
         return
@@ -232,7 +238,7 @@ def _evaluate(plan: GatingPlan, gate_id: str, events: PlanEvents, masks: dict, s
     for other in needed:
         if other not in plan.gates:
             raise GatingMLError(f"{plan.source}: gate '{gate_id}' refers to gate '{other}', which is not defined")
-        _evaluate(plan, other, events, masks, stack + (gate_id,))
+        _evaluate(plan, other, events, masks, stack=stack + (gate_id,))
     mask = _membership(plan, gate, events, masks)
     masks[gate_id] = mask & masks[gate.parent] if gate.parent else mask
 

@@ -1,25 +1,10 @@
 """Export one sample's realised gates (see :func:`cytotrial.quantify.realised_gates`) as a GatingML 2.0 file.
 
-Each population becomes a flowkit gate with its parent kept; the file holds the spillover matrix used and one
-transform per channel, with the parameters recorded in the events' var table:
-
-- ``cuts``: a RectangleGate in gating units (the channel's logicle / asinh / linear transform), one dimension
-  per cut; ``keep: above`` (x > cut) becomes ``min`` and ``keep: below`` (x <= cut) becomes ``max``, each moved
-  to the next larger float64 because GatingML rectangles are min-inclusive and max-exclusive;
-- ``boundary``: a RectangleGate on untransformed (linear, compensated) values; exclusive minima are moved up the
-  same way;
-- ``singlets``: a PolygonGate on (area, height) in gating units approximating the band: for a ratio band
-  (``ratio_min``, ``ratio_max``) the triangle (0, 0), (M, lo*M), (M, hi*M), i.e. lo <= height/area <= hi for
-  0 < area <= M; for a regression band (``slope``, ``intercept``, ``half_width``) the parallelogram
-  |height - intercept - slope*area| <= half_width for -M <= area <= M (M = 4 x the top of scale);
-- ``cluster``: an EllipsoidGate in gating units (``ellipse``: mean, covariance, distance_squared);
-- ``boolean`` (``op``: and | or | not, ``of``: populations): a BooleanGate; 'not' of several populations is
-  written as 'and' of their complements, and 'and' / 'or' of one population repeats its reference (GatingML
-  needs two operands).
-
-Populations whose status is not 'ok' (missing: too few events) are left out, with their descendants. GatingML
-ids must be XML names, so population names are written with characters other than letters, digits, '.', '-'
-and '_' replaced by '_' (the mapping is returned).
+Each population becomes a flowkit gate with its parent kept (the gate kinds: :func:`export_gatingml`); the file
+holds the spillover matrix used and one transform per channel, with the parameters recorded in the events' var
+table. Populations whose status is not 'ok' (missing: too few events) are left out, with their descendants.
+GatingML ids must be XML names, so population names are written with characters other than letters, digits,
+'.', '-' and '_' replaced by '_' (the mapping is returned).
 """
 
 from __future__ import annotations
@@ -64,6 +49,22 @@ def export_gatingml(realised: dict, var: pd.DataFrame, spillover: dict | None, p
     -------
     dict
         population -> gate id in the file, for every population written.
+
+    Gate kinds:
+
+    - ``cuts``: a RectangleGate in gating units (the channel's logicle / asinh / linear transform), one dimension
+      per cut; ``keep: above`` (x > cut) becomes ``min`` and ``keep: below`` (x <= cut) becomes ``max``, each moved
+      to the next larger float64 because GatingML rectangles are min-inclusive and max-exclusive;
+    - ``boundary``: a RectangleGate on untransformed (linear, compensated) values; exclusive minima are moved up the
+      same way;
+    - ``singlets``: a PolygonGate on (area, height) in gating units approximating the band: for a ratio band
+      (``ratio_min``, ``ratio_max``) the triangle (0, 0), (M, lo*M), (M, hi*M), i.e. lo <= height/area <= hi for
+      0 < area <= M; for a regression band (``slope``, ``intercept``, ``half_width``) the parallelogram
+      |height - intercept - slope*area| <= half_width for -M <= area <= M (M = 4 x the top of scale);
+    - ``cluster``: an EllipsoidGate in gating units (``ellipse``: mean, covariance, distance_squared);
+    - ``boolean`` (``op``: and | or | not, ``of``: populations): a BooleanGate; 'not' of several populations is
+      written as 'and' of their complements, and 'and' / 'or' of one population repeats its reference (GatingML
+      needs two operands).
     """
     writer = _Writer(realised, var, spillover)
     ids = writer.add_all()

@@ -3,8 +3,8 @@
 As openCyto's flowClust gates: the number of components is chosen by BIC, each component is named by the
 population target it lies nearest to, and a population is where its components' posterior is the largest.
 Written by hand because the fit runs on a histogram of the events (at most 40 x 40 bins, EM compiled in
-:mod:`cytotrial.gating.compiled_fits`), so it costs the same for 10,000 or 3,000,000 events; scikit-learn's
-GaussianMixture fits every event.
+:mod:`cytotrial.gating.compiled_fits`), whatever the number of events; scikit-learn's GaussianMixture fits every
+event.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def target_points(values: np.ndarray, targets: list[dict[str, str | float]], dim
 
 
 def assign_components(mixture: Mixture, targets: np.ndarray, centre: np.ndarray, scale: np.ndarray,
-                      single: bool) -> np.ndarray:
+                      *, single: bool) -> np.ndarray:
     """The target index of each component: the nearest target (distances in units of ``scale``).
 
     With a single target, the parent's ``centre`` is the other label (index 1): a component belongs to the target
@@ -340,7 +340,7 @@ class Partition:
             return cls(names, dims, None, None, labelled, scale, *box,
                        flag=f"fall-back: {err}; each event went to the nearest target")
         for fit in fits:
-            labels = assign_components(fit, points, centre, scale, single)
+            labels = assign_components(fit, points, centre, scale, single=single)
             if all((labels == t).any() for t in range(len(names))):
                 return cls(names, dims, fit, labels, labelled, scale, *box)
         return cls(names, dims, None, None, labelled, scale, *box,

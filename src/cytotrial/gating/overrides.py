@@ -1,17 +1,13 @@
-"""Reviewer overrides: pin a gate's parameters for one sample, with the reason, in a YAML file.
-
-::
+"""Reviewer overrides: pin a gate's parameters for one sample, with the reason, in a YAML file::
 
     overrides:
       - sample: P01_W4
         population: Treg
         cuts: {FOXP3: 0.47}          # cuts gates: the cut in gating units (results/gates/P01_W4.json)
         reason: FOXP3 valley misplaced; set at the dip seen in the review figure
-      - sample: P02_D0
-        population: singlets
-        singlets: {slope: 0.82, intercept: 0.0, half_width: 0.03}
 
-The workflow passes each sample's overrides to its gating job as a parameter, so changing the overrides of one
+A singlets gate is pinned the same way with ``singlets: {slope: 0.82, intercept: 0.0, half_width: 0.03}``. The
+workflow passes each sample's overrides to its gating job as a parameter, so changing the overrides of one
 sample re-gates that sample only.
 """
 

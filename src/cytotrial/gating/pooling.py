@@ -19,7 +19,7 @@ from .template import GatingTemplate, PopulationGate
 
 
 def fit_pooled_gates(samples: dict[str, ad.AnnData], template: GatingTemplate, batch: str,
-                     overrides: dict | None = None, max_events_per_sample: int = 50_000) -> dict[str, dict]:
+                     overrides: dict | None = None, *, max_events_per_sample: int = 50_000) -> dict[str, dict]:
     """The parameters of every ``pool: batch`` gate, fitted on the pooled parent events of the batch's samples.
 
     Parameters
@@ -41,13 +41,13 @@ def fit_pooled_gates(samples: dict[str, ad.AnnData], template: GatingTemplate, b
     fitted: dict[str, dict] = {}
     for name in template.pooled:
         gate = gates[name]
-        pooled, contributors = _pooled_parent_events(samples, template, gate, overrides, fitted,
-                                                     max_events_per_sample)
+        pooled, contributors = _pooled_parent_events(samples, template, gate, overrides, fitted=fitted,
+                                                     max_events_per_sample=max_events_per_sample)
         if pooled is None:
             continue
         everything = np.ones(pooled.n_obs, dtype=bool)
         try:
-            _, realised = place_gate(pooled, everything, gate, {}, {}, {})
+            _, realised = place_gate(pooled, everything, gate, {}, cache={}, masks={})
         except TooFewEventsError:
             continue
         fitted[name] = {**pinned_parameters(gate, realised), "batch": batch, "samples": contributors,
@@ -55,7 +55,7 @@ def fit_pooled_gates(samples: dict[str, ad.AnnData], template: GatingTemplate, b
     return fitted
 
 
-def _pooled_parent_events(samples, template, gate: PopulationGate, overrides, fitted, max_events_per_sample):
+def _pooled_parent_events(samples, template, gate: PopulationGate, overrides, *, fitted, max_events_per_sample):
     parts, contributors = [], []
     for sample_id, adata in samples.items():
         if adata.n_obs == 0:  # an excluded sample

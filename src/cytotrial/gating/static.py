@@ -1,18 +1,11 @@
 """Static gate geometry (GatingML 2.0 shapes) evaluated on already compensated and transformed values.
 
-Every function is pure and vectorised over events. Values are a float array of shape (n_events, n_dims), one
-column per gate dimension in the gate's order; results are (n_events,) bool arrays. Boundary rules follow
-GatingML 2.0 as flowkit (1.x) implements them, so that results agree with it event by event:
-
-- rectangle / range / quadrant: ``min <= x < max`` in every dimension (min inclusive, max exclusive), a missing
-  bound is open;
-- polygon: winding number (Dan Sunday's crossing rules: an edge counts from its lower end inclusive to its upper
-  end exclusive, the point must lie strictly left of an upward edge or strictly right of a downward edge), points
-  outside the polygon's bounding box are outside, and a point is inside when the winding count is odd;
-- ellipsoid: squared Mahalanobis distance ``<= distance_square`` (boundary inclusive).
-
-NaN values (e.g. a log transform of a negative value) are outside every shape (inside a complement), except in
-a rectangle dimension with neither bound, which is not tested.
+Every function is pure and vectorised over events: values are (n_events, n_dims), one column per gate dimension
+in the gate's order; results are (n_events,) bool. Boundary rules follow GatingML 2.0 as flowkit (1.x) implements
+them, so that results agree with it event by event: rectangles, ranges and quadrants ``min <= x < max`` (a
+missing bound open); polygons by winding number (:func:`polygon_winding_counts`), outside their bounding box
+outside, inside at an odd count; ellipsoids by squared Mahalanobis distance ``<= distance_square``. NaN values are
+outside every shape (inside a complement), except in a rectangle dimension with neither bound (not tested).
 """
 
 from __future__ import annotations
@@ -81,6 +74,9 @@ def polygon_winding_counts(points: np.ndarray, vertices: np.ndarray) -> np.ndarr
     ndarray
         (n_events,) int winding counts (+1 per upward edge the point lies strictly left of, -1 per downward edge
         it lies strictly right of).
+
+    Crossing rules (Dan Sunday's, as flowkit): an edge counts from its lower end inclusive to its upper end
+    exclusive; the point must lie strictly left of an upward edge or strictly right of a downward edge.
     """
     pts = _as_events(points, 2, "points")
     verts = _as_events(vertices, 2, "vertices")
@@ -144,7 +140,7 @@ def mahalanobis_squared(points: np.ndarray, mean: Sequence[float], covariance: n
 
 
 def in_ellipsoid(points: np.ndarray, mean: Sequence[float], covariance: np.ndarray, distance_square: float,
-                 complement: bool = False) -> np.ndarray:
+                 *, complement: bool = False) -> np.ndarray:
     """Events inside an ellipse / ellipsoid: squared Mahalanobis distance ``<= distance_square``.
 
     Parameters

@@ -8,13 +8,7 @@ A template reads like openCyto's CSV (alias, parent, dims, method, args), one po
       cuts:
         CD3: {keep: above, method: valley}
 
-Methods (see :mod:`cytotrial.gating.methods`): ``boundary`` (drop saturated or non-positive scatter),
-``singlets`` (band around a robust regression of pulse height on area), ``cuts`` (one data-driven 1-D cut per
-dimension, ANDed; see :mod:`cytotrial.gating.cuts`), ``cluster`` (Gaussian mixture, component nearest a target,
-ellipse at a quantile), ``boolean`` (and/or/not of populations above), and the static ``rectangle``,
-``polygon`` and ``ellipse``.
-Cut points found for the same parent, dimension and settings are computed once and shared, so "CD4+ CD8-" and
-"CD4- CD8+" use the same two cuts.
+The methods are listed in :func:`load_template` and implemented in :mod:`cytotrial.gating.methods`.
 """
 
 from __future__ import annotations
@@ -104,7 +98,16 @@ def _ancestors(parent: str, parents: dict[str, str]) -> list[str]:
 
 
 def load_template(path: str | os.PathLike) -> GatingTemplate:
-    """Read and validate a gating template (schema, unique names, parents defined before children)."""
+    """Read and validate a gating template (schema, unique names, parents defined before children).
+
+    Methods (see :mod:`cytotrial.gating.methods`): ``boundary`` (drop saturated or non-positive scatter),
+    ``singlets`` (band around a robust regression of pulse height on area), ``cuts`` (one data-driven 1-D cut per
+    dimension, ANDed; see :mod:`cytotrial.gating.cuts`), ``cluster`` (Gaussian mixture, component nearest a target,
+    ellipse at a quantile), ``boolean`` (and/or/not of populations above), and the static ``rectangle``,
+    ``polygon`` and ``ellipse``.
+    Cut points found for the same parent, dimension and settings are computed once and shared, so "CD4+ CD8-" and
+    "CD4- CD8+" use the same two cuts.
+    """
     with open(path) as handle:
         raw = yaml.safe_load(handle)
     with open(SCHEMA_PATH) as handle:

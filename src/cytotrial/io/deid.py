@@ -1,38 +1,17 @@
 """De-identification of FCS TEXT keywords: a whitelist of technical keywords, dates become study days.
 
-Rules
------
-* Whitelist, never blacklist: a keyword is kept only when it is a known *technical* keyword (data layout,
-  per-parameter description, compensation, acquisition settings). Every other keyword, including any the
-  code has never seen, is dropped. Dropped keywords are reported by NAME only, never by value.
-* Calendar dates and clock times never leave: $DATE, $BTIM, $ETIM, $BEGINDATETIME, $ENDDATETIME,
-  $LAST_MODIFIED are not whitelisted; the sample's position in time is the caller's ``study_day`` and the
-  acquisition duration in seconds (computed from $BTIM/$ETIM before they are dropped).
-* Date rule: even a whitelisted keyword is dropped when its value contains something that reads as a
-  calendar date (2023-01-05, 2023/1/5, 05-JAN-2023, 5 Jan 2023, Jan 5, 2023, 01/05/2023, 5.1.2023, and in
-  free text also 20230105). Exempt are the keywords whose values are numbers and channel names by
-  construction and which the copy cannot be read without: $PnN and the spillover matrices ($SPILLOVER,
-  SPILL, $COMP, $DFCnTOm).
-* $CYTSN (instrument serial number) names no patient but identifies the site: dropped unless
-  ``keep_instrument_serial=True``.
-* ``extra_whitelist`` (from the config) may add technical keywords (exact names, ``*`` wildcards); it is
-  refused for the standard identifying keywords and for names that speak of patients, subjects, samples,
-  cases, users, operators, GUIDs or dates.
-
-Keys are normalised as FCS readers disagree: flowio/flowkit give ``{'cyt': ..., 'p5n': ..., 'patient id':
-...}`` (lower case, every '$' removed), other readers ``{'$CYT': ...}``. Output keys are upper case; FCS
-standard keywords carry '$' ("$CYT", "$P5N"), others do not ("LASER1NAME", "PATIENT ID"). A non-standard
-key written with a '$' (Beckman "$GUID") is reported without it, as flowio would give it.
+Only known technical keywords are kept (a whitelist, never a blacklist); calendar dates and clock times never
+leave (a sample's time is its study day and its acquisition duration); dropped keywords are reported by name
+only. The rules, and how keys are normalised across FCS readers, are in :func:`deidentify_keywords`.
 
 Not covered: identifying free text that is neither a date nor under an identifying keyword, e.g. a patient's
-initials typed into a $PnS marker label. The de-identified FCS copy (:func:`write_deidentified_fcs`) holds
-the kept keywords an FCS 3.1 file can carry, plus CYTOTRIAL_STUDY_DAY and CYTOTRIAL_SOURCE_SHA256.
+initials typed into a $PnS marker label. The workflow's FCS exports (:mod:`cytotrial.export.events`) carry the
+kept keywords an FCS 3.1 file can (:func:`writable_keyword`), plus CYTOTRIAL_STUDY_DAY and CYTOTRIAL_SOURCE_SHA256.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,8 +19,6 @@ from fnmatch import fnmatchcase
 
 import numpy as np
 from flowio.fcs_keywords import FCS_STANDARD_OPTIONAL_KEYWORDS
-
-from .fcs_writer import write_fcs
 
 # FCS 3.1/3.2 standard keywords (without '$') that are neither per-parameter nor numbered.
 _STANDARD_NAMES = frozenset("""
@@ -278,6 +255,30 @@ def deidentify_keywords(metadata: Mapping[str, str], study_day: int | None, sour
     ------
     ValueError
         For a malformed digest, a non-integer study day or an identifying name in ``extra_whitelist``.
+
+    Rules
+    -----
+    * Whitelist, never blacklist: a keyword is kept only when it is a known *technical* keyword (data layout,
+      per-parameter description, compensation, acquisition settings). Every other keyword, including any the
+      code has never seen, is dropped. Dropped keywords are reported by NAME only, never by value.
+    * Calendar dates and clock times never leave: $DATE, $BTIM, $ETIM, $BEGINDATETIME, $ENDDATETIME,
+      $LAST_MODIFIED are not whitelisted; the sample's position in time is the caller's ``study_day`` and the
+      acquisition duration in seconds (computed from $BTIM/$ETIM before they are dropped).
+    * Date rule: even a whitelisted keyword is dropped when its value contains something that reads as a
+      calendar date (2023-01-05, 2023/1/5, 05-JAN-2023, 5 Jan 2023, Jan 5, 2023, 01/05/2023, 5.1.2023, and in
+      free text also 20230105). Exempt are the keywords whose values are numbers and channel names by
+      construction and which the copy cannot be read without: $PnN and the spillover matrices ($SPILLOVER,
+      SPILL, $COMP, $DFCnTOm).
+    * $CYTSN (instrument serial number) names no patient but identifies the site: dropped unless
+      ``keep_instrument_serial=True``.
+    * ``extra_whitelist`` (from the config) may add technical keywords (exact names, ``*`` wildcards); it is
+      refused for the standard identifying keywords and for names that speak of patients, subjects, samples,
+      cases, users, operators, GUIDs or dates.
+
+    Keys are normalised as FCS readers disagree: flowio/flowkit give ``{'cyt': ..., 'p5n': ..., 'patient id':
+    ...}`` (lower case, every '$' removed), other readers ``{'$CYT': ...}``. Output keys are upper case; FCS
+    standard keywords carry '$' ("$CYT", "$P5N"), others do not ("LASER1NAME", "PATIENT ID"). A non-standard
+    key written with a '$' (Beckman "$GUID") is reported without it, as flowio would give it.
     """
     digest = str(source_sha256).strip().lower()
     if not _SHA256.fullmatch(digest):
@@ -325,94 +326,3 @@ def writable_keyword(key: str) -> bool:
         return False
     return not key.startswith("$") or key[1:].lower() in FCS_STANDARD_OPTIONAL_KEYWORDS or bool(
         _FLOWIO_PARAMETER.fullmatch(key))
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def _timestep(metadata: Mapping[str, str]) -> float | None:
-    try:
-        step = float(metadata.get("timestep", ""))
-    except (TypeError, ValueError):
-        return None
-    return step if step > 0 else None
-
-
-def copy_events(sample) -> tuple[np.ndarray, list[str], list[str], bool]:
-    """Events of a flowkit Sample as they are to be stored in a float32 copy, with $PnG and $PnR.
-
-    A preprocessed Sample (flowkit's default) holds linear, gain-corrected values and a Time channel in
-    seconds: they are stored with $PnG 1 and Time back in $TIMESTEP units, so that reading the copy gives the
-    same raw events. Log-amplified ($PnE) channels become linear; their $PnR becomes the linear maximum.
-
-    Returns
-    -------
-    events, gains, ranges, modified
-        ``modified`` is True when stored values differ from the source's (gain, log or integer data).
-
-    Raises
-    ------
-    ValueError
-        For a Sample read with ``preprocess=False`` that has log-amplified channels (float copies cannot
-        hold log-encoded values).
-    """
-    events = np.array(sample.get_events(source="raw"), dtype=np.float64)
-    channels = sample.channels
-    decades = [float(pne[0]) for pne in channels["pne"]]
-    log0 = [float(pne[1]) or 1.0 for pne in channels["pne"]]
-    gains = [float(g) for g in channels["png"]]
-    ranges = [float(r) for r in channels["pnr"]]
-    source_float = str(sample.metadata.get("datatype", "F")).upper() in ("F", "D")
-    if not sample.is_preprocessed:
-        if any(d > 0 for d in decades):
-            raise ValueError("log-amplified ($PnE) channels: read the sample with preprocess=True to copy it")
-        return events, [_number(g) for g in gains], [_number(r) for r in ranges], not source_float
-    step = _timestep(sample.metadata)
-    if sample.time_index is not None and step is not None:
-        events[:, sample.time_index] /= step
-    linear_ranges = [10 ** d * l0 if d > 0 else r for d, l0, r in zip(decades, log0, ranges)]
-    modified = not source_float or any(d > 0 for d in decades) or any(g not in (0.0, 1.0) for g in gains)
-    return events, ["1"] * len(gains), [_number(r) for r in linear_ranges], modified
-
-
-def writer_keywords(meta: DeidentifiedMetadata, gains: list[str], ranges: list[str],
-                    modified: bool) -> dict[str, str]:
-    """TEXT keywords of the de-identified copy: kept keywords minus layout ones, plus provenance.
-
-    Layout keywords ($BYTEORD, $DATATYPE, $PnB, $PnE, ...) are the writer's; FCS 3.0/3.2 keywords that an
-    FCS 3.1 file cannot carry under their standard name ($COMP, $DFCnTOm, $PnTYPE, $PnDET, ...) are left out
-    of the copy (they stay in ``meta.keywords``). Empty values are left out (FCS forbids them).
-    """
-    keywords = {k: v for k, v in meta.keywords.items() if v.strip() and writable_keyword(k)}
-    for number, (gain, value_range) in enumerate(zip(gains, ranges), start=1):
-        keywords[f"$P{number}G"], keywords[f"$P{number}R"] = gain, value_range
-    keywords["$ORIGINALITY"] = "DataModified" if modified else "NonDataModified"
-    if meta.study_day is not None:
-        keywords[STUDY_DAY_KEYWORD] = str(meta.study_day)
-    keywords[SOURCE_SHA256_KEYWORD] = meta.source_sha256
-    return keywords
-
-
-def write_deidentified_fcs(sample, path: str | os.PathLike, study_day: int | None, source_sha256: str, *,
-                           keep_instrument_serial: bool = False,
-                           extra_whitelist: Iterable[str] | None = None) -> DeidentifiedMetadata:
-    """Write a de-identified FCS 3.1 copy of a flowkit Sample's raw events (float32).
-
-    The copy carries only whitelisted keywords ($PnN, $PnS, $PnR, $PnV, $SPILLOVER, $TIMESTEP, $CYT, ...),
-    plus CYTOTRIAL_STUDY_DAY (when known) and CYTOTRIAL_SOURCE_SHA256. Reading it with flowkit gives the
-    source's raw events (to float32 precision) and channel names.
-
-    Returns
-    -------
-    DeidentifiedMetadata
-        What was kept and dropped, for the run log.
-    """
-    meta = deidentify_keywords(sample.get_metadata(), study_day, source_sha256,
-                               keep_instrument_serial=keep_instrument_serial, extra_whitelist=extra_whitelist)
-    events, gains, ranges, modified = copy_events(sample)
-    numbers = [int(n) for n in sample.channels["channel_number"]]
-    channels = [meta.keywords.get(f"$P{n}N") or str(name) for n, name in zip(numbers, sample.channels["pnn"])]
-    markers = [meta.keywords.get(f"$P{n}S") or None for n in numbers]
-    write_fcs(path, events, channels, markers, writer_keywords(meta, gains, ranges, modified))
-    return meta

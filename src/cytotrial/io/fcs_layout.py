@@ -116,7 +116,7 @@ def _storage(channel: int, kind: str, keywords: dict[str, str], notes: list[str]
 
 
 def _range_and_mask(channel: int, kind: str, bits: tuple[int, int], keywords: dict[str, str],
-                    notes: list[str]) -> tuple[float, int | None]:
+                    *, notes: list[str]) -> tuple[float, int | None]:
     """$PnR and, for integers, the mask keeping the bits below the next power of two of $PnR (FCS 3.1 rule)."""
     declared, storage = bits
     value = _number(keywords.get(f"p{channel}r"))
@@ -204,7 +204,7 @@ def build_channels(keywords: dict[str, str], count: int, notes: list[str]) -> li
     for number, name in enumerate(unique_names(names, notes), start=1):
         own = _data_kind(keywords, f"p{number}datatype") if f"p{number}datatype" in keywords else kind
         bits = _storage(number, own, keywords, notes)
-        value, mask = _range_and_mask(number, own, bits, keywords, notes)
+        value, mask = _range_and_mask(number, own, bits, keywords, notes=notes)
         channel = Channel(number, name, _label(keywords, f"p{number}s"), own, bits[1], mask, value)
         _amplification(channel, keywords, notes)
         channels.append(channel)
@@ -241,7 +241,7 @@ def build_layout(data_set: DataSet, file_size: int) -> Layout:
     byteorder = _byteorder(keywords, needed=any(c.storage_bits > 8 for c in channels))
     layout = Layout(data_set.header.version, 0, byteorder, channels, 0, keywords, notes)
     layout.data_start, layout.event_count = locate_data(data_set, layout.event_bytes, _count(keywords, "tot"),
-                                                        file_size, notes)
+                                                        file_size, notes=notes)
     return layout
 
 
@@ -281,7 +281,7 @@ def _fit(length: int, needed: int) -> int:
 
 
 def locate_data(data_set: DataSet, event_bytes: int, total: int | None, file_size: int,
-                notes: list[str]) -> tuple[int, int]:
+                *, notes: list[str]) -> tuple[int, int]:
     """Start byte and event count of the DATA segment, checked against $TOT x bytes per event and the file size.
 
     HEADER and TEXT offsets may disagree (a known quirk); the pair that matches $TOT wins, TEXT first for
@@ -304,19 +304,19 @@ def locate_data(data_set: DataSet, event_bytes: int, total: int | None, file_siz
     source, (start, stop) = min(found, key=lambda item: (_fit(item[1][1] - item[1][0] + 1, needed),
                                                          item[1][0] + needed > file_size))
     length = stop - start + 1
-    _note_offsets(declared, source, (start, stop), length, needed, notes)
+    _note_offsets(declared, source, (start, stop), length, needed=needed, notes=notes)
     if length < needed and start + needed > file_size:
-        raise FcsFormatError(_short_message(total, event_bytes, start, length, file_size))
+        raise FcsFormatError(_short_message(total, event_bytes, start, length, file_size=file_size))
     if start + needed > file_size:
         raise FcsFormatError(f"the DATA segment should hold {total} events x {event_bytes} bytes = {needed} bytes "
                              f"from byte {start}, but the file ends after {max(file_size - start, 0)} of them "
                              f"(the file is truncated). {REEXPORT}")
     if length < needed:
-        raise FcsFormatError(_short_message(total, event_bytes, start, length, file_size))
+        raise FcsFormatError(_short_message(total, event_bytes, start, length, file_size=file_size))
     return start, total
 
 
-def _short_message(total: int, event_bytes: int, start: int, length: int, file_size: int) -> str:
+def _short_message(total: int, event_bytes: int, start: int, length: int, *, file_size: int) -> str:
     needed = total * event_bytes
     cause = ("the file is truncated or $TOT is wrong" if start + needed > file_size
              else "$TOT or the DATA offsets are wrong")
@@ -325,7 +325,7 @@ def _short_message(total: int, event_bytes: int, start: int, length: int, file_s
             f"{REEXPORT}")
 
 
-def _note_offsets(found: list, source: str, chosen: tuple[int, int], length: int, needed: int,
+def _note_offsets(found: list, source: str, chosen: tuple[int, int], length: int, *, needed: int,
                   notes: list[str]) -> None:
     """Notes on disagreeing HEADER/TEXT offsets and on segments that are not exactly the declared size."""
     others = [f"{s} says bytes {a}-{b}" for s, (a, b) in found if (a, b) != chosen]

@@ -30,7 +30,7 @@ def _checked_events(path: Path, events: np.ndarray, channels: list[str]) -> np.n
 
 
 def write_fcs(path: str | os.PathLike, events: np.ndarray, channels: list[str], markers: list[str | None],
-              keywords: dict[str, str]) -> None:
+              *, keywords: dict[str, str]) -> None:
     """Write an FCS 3.1 file of 32-bit float values atomically (to a temporary name, then renamed).
 
     Parameters
@@ -75,7 +75,7 @@ def _header(text: tuple[int, int], data: tuple[int, int]) -> bytes:
 
 
 def write_integer_fcs(path: str | os.PathLike, events: np.ndarray, channels: list[str],
-                      markers: list[str | None], keywords: dict[str, str], *, bits: int, byteorder: str = "<",
+                      markers: list[str | None], *, keywords: dict[str, str], bits: int, byteorder: str = "<",
                       ranges: list[int] | None = None) -> None:
     """Write an FCS 3.1 file of unsigned integers of ``bits`` bits (8, 16, 24, ... 64) atomically.
 

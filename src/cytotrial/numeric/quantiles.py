@@ -12,9 +12,8 @@ COMPILED_FROM = 4096  # quantiles of at least this many values use the compiled 
 def order_statistics(x: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     """The values that sorting ``x`` puts at ``ranks`` (ascending), float64: ``np.sort(x)[ranks]``.
 
-    Large arrays use the compiled binning selection (:mod:`cytotrial.numeric.order_statistics_compiled`, ~6x faster than numpy's
-    partition at 100,000 values), imported here on first use (numba takes ~0.3 s to import); small ones are
-    partitioned by numpy.
+    Large arrays use the compiled binning selection (:mod:`cytotrial.numeric.order_statistics_compiled`), imported
+    here on first use so that jobs which never need it do not import numba; small ones are partitioned by numpy.
     """
     if x.size < COMPILED_FROM:
         return np.partition(x, ranks)[ranks].astype(np.float64)

@@ -8,8 +8,8 @@ Reading, compensation and transforms run on blocks of events (``io.fcs.FcsEventB
 block is decoded to float64, compensated and transformed there, and only the float32 results are kept, so a
 file's float64 matrix is never held whole. The numbers are those of flowkit on the whole file: the same
 spillover solve (by the matrix's inverse: the same values up to rounding) and flowkit's transforms (logicle
-from a table of flowutils' own values, ``cytotrial.preprocess.logicle``, compiled with numba), so the float32 results are
-those of flowkit, but for a rare unit in the last place of a compensated value.
+from a table of flowutils' own values, :mod:`cytotrial.preprocess.logicle`), so the float32 results are those
+of flowkit, but for a rare unit in the last place of a compensated value.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def read_compensated(path: str | os.PathLike, panel: Panel, compensation: dict,
 
 
 def every_kth_event(path: str | os.PathLike, panel: Panel, compensation: dict, matrix_path: str | None,
-                    max_events: int) -> tuple[PanelChannels, np.ndarray]:
+                    *, max_events: int) -> tuple[PanelChannels, np.ndarray]:
     """Compensated panel channels of every k-th event, k = max(1, n // max_events), at most ``max_events``
     (``values[::k][:max_events]`` of :func:`read_compensated`, without holding the whole file)."""
     fcs, located, matrix = open_compensation(path, panel, compensation, matrix_path)
@@ -147,7 +147,7 @@ def every_kth_event(path: str | os.PathLike, panel: Panel, compensation: dict, m
 
 
 def fit_batch_transforms(paths: list[str], panel: Panel, compensation: dict, transform: dict,
-                         matrix_path: str | None = None, max_events_per_file: int = 50_000,
+                         *, matrix_path: str | None = None, max_events_per_file: int = 50_000,
                          on_bad_file: str = "fail") -> dict:
     """Transform parameters for a batch (acquisition run), fitted on the files' pooled events.
 
@@ -164,7 +164,7 @@ def fit_batch_transforms(paths: list[str], panel: Panel, compensation: dict, tra
     excluded = []
     for path in sorted(paths):
         try:
-            located, subset = every_kth_event(path, panel, compensation, matrix_path, max_events_per_file)
+            located, subset = every_kth_event(path, panel, compensation, matrix_path, max_events=max_events_per_file)
         except BAD_FILE_ERRORS as err:
             if on_bad_file != "exclude":
                 raise
@@ -183,7 +183,7 @@ def fit_batch_transforms(paths: list[str], panel: Panel, compensation: dict, tra
 
 
 def transform_records(fcs: FcsEventBlocks, located: PanelChannels, matrix: fk.Matrix | None, panel: Panel,
-                      transform: dict, batch_parameters: dict | None) -> list[dict]:
+                      *, transform: dict, batch_parameters: dict | None) -> list[dict]:
     """The transform of every panel channel, as recorded in the events' var table.
 
     Scatter: linear / $PnR. Fluorescence: the batch's parameters, or (``batch_parameters`` None) fitted on this
@@ -239,7 +239,7 @@ def transform_events(fcs: FcsEventBlocks, located: PanelChannels, matrix: fk.Mat
 
 
 def preprocess_fcs(path: str | os.PathLike, sample_id: str, panel: Panel, settings: dict,
-                   study_day: int | None = None, batch_transforms: dict | None = None,
+                   *, study_day: int | None = None, batch_transforms: dict | None = None,
                    matrix_path: str | None = None) -> tuple[ad.AnnData, QcResult]:
     """Read, compensate, transform and quality-check one FCS file.
 
@@ -268,19 +268,20 @@ def preprocess_fcs(path: str | os.PathLike, sample_id: str, panel: Panel, settin
     fcs, located, matrix = open_compensation(path, panel, settings.get("compensation", {"source": "file"}),
                                              matrix_path)
     batch_parameters = None if batch_transforms is None else batch_transforms["markers"]
-    records = transform_records(fcs, located, matrix, panel, settings.get("transform", {}), batch_parameters)
+    records = transform_records(fcs, located, matrix, panel, transform=settings.get("transform", {}),
+                                batch_parameters=batch_parameters)
     events = transform_events(fcs, located, matrix, records)
     var = pd.DataFrame(records).set_index("channel", drop=False)
     var.index.name = None
     qc = run_event_qc(events.time_s, events.transformed, located.channels, np.array(located.ranges),
-                      var["kind"].to_numpy() == "fluorescence", QcSettings.from_dict(settings.get("qc", {})),
-                      linear=events.compensated)
-    return assemble_anndata(events, qc, var, fcs, matrix, sample_id, study_day, settings,
-                            scope="sample" if batch_transforms is None else "batch"), qc
+                      fluorescence_idx=var["kind"].to_numpy() == "fluorescence",
+                      settings=QcSettings.from_dict(settings.get("qc", {})), linear=events.compensated)
+    return assemble_anndata(events, qc, var, fcs, matrix=matrix, sample_id=sample_id, study_day=study_day,
+                            settings=settings, scope="sample" if batch_transforms is None else "batch"), qc
 
 
 def assemble_anndata(events: EventArrays, qc: QcResult, var: pd.DataFrame, fcs: FcsEventBlocks,
-                     matrix: fk.Matrix | None, sample_id: str, study_day: int | None, settings: dict,
+                     *, matrix: fk.Matrix | None, sample_id: str, study_day: int | None, settings: dict,
                      scope: str) -> ad.AnnData:
     """The events' AnnData (see :func:`preprocess_fcs`), with de-identified metadata."""
     n = len(events.time_s)  # names '0', '1', ... made one at a time (RangeIndex.astype(str) peaks at 1.6x)

@@ -1,51 +1,9 @@
 """Fast logicle transform: the numbers of flowkit's ``LogicleTransform.apply``, from a precomputed table.
 
-What it computes
-----------------
-``FastLogicle(t, w, m, a).apply(x)`` returns what
-``flowkit.transforms.LogicleTransform(param_t=t, param_w=w, param_m=m, param_a=a).apply(x.reshape(-1, 1)).ravel()``
-returns, i.e. flowutils' C ``logicle_scale``: the root y of the biexponential B(y) = x (Moore & Parks 2012) on the
-logicle scale, where 0 maps to x1 = (w + a) / (m + a), t maps to 1, larger values to y > 1, and negative values
-are reflected, y(-x) = 2 x1 - y(x). flowutils returns -1 where its iteration does not converge: NaN, +/-inf,
-|x| >~ 1e160, and with w = 0 tiny |x| (below ~1e-14 t).
-
-How
----
-y(|x|) is tabulated once per parameter set on a grid that is uniform within each power of two ("octave") of |x|,
-32 intervals per octave, so that a value's interval is its float64 bit pattern shifted right (no logarithm, no
-search). Each interval holds a degree-6 polynomial in (|x| - left end of the interval) interpolating y at 7
-Chebyshev points, whose values are flowutils' own (its C ``logicle_scale``; 6,048 values a table). ``apply`` /
-``apply_into`` run one compiled loop (``logicle_compiled.tabulated_logicle``): the bits of |x| minus those of
-the table's lowest value, shifted right, give the interval; its row of the table (64 bytes: the 7 coefficients and the interval's left end) gives
-d = |x| - left end and the polynomial by Horner's rule (unrolled: the degree is a compile-time constant), then the
-reflection 2 x1 - y for negatives, written as flowutils rounds it. Values outside the table -- |x| below
-2**(floor(log2 t) - 24) (0.0156 for t = 262144) or at/above 2**(floor(log2 t) + 3) (2.1e6, 8 t), and NaN/inf --
-are computed by flowutils, exact zeros give x1; so all of those are identical to flowutils (they are rare in
-compensated data: |x| < 0.0156 is ~1e-4 of the values). When w = a = 0 the octaves where y < 1e-4
-(|x| < 0.0625 for t = 262144, m = 4.5) are left to flowutils as well: there its result is accurate to ~1e-17
-absolute only, noise a table cannot reproduce in float32 terms.
-
-Accuracy
---------
-tests/test_logicle.py (24 parameter sets, t 1024 .. 4194304, m 3 .. 6, w 0 .. 2.2, a 0 .. 2; 4.8 million
-values from -1.5 t to 1e13 plus edge cases): max |FastLogicle - flowkit| <= 1.8e-15 (4 units in the last place
-of |y| ~ 2.3), 0 values differ after casting both to float32. Against the exact root (40-digit decimal, t =
-262144, w = 0.5) FastLogicle is within 9.5e-16 and flowutils within 3.4e-16: the difference between the two is
-mostly flowutils' own rounding, which the table inherits from its samples.
-
-Where FastLogicle differs from flowutils: flowutils also returns -1 for some finite values inside the table, where
-its Halley iteration switches between its Taylor series and the closed form of B, which disagree in the last bits.
-With m <= 5 this happens only within ~1e-14 (relative) of |x| = B(x1 + w/4) and only for large w (seen at
-w = 2.2, m = 4.5: |x| = 20436.6059...; not at w <= 2 with m = 4.5). For w close to m/2 with larger m (m = 5
-with w ~ m/2, m = 6 with w >= 0.9 m/2, m = 7 with w >= 0.8 m/2) it also happens sporadically, for up to ~1e-3
-of the values with |x| between 1 and 3 times that. FastLogicle returns the logicle value there (continuous with
-its neighbours), not -1.
-
-Speed
------
-benchmarks/logicle_speed.py, 100,000 and 1,000,000 compensated values, 3 parameter sets: 2.6-3.2 ns/value
-against 100-170 ns/value for flowkit or the raw flowutils call, 39-65x faster; a table takes ~0.5 ms to build
-(0.6-0.8 ms the first time in a process).
+``FastLogicle(t, w, m, a).apply(x)`` returns what flowkit's ``LogicleTransform`` returns (flowutils' C
+``logicle_scale``), from a table of flowutils' own values evaluated by a compiled loop
+(:mod:`cytotrial.preprocess.logicle_compiled`); what it computes, how, and how closely: :class:`FastLogicle`.
+Written here because flowutils solves every value by iteration; benchmarks/logicle_speed.py compares the two.
 """
 
 from __future__ import annotations
@@ -124,6 +82,48 @@ class FastLogicle:
     Notes
     -----
     See the module docstring for the method and the measured accuracy.
+
+    What it computes
+    ----------------
+    ``FastLogicle(t, w, m, a).apply(x)`` returns what
+    ``flowkit.transforms.LogicleTransform(param_t=t, param_w=w, param_m=m, param_a=a).apply(x.reshape(-1, 1)).ravel()``
+    returns, i.e. flowutils' C ``logicle_scale``: the root y of the biexponential B(y) = x (Moore & Parks 2012) on the
+    logicle scale, where 0 maps to x1 = (w + a) / (m + a), t maps to 1, larger values to y > 1, and negative values
+    are reflected, y(-x) = 2 x1 - y(x). flowutils returns -1 where its iteration does not converge: NaN, +/-inf,
+    |x| >~ 1e160, and with w = 0 tiny |x| (below ~1e-14 t).
+
+    How
+    ---
+    y(|x|) is tabulated once per parameter set on a grid that is uniform within each power of two ("octave") of |x|,
+    32 intervals per octave, so that a value's interval is its float64 bit pattern shifted right (no logarithm, no
+    search). Each interval holds a degree-6 polynomial in (|x| - left end of the interval) interpolating y at 7
+    Chebyshev points, whose values are flowutils' own (its C ``logicle_scale``; 6,048 values a table). ``apply`` /
+    ``apply_into`` run one compiled loop (``logicle_compiled.tabulated_logicle``): the bits of |x| minus those of
+    the table's lowest value, shifted right, give the interval; its row of the table (64 bytes: the 7 coefficients
+    and the interval's left end) gives
+    d = |x| - left end and the polynomial by Horner's rule (unrolled: the degree is a compile-time constant), then the
+    reflection 2 x1 - y for negatives, written as flowutils rounds it. Values outside the table -- |x| below
+    2**(floor(log2 t) - 24) (0.0156 for t = 262144) or at/above 2**(floor(log2 t) + 3) (2.1e6, 8 t), and NaN/inf --
+    are computed by flowutils, exact zeros give x1; so all of those are identical to flowutils (they are rare in
+    compensated data: |x| < 0.0156 is ~1e-4 of the values). When w = a = 0 the octaves where y < 1e-4
+    (|x| < 0.0625 for t = 262144, m = 4.5) are left to flowutils as well: there its result is accurate to ~1e-17
+    absolute only, noise a table cannot reproduce in float32 terms.
+
+    Accuracy
+    --------
+    tests/test_logicle.py (24 parameter sets, t 1024 .. 4194304, m 3 .. 6, w 0 .. 2.2, a 0 .. 2; 4.8 million
+    values from -1.5 t to 1e13 plus edge cases): max |FastLogicle - flowkit| <= 1.8e-15 (4 units in the last place
+    of |y| ~ 2.3), 0 values differ after casting both to float32. Against the exact root (40-digit decimal, t =
+    262144, w = 0.5) FastLogicle is within 9.5e-16 and flowutils within 3.4e-16: the difference between the two is
+    mostly flowutils' own rounding, which the table inherits from its samples.
+
+    Where FastLogicle differs from flowutils: flowutils also returns -1 for some finite values inside the table, where
+    its Halley iteration switches between its Taylor series and the closed form of B, which disagree in the last bits.
+    With m <= 5 this happens only within ~1e-14 (relative) of |x| = B(x1 + w/4) and only for large w (seen at
+    w = 2.2, m = 4.5: |x| = 20436.6059...; not at w <= 2 with m = 4.5). For w close to m/2 with larger m (m = 5
+    with w ~ m/2, m = 6 with w >= 0.9 m/2, m = 7 with w >= 0.8 m/2) it also happens sporadically, for up to ~1e-3
+    of the values with |x| between 1 and 3 times that. FastLogicle returns the logicle value there (continuous with
+    its neighbours), not -1.
     """
 
     def __init__(self, t: float, w: float, m: float, a: float) -> None:

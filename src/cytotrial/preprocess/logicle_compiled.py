@@ -5,8 +5,7 @@
 ``tabulated_logicle``
     The table look-up and Horner evaluation of :class:`cytotrial.preprocess.logicle.FastLogicle`.
 
-Compiled on first use and cached next to this file (``cache=True``), so later processes load the machine code.
-No fast-math (numba then neither contracts multiply-add pairs nor reorders operations) and numpy's error model
+Compiled on first use and cached next to this file (``cache=True``). No fast-math, and numpy's error model
 (division by zero gives inf or NaN, as in C, instead of raising).
 """
 

@@ -83,7 +83,7 @@ def _plain_columns(obs: pd.DataFrame) -> pd.DataFrame:
 
 
 def event_anndata(result: GatingResult, adata: ad.AnnData, sample_id: str, max_events: int,
-                  seed: int = 0) -> ad.AnnData:
+                  *, seed: int = 0) -> ad.AnnData:
     """One sample's gated events, subsampled for pooled analysis.
 
     At most ``max_events`` events are kept, drawn without replacement by a generator seeded from ``seed`` and

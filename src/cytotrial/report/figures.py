@@ -26,7 +26,8 @@ PLATELET_BANDS = ([0, 30, 100, 10_000], ["#d7301f", "#fdae61", "#1a9850"],
 DPI = 110
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A matplotlib figure of ``width`` x ``height`` inches drawn without pyplot (Agg canvas)."""
     fig = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
@@ -41,7 +42,7 @@ CATEGORY_MARKS = {"response after rescue": "*", "corticosteroid-dependent": "+"}
 
 
 def plot_swimmer(counts: pd.DataFrame, responses: pd.DataFrame, patients: pd.DataFrame,
-                 path: str | os.PathLike, labels: TrialLabels = TrialLabels()) -> None:
+                 path: str | os.PathLike, *, labels: TrialLabels = TrialLabels()) -> None:
     """One lane per patient (grouped by dose cohort): weekly platelet counts as coloured blocks, the confirmed
     response (outlined), its start (triangle) and loss (cross), rescue therapy (diamond) and the best response.
 
@@ -51,7 +52,7 @@ def plot_swimmer(counts: pd.DataFrame, responses: pd.DataFrame, patients: pd.Dat
     info = patients[["patient_id", "cohort", "dose_1e6_per_kg"]].merge(responses, on="patient_id", how="left")
     info = info.sort_values(["cohort", "patient_id"], kind="stable").reset_index(drop=True)
     height = 1.9 + 0.32 * len(info)
-    fig = _figure(11, height)
+    fig = new_figure(11, height)
     ax = fig.add_axes([0.2, 1.25 / height, 0.76, 1 - 1.7 / height])
     bounds, colours, band_labels = PLATELET_BANDS
     cmap, norm = ListedColormap(colours), BoundaryNorm(bounds, len(colours))
@@ -105,7 +106,7 @@ def plot_qc_overview(qc: pd.DataFrame, path: str | os.PathLike) -> None:
     total = pd.to_numeric(qc["events_in"], errors="coerce").to_numpy(float)  # NaN for excluded samples
     steps = [(c, lab) for c, lab in (("margin_removed", "margin events"), ("flow_rate_removed", "flow rate"),
                                      ("signal_removed", "signal")) if c in qc.columns]
-    fig = _figure(max(8.0, 0.09 * len(qc) + 2), 4.2)
+    fig = new_figure(max(8.0, 0.09 * len(qc) + 2), 4.2)
     ax = fig.add_axes([0.08, 0.25, 0.74, 0.65])
     bottom = np.zeros(len(qc))
     for (column, label), colour in zip(steps, ("#9ecae1", "#fd8d3c", "#756bb1")):
@@ -128,13 +129,13 @@ def plot_qc_overview(qc: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def plot_trajectories(populations: pd.DataFrame, groups: pd.Series, focus: list[str], visits: list[str],
-                      path: str | os.PathLike) -> None:
+                      *, path: str | os.PathLike) -> None:
     """One panel per focus population: each patient's % of the denominator over visits coloured by response
     group, with the group medians in bold."""
     focus = [p for p in focus if (populations.population == p).any()]
     n_cols = min(3, len(focus))
     n_rows = int(np.ceil(len(focus) / n_cols))
-    fig = _figure(4.3 * n_cols + 1.6, 3.3 * n_rows + 0.4)
+    fig = new_figure(4.3 * n_cols + 1.6, 3.3 * n_rows + 0.4)
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     x_of = {v: i for i, v in enumerate(visits)}
     for ax, population in zip(axes.flat, focus):
@@ -173,7 +174,7 @@ def median_change_by_group(populations: pd.DataFrame, groups: pd.Series, baselin
 
 
 def plot_change_heatmap(populations: pd.DataFrame, groups: pd.Series, visits: list[str], baseline: str,
-                        path: str | os.PathLike) -> None:
+                        *, path: str | os.PathLike) -> None:
     """Populations x visits heatmaps of the median change from baseline (pp), one panel per response group,
     on a shared symmetric colour scale."""
     changes = median_change_by_group(populations, groups, baseline)
@@ -181,7 +182,7 @@ def plot_change_heatmap(populations: pd.DataFrame, groups: pd.Series, visits: li
     later = [v for v in visits if v != baseline and (populations.visit == v).any()]
     limit = float(np.nanpercentile(np.abs(changes.median_change), 95)) if len(changes) else 1.0
     limit = limit or 1.0
-    fig = _figure(3.6 + 1.0 * len(later) * 2, 1.8 + 0.25 * len(names))
+    fig = new_figure(3.6 + 1.0 * len(later) * 2, 1.8 + 0.25 * len(names))
     axes = fig.subplots(1, 2, sharey=True)
     fig.subplots_adjust(left=1.6 / fig.get_figwidth(), right=0.82)
     for ax, group in zip(axes, RESPONSE_COLOURS):
@@ -200,15 +201,15 @@ def plot_change_heatmap(populations: pd.DataFrame, groups: pd.Series, visits: li
 
 
 def write_report_figures(populations: pd.DataFrame, responses: pd.DataFrame, counts: pd.DataFrame,
-                         patients: pd.DataFrame, qc: pd.DataFrame, visits: list[str], baseline: str,
+                         patients: pd.DataFrame, *, qc: pd.DataFrame, visits: list[str], baseline: str,
                          focus: list[str], paths: dict[str, str | os.PathLike],
                          labels: TrialLabels = TrialLabels()) -> None:
     """The report's cohort, QC and immune-change figures; ``paths``: swimmer, qc, trajectories, heatmap."""
     groups = response_groups(responses)
-    plot_swimmer(counts, responses, patients, paths["swimmer"], labels)
+    plot_swimmer(counts, responses, patients, paths["swimmer"], labels=labels)
     plot_qc_overview(qc, paths["qc"])
-    plot_trajectories(populations, groups, focus, visits, paths["trajectories"])
-    plot_change_heatmap(populations, groups, visits, baseline, paths["heatmap"])
+    plot_trajectories(populations, groups, focus, visits, path=paths["trajectories"])
+    plot_change_heatmap(populations, groups, visits, baseline, path=paths["heatmap"])
 
 
 def plot_volcano(comparison: pd.DataFrame, path: str | os.PathLike, measure: str = "change",
@@ -219,7 +220,7 @@ def plot_volcano(comparison: pd.DataFrame, path: str | os.PathLike, measure: str
     if "value" in comparison.columns:
         comparison = comparison[comparison.value == "percent_of"]
     data = comparison[(comparison.measure == measure)].dropna(subset=["median_difference", "q_value"])
-    fig = _figure(7.5, 5.2)
+    fig = new_figure(7.5, 5.2)
     ax = fig.add_axes([0.11, 0.11, 0.85, 0.8])
     score = -np.log10(np.clip(data.q_value.to_numpy(float), 1e-12, 1))
     significant = data.q_value.to_numpy(float) <= q_threshold
@@ -244,7 +245,7 @@ def plot_volcano(comparison: pd.DataFrame, path: str | os.PathLike, measure: str
 
 
 def plot_rmcorr(populations: pd.DataFrame, platelets: pd.DataFrame, rmcorr: pd.DataFrame, groups: pd.Series,
-                population: str, path: str | os.PathLike) -> None:
+                *, population: str, path: str | os.PathLike) -> None:
     """A population against log platelet count at the same visits, one colour per response group; each
     patient's line has the common within-patient slope of the repeated-measures correlation. Samples and counts
     within a rescue therapy's window are left out, as in the correlation (``rmcorr`` is the percentages' table,
@@ -258,7 +259,7 @@ def plot_rmcorr(populations: pd.DataFrame, platelets: pd.DataFrame, rmcorr: pd.D
     if "value" in rmcorr.columns:
         rmcorr = rmcorr[rmcorr.value == "percent_of"]
     stats = rmcorr.set_index("population").loc[population] if population in set(rmcorr.population) else None
-    fig = _figure(6.6, 4.8)
+    fig = new_figure(6.6, 4.8)
     ax = fig.add_axes([0.12, 0.12, 0.84, 0.78])
     for patient, rows in data.groupby("patient_id", sort=True):
         colour = RESPONSE_COLOURS.get(groups.get(patient, ""), "0.6")

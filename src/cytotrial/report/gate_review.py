@@ -129,7 +129,7 @@ def _bound(value, default: float) -> float:
 
 
 def plot_gate_review(population: str, parent: str, panels: list[ReviewPanel | None], path: str | os.PathLike,
-                     axis_labels: dict[str, str] | None = None, columns: int = 7,
+                     *, axis_labels: dict[str, str] | None = None, columns: int = 7,
                      axis_ticks: dict[str, list[tuple[float, str]]] | None = None, title: str = "") -> Figure:
     """Write one gate's review figure (PNG, deterministic bytes: no software or date metadata); returns the Figure.
 
@@ -169,7 +169,7 @@ def plot_gate_review(population: str, parent: str, panels: list[ReviewPanel | No
             continue
         _draw_panel(ax, panel, limits)
         _ticks(ax, panel, axis_ticks or {}, left=index % columns == 0, bottom=_is_bottom(index, cells, columns))
-    _draw_text(fig, header, footer, drawn, axis_labels or {})
+    _draw_text(fig, header, footer, drawn, axis_labels=axis_labels or {})
     fig.savefig(path, format="png", metadata={"Software": None})
     return fig
 
@@ -233,13 +233,13 @@ def _draw_panel(ax, panel: ReviewPanel, limits: dict) -> None:
         _histogram(ax, x, xlim, missing)
     else:
         ylim = limits.get(panel.y_name, (0.0, 1.0))
-        _density(ax, x, np.asarray(panel.y, dtype=float).ravel(), xlim, ylim, missing)
+        _density(ax, x, np.asarray(panel.y, dtype=float).ravel(), xlim, ylim=ylim, missing=missing)
     if not missing and panel.geometry:
         _draw_gate(ax, panel, xlim, limits.get(panel.y_name, (0.0, 1.1)) if panel.y is not None else (0.0, 1.1))
     _annotate(ax, panel)
 
 
-def _density(ax, x: np.ndarray, y: np.ndarray, xlim, ylim, missing: bool) -> None:
+def _density(ax, x: np.ndarray, y: np.ndarray, xlim, *, ylim, missing: bool) -> None:
     """2-D histogram of the events, log colour scale normalised per panel (empty bins left blank)."""
     ok = np.isfinite(x) & np.isfinite(y)
     counts, _, _ = np.histogram2d(x[ok], y[ok], bins=BINS_2D, range=(xlim, ylim))
@@ -267,7 +267,7 @@ def _histogram(ax, x: np.ndarray, xlim, missing: bool) -> None:
 def _draw_gate(ax, panel: ReviewPanel, xlim, ylim) -> None:
     geometry, has_y = panel.geometry, panel.y is not None
     if panel.method == "singlets" and has_y:
-        _draw_band(ax, geometry, panel.x_name, xlim, ylim)
+        _draw_band(ax, geometry, panel.x_name, xlim, ylim=ylim)
     elif panel.method in ("cluster", "ellipse") and has_y and "mean" in geometry:
         _draw_ellipse(ax, geometry)
     elif panel.method in ("polygon", "mixture") and has_y and geometry.get("vertices"):
@@ -277,10 +277,10 @@ def _draw_gate(ax, panel: ReviewPanel, xlim, ylim) -> None:
     elif panel.method in ("boundary", "rectangle"):
         everything = (-np.inf, np.inf)
         _draw_box(ax, geometry.get(panel.x_name, everything),
-                  geometry.get(panel.y_name, everything) if has_y else everything, xlim, ylim, lines=False)
+                  geometry.get(panel.y_name, everything) if has_y else everything, xlim, ylim=ylim, lines=False)
     elif panel.method == "cuts":
         _draw_box(ax, _kept_interval(geometry.get(panel.x_name)),
-                  _kept_interval(geometry.get(panel.y_name) if has_y else None), xlim, ylim, lines=True,
+                  _kept_interval(geometry.get(panel.y_name) if has_y else None), xlim, ylim=ylim, lines=True,
                   cut_x=panel.x_name in geometry, cut_y=has_y and panel.y_name in geometry)
 
 
@@ -291,7 +291,7 @@ def _kept_interval(cut: tuple[str, float] | None) -> tuple[float, float]:
     return (float(value), np.inf) if keep == "above" else (-np.inf, float(value))
 
 
-def _draw_box(ax, xs, ys, xlim, ylim, lines: bool, cut_x: bool = False, cut_y: bool = False) -> None:
+def _draw_box(ax, xs, ys, xlim, *, ylim, lines: bool, cut_x: bool = False, cut_y: bool = False) -> None:
     """Shade and outline the kept rectangle (clipped to the axes); with ``lines`` the cuts span the axes."""
     x0, x1 = max(xs[0], xlim[0]), min(xs[1], xlim[1])
     y0, y1 = max(ys[0], ylim[0]), min(ys[1], ylim[1])
@@ -305,7 +305,7 @@ def _draw_box(ax, xs, ys, xlim, ylim, lines: bool, cut_x: bool = False, cut_y: b
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor="none", edgecolor=GATE_COLOUR, lw=1.3))
 
 
-def _draw_band(ax, geometry: dict, x_name: str, xlim, ylim) -> None:
+def _draw_band(ax, geometry: dict, x_name: str, xlim, *, ylim) -> None:
     """Singlet band between two lines: y = intercept + slope x +/- half_width, or y = r x for the two ratio
     limits (through the origin); the band is shaded."""
     xs = np.array([min(0.0, xlim[0]), xlim[1]])
@@ -374,7 +374,7 @@ def _short_reason(reason: str) -> str:
     return "\n".join(parts)
 
 
-def _inside_note(ax, text: str, colour: str, va: str, y: float) -> None:
+def _inside_note(ax, text: str, colour: str, va: str, *, y: float) -> None:
     wrapped = "\n".join(line for paragraph in text.split("\n")
                          for line in textwrap.wrap(paragraph, width=30, max_lines=3, placeholder=" ..."))
     ax.text(0.5, y, wrapped, transform=ax.transAxes, ha="center", va=va, fontsize=7, color=colour,
@@ -382,7 +382,7 @@ def _inside_note(ax, text: str, colour: str, va: str, y: float) -> None:
                                     "edgecolor": "none"})
 
 
-def _ticks(ax, panel: ReviewPanel, axis_ticks: dict, left: bool, bottom: bool) -> None:
+def _ticks(ax, panel: ReviewPanel, axis_ticks: dict, left: bool, *, bottom: bool) -> None:
     """Ticks and their labels only on the outer panels (the axes are shared: inner panels get none, which also
     spares drawing thousands of tick marks); custom tick positions/labels per dim where given."""
     ax.tick_params(labelsize=6, length=2, pad=1)
@@ -428,7 +428,7 @@ def _footer_lines(panels: list[ReviewPanel]) -> list[str]:
 
 
 def _draw_text(fig, header: tuple[str, list[str]], footer: list[str], panels: list[ReviewPanel],
-               axis_labels: dict[str, str]) -> None:
+               *, axis_labels: dict[str, str]) -> None:
     """Title, detail lines, shared axis labels and the outlier list, placed in inches from the edges."""
     height, width = fig.get_figheight(), fig.get_figwidth()
     fig.text(0.5, 1 - 0.12 / height, header[0], ha="center", va="top", fontsize=13, fontweight="bold")

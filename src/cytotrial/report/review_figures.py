@@ -69,7 +69,7 @@ def review_panels(population: str, populations: pd.DataFrame, reviews: dict[str,
 
 
 def render_gate_review(population: str, populations: pd.DataFrame, reviews: dict[str, tuple[dict, dict]],
-                       visits: list[str], path: str | os.PathLike, fluorescence_units: str = "logicle") -> None:
+                       visits: list[str], *, path: str | os.PathLike, fluorescence_units: str = "logicle") -> None:
     """Write one gate's review figure.
 
     Axes are labelled with their units: scatter as linear / range, fluorescence as ``fluorescence_units`` (the
@@ -97,7 +97,7 @@ def render_gate_review(population: str, populations: pd.DataFrame, reviews: dict
 
 
 def render_gate_reviews(figures: dict[str, str], populations: pd.DataFrame, gates: list[str], reviews: list[str],
-                        visits: list[str], fluorescence_units: str = "logicle", log=None) -> None:
+                        *, visits: list[str], fluorescence_units: str = "logicle", log=None) -> None:
     """Write the review figure of every gate in one process (rule review_gates): ``figures`` maps each figure's
     path to its population; ``gates`` and ``reviews`` are every sample's realised gates (JSON) and review events
     (npz), in the same order. Each figure is :func:`render_gate_review` on the events of its gate alone, read per
@@ -108,7 +108,7 @@ def render_gate_reviews(figures: dict[str, str], populations: pd.DataFrame, gate
         loaded = {os.path.basename(g).removesuffix(".json"): load_sample_review(g, r, population)
                   for g, r in zip(gates, reviews, strict=True)}
         with atomic_path(path, suffix=".png") as tmp:
-            render_gate_review(population, populations, loaded, visits, tmp, fluorescence_units=fluorescence_units)
+            render_gate_review(population, populations, loaded, visits, path=tmp, fluorescence_units=fluorescence_units)
         if log is not None:
             log.info("%s: %d samples", population, len(loaded))
 

@@ -72,7 +72,7 @@ def flagged_gates_section(populations: pd.DataFrame) -> list[str]:
 
 
 def render_summary(populations: pd.DataFrame, changes: pd.DataFrame, qc: pd.DataFrame, visits: list[str],
-                   focus_populations: list[str], path: str | os.PathLike, labels: TrialLabels = TrialLabels()
+                   *, focus_populations: list[str], path: str | os.PathLike, labels: TrialLabels = TrialLabels()
                    ) -> None:
     """Write the HTML summary: counts, event QC, trajectory figures of ``focus_populations``, immune changes."""
     n_samples = populations["sample_id"].nunique()

@@ -356,7 +356,7 @@ def _format_sheet(sheet, table: pd.DataFrame, max_width: int, wrap: str | None =
 
 def write_workbook(tables: Mapping[str, pd.DataFrame], path: str | os.PathLike,
                    descriptions: Mapping[str, str] | None = None, notes: Mapping[str, str] | None = None,
-                   max_width: int = MAX_WIDTH) -> Path:
+                   *, max_width: int = MAX_WIDTH) -> Path:
     """Write ``tables`` to an xlsx workbook: README sheet first, then one sheet per table in the given order.
 
     Parameters

@@ -1,41 +1,9 @@
 """Platelet response of each patient by the IWG 2009 criteria (Rodeghiero et al., Blood 2009;113:2386).
 
-Rules, with :class:`ResponseCriteria` defaults in brackets
--------------------------------------------------------------
-* Days are study days; day 0 is the start of treatment. The **baseline** is the count on ``baseline_day`` [0]
-  or, without one, the latest count in the ``baseline_window_days`` [7] before it; none is an error.
-* **Assessment window**: counts after ``baseline_day`` and up to ``window_days`` [each patient's last count; the
-  workflow sets the protocol's last visit] are evaluated; the end of the window is written in the table. A
-  count **qualifies for CR** when >= ``cr_threshold`` [100] and **for R** when >= ``r_threshold`` [30] and
-  >= ``r_fold`` [2] x the baseline; a count on a day with bleeding qualifies for neither. A count qualifying for
-  CR or R is a *response count*.
-* **Bleeding** must be documented (column ``bleeding``, 0/1): a count without a record still qualifies, but the
-  patient's ``bleeding_record`` says "bleeding not recorded" (no record at all) or names the days without one,
-  and :func:`evaluate_responses` warns (:class:`BleedingNotRecordedWarning`).
-* **Rescue therapy** ends a response on its day and breaks runs: counts before and after it are never
-  consecutive. By default (IWG) a response first confirmed on or after the first rescue therapy is not
-  attributable to the treatment: it is reported as a **response after rescue** (``response_category``,
-  ``response_after_rescue``) and is NR for every treatment analysis (``best_response``, ``responded``). With
-  ``rescue_reevaluation_days`` N, counts from each rescue day d to d + N - 1 are excluded (they qualify for
-  nothing, neither confirm nor lose a response) and responses confirmed from d + N on are the treatment's.
-* **Corticosteroid dependence** (column ``corticosteroid_dependent`` = 1 on any row in the window): the patient
-  is NR (``response_category`` "corticosteroid-dependent"), whatever the counts.
-* **Confirmation**: a response starts at the first count of a run of consecutive evaluated response counts that
-  spans >= ``confirm_days`` [7] days (at least two counts). Consecutive means no evaluated non-qualifying count
-  between them; days without a count (missing weeks) do not break a run. CR is confirmed in the same way on
-  counts qualifying for CR. The response day is the first count of the run, not the confirming one.
-* **Loss**: once in response, a single non-response count (a dip) changes nothing; the response is lost at the
-  first of two or more consecutive evaluated non-response counts spanning >= ``loss_confirm_days`` [1] days, at
-  a count with bleeding (that day, no confirmation needed), or at a rescue therapy. Loss of CR (``cr_loss_day``)
-  is the same with counts below the CR criteria. After a loss a new confirmed run starts a new episode.
-* **Outputs**: ``best_response`` is CR with any confirmed CR of the treatment, else R with any confirmed response
-  of the treatment, else NR. ``response_day``, ``loss_day`` and ``duration_of_response_days`` describe the
-  treatment's first response episode; the duration runs to the loss or, not lost (``duration_censored``), to the
-  last evaluated count. ``proportion_time_in_response`` treats the response state as a step function that
-  changes at counts: time in the treatment's response episodes, divided by the follow-up (day 0 to the last
-  count after baseline, excluded counts included). ``evaluable_until_day`` is the last day a treatment response
-  could start (the response day, else the first rescue therapy without re-evaluation, else the last evaluated
-  count): the censoring time of time to response.
+From platelet counts by study day, with bleeding, rescue-therapy and corticosteroid records: the baseline, the
+assessment window, CR / R qualification, confirmation, loss, responses after rescue, and per patient the best
+response, response day, duration and time in response. The rules, with the :class:`ResponseCriteria` defaults,
+are in :func:`evaluate_responses`.
 """
 
 from __future__ import annotations
@@ -126,6 +94,43 @@ def evaluate_responses(platelets: pd.DataFrame,
     BleedingNotRecordedWarning
         When evaluated counts have no bleeding record (no ``bleeding`` column, or empty cells), naming the
         patients.
+
+    Rules, with :class:`ResponseCriteria` defaults in brackets
+    -------------------------------------------------------------
+    * Days are study days; day 0 is the start of treatment. The **baseline** is the count on ``baseline_day`` [0]
+      or, without one, the latest count in the ``baseline_window_days`` [7] before it; none is an error.
+    * **Assessment window**: counts after ``baseline_day`` and up to ``window_days`` [each patient's last count; the
+      workflow sets the protocol's last visit] are evaluated; the end of the window is written in the table. A
+      count **qualifies for CR** when >= ``cr_threshold`` [100] and **for R** when >= ``r_threshold`` [30] and
+      >= ``r_fold`` [2] x the baseline; a count on a day with bleeding qualifies for neither. A count qualifying for
+      CR or R is a *response count*.
+    * **Bleeding** must be documented (column ``bleeding``, 0/1): a count without a record still qualifies, but the
+      patient's ``bleeding_record`` says "bleeding not recorded" (no record at all) or names the days without one,
+      and :func:`evaluate_responses` warns (:class:`BleedingNotRecordedWarning`).
+    * **Rescue therapy** ends a response on its day and breaks runs: counts before and after it are never
+      consecutive. By default (IWG) a response first confirmed on or after the first rescue therapy is not
+      attributable to the treatment: it is reported as a **response after rescue** (``response_category``,
+      ``response_after_rescue``) and is NR for every treatment analysis (``best_response``, ``responded``). With
+      ``rescue_reevaluation_days`` N, counts from each rescue day d to d + N - 1 are excluded (they qualify for
+      nothing, neither confirm nor lose a response) and responses confirmed from d + N on are the treatment's.
+    * **Corticosteroid dependence** (column ``corticosteroid_dependent`` = 1 on any row in the window): the patient
+      is NR (``response_category`` "corticosteroid-dependent"), whatever the counts.
+    * **Confirmation**: a response starts at the first count of a run of consecutive evaluated response counts that
+      spans >= ``confirm_days`` [7] days (at least two counts). Consecutive means no evaluated non-qualifying count
+      between them; days without a count (missing weeks) do not break a run. CR is confirmed in the same way on
+      counts qualifying for CR. The response day is the first count of the run, not the confirming one.
+    * **Loss**: once in response, a single non-response count (a dip) changes nothing; the response is lost at the
+      first of two or more consecutive evaluated non-response counts spanning >= ``loss_confirm_days`` [1] days, at
+      a count with bleeding (that day, no confirmation needed), or at a rescue therapy. Loss of CR (``cr_loss_day``)
+      is the same with counts below the CR criteria. After a loss a new confirmed run starts a new episode.
+    * **Outputs**: ``best_response`` is CR with any confirmed CR of the treatment, else R with any confirmed response
+      of the treatment, else NR. ``response_day``, ``loss_day`` and ``duration_of_response_days`` describe the
+      treatment's first response episode; the duration runs to the loss or, not lost (``duration_censored``), to the
+      last evaluated count. ``proportion_time_in_response`` treats the response state as a step function that
+      changes at counts: time in the treatment's response episodes, divided by the follow-up (day 0 to the last
+      count after baseline, excluded counts included). ``evaluable_until_day`` is the last day a treatment response
+      could start (the response day, else the first rescue therapy without re-evaluation, else the last evaluated
+      count): the censoring time of time to response.
     """
     criteria = criteria or ResponseCriteria()
     table = validate_platelets(platelets)
@@ -188,7 +193,7 @@ def _baseline(rows: pd.DataFrame, criteria: ResponseCriteria) -> tuple[int, floa
 
 
 def _episodes(days: np.ndarray, qualifies: np.ndarray, bleeding: np.ndarray, rescue_days: list[int],
-              criteria: ResponseCriteria) -> tuple[list[_Episode], list[list[int]]]:
+              *, criteria: ResponseCriteria) -> tuple[list[_Episode], list[list[int]]]:
     """Confirmed episodes and unconfirmed qualifying runs from the evaluated counts (sorted by day)."""
     # rescue sorts before a count on the same day
     events = sorted([(d, 0, False, False) for d in rescue_days]
@@ -233,7 +238,7 @@ def _episodes(days: np.ndarray, qualifies: np.ndarray, bleeding: np.ndarray, res
 
 
 def _excluded_reasons(day: np.ndarray, count: np.ndarray, in_window: np.ndarray, base_day: int,
-                      rescue_days: list[int], c: ResponseCriteria) -> np.ndarray:
+                      *, rescue_days: list[int], c: ResponseCriteria) -> np.ndarray:
     """Why each row is not evaluated ("" for evaluated counts)."""
     reason = np.full(len(day), "", dtype=object)
     follow_up = ~np.isnan(count) & (day > c.baseline_day) & in_window
@@ -280,14 +285,15 @@ def _evaluate_patient(patient_id: str, rows: pd.DataFrame, baseline: tuple[int, 
     steroid_days = [int(d) for d in day[rows["corticosteroid_dependent"].to_numpy(dtype=bool) & in_window
                                         & (day > c.baseline_day)]]
 
-    reason = _excluded_reasons(day, count, in_window, base_day, rescue_days, c)
+    reason = _excluded_reasons(day, count, in_window, base_day, rescue_days=rescue_days, c=c)
     follow_up = ~np.isnan(count) & (day > c.baseline_day) & in_window
     evaluated = reason == ""
     with np.errstate(invalid="ignore"):
         q_cr = evaluated & ~bleeding & (count >= c.cr_threshold)
         q_r = evaluated & ~bleeding & (count >= c.r_threshold) & (count >= c.r_fold * base)
-    episodes, unconfirmed = _episodes(day[evaluated], (q_cr | q_r)[evaluated], bleeding[evaluated], rescue_days, c)
-    cr_episodes, _ = _episodes(day[evaluated], q_cr[evaluated], bleeding[evaluated], rescue_days, c)
+    episodes, unconfirmed = _episodes(day[evaluated], (q_cr | q_r)[evaluated], bleeding[evaluated], rescue_days,
+                                      criteria=c)
+    cr_episodes, _ = _episodes(day[evaluated], q_cr[evaluated], bleeding[evaluated], rescue_days, criteria=c)
 
     # without re-evaluation nothing confirmed on or after the first rescue is the treatment's
     attribution_end = rescue_days[0] if rescue_days and c.rescue_reevaluation_days is None else None

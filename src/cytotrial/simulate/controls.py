@@ -58,7 +58,7 @@ def simulate_single_stain_controls(out_dir: str | os.PathLike, events_per_contro
         events = control_events(events_per_control, stained, kind, rng)
         name = UNSTAINED_NAME if detector is None else f"{detector.channel}.fcs"
         markers = [None] * 4 + [d.marker for d in instrument.DETECTORS] + [None]
-        write_fcs(out / name, events, list(instrument.CHANNELS), markers, _keywords(name, detector, kind))
+        write_fcs(out / name, events, list(instrument.CHANNELS), markers, keywords=_keywords(name, detector, kind))
         paths.append(out / name)
         rows.append({"file": name, "role": "unstained" if detector is None else "single_stain",
                      "detector": "" if detector is None else detector.channel,
@@ -83,7 +83,7 @@ def control_events(n_events: int, stained: int | None, kind: str, rng: np.random
     draw = _draw_beads if kind == "beads" else _draw_cells
     signal, area, height = draw(n_events, stained, rng)
     fluorescence = instrument.detect_fluorescence(signal, instrument.spillover_matrix(), rng,
-                                                  instrument.NoiseModel(), np.ones(len(instrument.DETECTORS)))
+                                                  instrument.NoiseModel(), gains=np.ones(len(instrument.DETECTORS)))
     scatter = np.column_stack([area[:, 0], height[:, 0], area[:, 1], height[:, 1]])
     scatter *= 1 + instrument.NoiseModel().scatter_cv * rng.standard_normal(scatter.shape)
     np.clip(scatter, 0, instrument.DETECTOR_RANGE - 1, out=scatter)
@@ -139,7 +139,4 @@ def _keywords(name: str, detector: instrument.Detector | None, kind: str) -> dic
         "CREATOR": "cytotrial simulator (FACSDiva-like)", "TUBE NAME": tube,
         "EXPERIMENT NAME": f"Compensation controls ({kind})",
     }
-    for i, channel in enumerate(instrument.CHANNELS, start=1):
-        keywords[f"$P{i}R"] = f"{int(instrument.DETECTOR_RANGE)}"
-        keywords[f"$P{i}V"] = "350" if channel.startswith(("FSC", "SSC")) else "510"
-    return keywords
+    return {**keywords, **instrument.channel_keywords()}

@@ -131,7 +131,7 @@ class NoiseModel:
 
 
 def detect_fluorescence(
-    true_signal: np.ndarray, spillover: np.ndarray, rng: np.random.Generator, noise: NoiseModel, gains: np.ndarray
+    true_signal: np.ndarray, spillover: np.ndarray, rng: np.random.Generator, noise: NoiseModel, *, gains: np.ndarray
 ) -> np.ndarray:
     """Turn true dye signals into raw detector values.
 
@@ -155,6 +155,15 @@ def detect_fluorescence(
     raw += noise.electronic_sd * rng.standard_normal(raw.shape)
     np.minimum(raw, DETECTOR_RANGE - 1, out=raw)
     return raw.astype(np.float32)
+
+
+def channel_keywords() -> dict[str, str]:
+    """The per-channel keywords of every simulated file: $PnR (the detector range) and $PnV (voltage)."""
+    keywords = {}
+    for i, channel in enumerate(CHANNELS, start=1):
+        keywords[f"$P{i}R"] = f"{int(DETECTOR_RANGE)}"
+        keywords[f"$P{i}V"] = "350" if channel.startswith(("FSC", "SSC")) else "510"
+    return keywords
 
 
 def spillover_keyword(spillover: np.ndarray) -> str:

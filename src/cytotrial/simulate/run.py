@@ -76,7 +76,7 @@ def simulate_events(spec: SampleSpec, settings: SimulationSettings) -> tuple[np.
     visit_index = list(VISIT_DAYS).index(spec.visit)
     rng = rng_for(settings.seed, 7, number, visit_index)
     varied = settings.varied
-    fractions = leaf_fractions(spec.patient_id, spec.visit, spec.responder, spec.dose, settings)
+    fractions = leaf_fractions(spec.patient_id, spec.visit, spec.responder, spec.dose, settings=settings)
     p = np.array([fractions[name] for name in cells.LEAF_NAMES])
     n_total = int(round(settings.events_per_sample * rng.uniform(0.95, 1.05) *
                         short_acquisition_fraction(settings, number, visit_index)))
@@ -116,7 +116,7 @@ def simulate_events(spec: SampleSpec, settings: SimulationSettings) -> tuple[np.
     fluorescence_gains, scatter_gains = batch_gains(spec.batch, settings)
     fluorescence = instrument.detect_fluorescence(signal[order] * acquisition["fluorescence_factor"][:, None],
                                                   instrument.spillover_matrix(), rng, instrument.NoiseModel(),
-                                                  fluorescence_gains)
+                                                  gains=fluorescence_gains)
     scatter = np.column_stack([area[order, 0], height[order, 0], area[order, 1], height[order, 1]])
     scatter = scatter * acquisition["scatter_factor"][:, None] * np.repeat(scatter_gains, 2)
     scatter = scatter * (1 + 0.01 * rng.standard_normal(scatter.shape))
@@ -203,10 +203,7 @@ def fcs_keywords(spec: SampleSpec, n_events: int, duration_s: float, settings: S
         "EXPERIMENT NAME": "ITP UC-MSC immune monitoring", "TUBE NAME": "Treg-B-NK 17c",
         "CASE NUMBER": f"{rng.integers(1000, 9999)}",
     }
-    for i, channel in enumerate(instrument.CHANNELS, start=1):
-        keywords[f"$P{i}R"] = f"{int(instrument.DETECTOR_RANGE)}"
-        keywords[f"$P{i}V"] = "350" if channel.startswith(("FSC", "SSC")) else "510"
-    return keywords
+    return {**keywords, **instrument.channel_keywords()}
 
 
 def simulate_sample(spec: SampleSpec, settings: SimulationSettings) -> tuple[pd.DataFrame, dict]:
@@ -218,7 +215,7 @@ def simulate_sample(spec: SampleSpec, settings: SimulationSettings) -> tuple[pd.
     duration = float(events[-1, -1]) * instrument.TIMESTEP_S
     markers = [None] * 4 + [d.marker for d in instrument.DETECTORS] + [None]
     write_fcs(spec.fcs, events, list(instrument.CHANNELS), markers,
-              fcs_keywords(spec, len(events), duration, settings))
+              keywords=fcs_keywords(spec, len(events), duration, settings))
     truth_dir = Path(spec.truth_dir)
     with atomic_path(truth_dir / f"{spec.sample_id}.labels.npy", suffix=".npy") as tmp:
         np.save(tmp, labels)
@@ -237,7 +234,7 @@ def _simulate_sample_args(args: tuple[SampleSpec, SimulationSettings]) -> tuple[
 
 
 def simulate_trial(patients: pd.DataFrame, samples: pd.DataFrame, out_dir: str | os.PathLike,
-                   settings: SimulationSettings, workers: int = 1) -> None:
+                   settings: SimulationSettings, *, workers: int = 1) -> None:
     """Generate every sample of the sample sheet plus truth and clinical tables under ``out_dir``.
 
     Writes ``fcs`` paths from the sample sheet, and under ``out_dir``: truth/{sample}.labels.npy,

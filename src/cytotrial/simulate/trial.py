@@ -189,7 +189,7 @@ VISIT_SD = 0.08  # within-patient, visit-to-visit log-SD
 
 
 def leaf_fractions(patient_id: str, visit: str, responder: bool, dose: float,
-                   settings: SimulationSettings) -> dict[str, float]:
+                   *, settings: SimulationSettings) -> dict[str, float]:
     """Fraction of each leaf among live leukocytes for one sample.
 
     Branch weights vary between patients (``variability.patient_sd``) and, less, between visits. After dosing,

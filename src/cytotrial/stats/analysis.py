@@ -49,7 +49,7 @@ def _stack(tables: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
 
 
 def immune_change_analysis(populations: pd.DataFrame, responses: pd.DataFrame, platelets: pd.DataFrame,
-                           visits: list[str], baseline: str, settings: StatisticsSettings | None = None, *,
+                           visits: list[str], *, baseline: str, settings: StatisticsSettings | None = None,
                            patients: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """Every table of :data:`STATISTICS_TABLES`, keyed by name.
 
@@ -100,7 +100,7 @@ def immune_change_analysis(populations: pd.DataFrame, responses: pd.DataFrame, p
                                                            contrast_visits=primary["visits"]))
         parts["platelet_rmcorr"].append(rmcorr_table(data, counts_outside, value))
         parts["platelet_change_association"].append(change_association_table(data, counts_outside, visits,
-                                                                              baseline, value))
+                                                                              baseline, value=value))
     values = analysed_values(analysed, settings)
     primary_data = values.get(primary["value"], analysed if primary["value"] in analysed.columns else None)
     if primary_data is None:
@@ -111,5 +111,5 @@ def immune_change_analysis(populations: pd.DataFrame, responses: pd.DataFrame, p
     parts["rescue_sensitivity"].append(rescue_sensitivity_table(every_sample, visits, baseline, primary))
     parts["response_rates"].append(response_rate_table(responses, patients))
     parts["time_to_response"].append(time_to_response_table(analysed, responses, baseline, primary["population"],
-                                                            primary["value"]))
+                                                            value=primary["value"]))
     return {name: _stack(tables, STATISTICS_TABLES[name]) for name, tables in parts.items()}

@@ -1,38 +1,10 @@
 """Immune changes from baseline with tests: paired within patients, between response groups, the primary endpoint.
 
-Tables (tidy, one row per population x visit, or per group x population x visit)
-------------------------------------------------------------------------------
-* :func:`change_tests` -- n, median (IQR), median change and % change from baseline, the Hodges-Lehmann estimate
-  of the change with its exact 95 % CI, and the paired Wilcoxon signed-rank test of the change; in all patients
-  (``by=None``) or split by a patient attribute (``by="response_group"``, ``by="cohort"``).
-* :func:`response_comparison` -- responders vs non-responders at each visit (Mann-Whitney U, Hodges-Lehmann
-  difference with exact 95 % CI), on the value (``measure="value"``) and on the change from baseline
-  (``measure="change"``).
-* :func:`primary_endpoint` -- the declared primary immunological endpoint in its own table.
-
-Tests and multiplicity
-----------------------
-* Wilcoxon signed-rank (:func:`wilcoxon_signed_rank`): with n <= :data:`EXACT_MAX_N` differences, none zero
-  and no ties among their absolute values, the exact null distribution (scipy ``method="exact"``,
-  ``p_method="exact"``); otherwise zero differences are dropped (Wilcoxon's method, R's default) and the normal
-  approximation with tie-corrected variance and continuity correction is used (``"normal approx."``), as R's
-  ``wilcox.test`` does (the exact distribution is wrong with ties and zeros). The statistic is R's V,
-  the sum of the ranks of the positive differences.
-* Mann-Whitney U (:func:`mann_whitney`): exact when neither group has more than :data:`EXACT_MAX_N` values and
-  there are no ties, otherwise the tie-corrected normal approximation with continuity correction (as R). U is
-  the responders' statistic (R's W for ``wilcox.test(responders, non_responders)``).
-* BH q values (:func:`bh_qvalues`, Benjamini-Hochberg) are computed within one family per table and value: all
-  groups x populations x post-baseline visits of a :func:`change_tests` table, and all populations x visits of
-  one ``measure`` of :func:`response_comparison`. The family is named in the ``fdr_family`` column. Populations
-  in ``outside_fdr`` (duplicates, the last member of a set of complements; see
-  :class:`cytotrial.stats.settings.StatisticsSettings`) keep their tests but no q value, so each question is in a
-  family once.
-* The primary immunological endpoint is one pre-specified test, judged at ``alpha`` unadjusted and kept out of
-  every FDR family; by default only patients with a value at baseline and at every endpoint visit enter it. Its
-  per-visit components are ordinary exploratory rows of the ``change`` family too; the primary table repeats
-  their family q values (``q_value_in_family``) so both readings are visible.
-* Hodges-Lehmann estimates and intervals: :mod:`cytotrial.stats.nonparametric` (``hl_confidence`` is the
-  confidence the order-statistic interval achieves, >= 95 % when it can be reached).
+Tidy tables, one row per (group x) population x visit: :func:`change_tests` (n, median (IQR), change and % change
+from baseline, its Hodges-Lehmann estimate with exact 95 % CI and paired Wilcoxon test; in all patients or split
+by a patient attribute), :func:`response_comparison` (responders vs non-responders at each visit, on the value
+and on the change: Mann-Whitney U, Hodges-Lehmann difference) and :func:`primary_endpoint` (the declared primary
+immunological endpoint). The tests (as R's ``wilcox.test``) and the FDR families: :func:`change_tests`.
 
 Rows whose ``status`` is not ``ok`` (when the column exists) and missing values are left out of every statistic.
 """
@@ -233,7 +205,7 @@ def _column(frame: pd.DataFrame, visit: str) -> pd.Series:
 
 
 def change_tests(populations: pd.DataFrame, visits: list[str], baseline: str, value: str = "percent_of",
-                 by: str | None = None, *, outside_fdr: Mapping[str, str] | None = None) -> pd.DataFrame:
+                 *, by: str | None = None, outside_fdr: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Per (group x) population x visit: n, median (IQR), change from baseline and its paired Wilcoxon test.
 
     Parameters
@@ -257,6 +229,30 @@ def change_tests(populations: pd.DataFrame, visits: list[str], baseline: str, va
     DataFrame
         :data:`CHANGE_TEST_COLUMNS`; q values are BH over all groups x populations x visits tested; the
         Hodges-Lehmann columns estimate the change (median of the Walsh averages) with its exact CI.
+
+    Tests and multiplicity (of every table of this module)
+    ------------------------------------------------------
+    * Wilcoxon signed-rank (:func:`wilcoxon_signed_rank`): with n <= :data:`EXACT_MAX_N` differences, none zero
+      and no ties among their absolute values, the exact null distribution (scipy ``method="exact"``,
+      ``p_method="exact"``); otherwise zero differences are dropped (Wilcoxon's method, R's default) and the normal
+      approximation with tie-corrected variance and continuity correction is used (``"normal approx."``), as R's
+      ``wilcox.test`` does (the exact distribution is wrong with ties and zeros). The statistic is R's V,
+      the sum of the ranks of the positive differences.
+    * Mann-Whitney U (:func:`mann_whitney`): exact when neither group has more than :data:`EXACT_MAX_N` values and
+      there are no ties, otherwise the tie-corrected normal approximation with continuity correction (as R). U is
+      the responders' statistic (R's W for ``wilcox.test(responders, non_responders)``).
+    * BH q values (:func:`bh_qvalues`, Benjamini-Hochberg) are computed within one family per table and value: all
+      groups x populations x post-baseline visits of a :func:`change_tests` table, and all populations x visits of
+      one ``measure`` of :func:`response_comparison`. The family is named in the ``fdr_family`` column. Populations
+      in ``outside_fdr`` (duplicates, the last member of a set of complements; see
+      :class:`cytotrial.stats.settings.StatisticsSettings`) keep their tests but no q value, so each question is in a
+      family once.
+    * The primary immunological endpoint is one pre-specified test, judged at ``alpha`` unadjusted and kept out of
+      every FDR family; by default only patients with a value at baseline and at every endpoint visit enter it. Its
+      per-visit components are ordinary exploratory rows of the ``change`` family too; the primary table repeats
+      their family q values (``q_value_in_family``) so both readings are visible.
+    * Hodges-Lehmann estimates and intervals: :mod:`cytotrial.stats.nonparametric` (``hl_confidence`` is the
+      confidence the order-statistic interval achieves, >= 95 % when it can be reached).
     """
     data = usable_rows(populations, value, [by] if by else [])
     data = data.assign(_group="all") if by is None else data.dropna(subset=[by]).assign(_group=lambda d: d[by])
@@ -317,7 +313,7 @@ def _comparison_row(x: np.ndarray, y: np.ndarray) -> dict:
 
 
 def response_comparison(populations: pd.DataFrame, visits: list[str], baseline: str, value: str = "percent_of",
-                        group_column: str = GROUP_COLUMN, *,
+                        *, group_column: str = GROUP_COLUMN,
                         outside_fdr: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Responders vs non-responders at each visit, on the value and on its change from baseline (Mann-Whitney).
 
@@ -358,7 +354,7 @@ def response_comparison(populations: pd.DataFrame, visits: list[str], baseline: 
 
 
 def primary_endpoint(populations: pd.DataFrame, baseline: str, endpoint: Mapping | None = None,
-                     group_column: str = GROUP_COLUMN, alpha: float = 0.05,
+                     group_column: str = GROUP_COLUMN, *, alpha: float = 0.05,
                      family: pd.DataFrame | None = None) -> pd.DataFrame:
     """The declared primary immunological endpoint: change from baseline, responders vs non-responders
     (Mann-Whitney, Hodges-Lehmann difference with exact CI).
@@ -428,7 +424,7 @@ def primary_endpoint(populations: pd.DataFrame, baseline: str, endpoint: Mapping
 
 
 def change_tables(populations: pd.DataFrame, responses: pd.DataFrame, visits: list[str], baseline: str,
-                  value: str = "percent_of", primary: Mapping | None = None, *,
+                  *, value: str = "percent_of", primary: Mapping | None = None,
                   outside_fdr: Mapping[str, str] | None = None) -> dict[str, pd.DataFrame]:
     """Every table of this module, keyed by a sheet-friendly name (see :mod:`cytotrial.report.workbook`).
 

@@ -1,31 +1,11 @@
 """Models of immune changes: a mixed model, a count model, and correlations with platelet counts.
 
-* :func:`mixed_model_table` -- per population, a linear mixed model (statsmodels MixedLM, REML) of the value on
-  its model scale ~ C(visit) * responder with a random intercept per patient. Scales (:data:`MODEL_SCALES`):
-  percentages as logit(proportion), absolute counts and ratios as log. Every fixed term with a t test and 95 % CI
-  on Satterthwaite degrees of freedom (:mod:`cytotrial.stats.small_sample`), the joint F test of all visit x
-  responder terms, and the mean visit x responder term over the primary endpoint's visits; estimates
-  back-transformed by exp (odds ratios on the logit scale, ratios of geometric means on the log scale) with
-  their CIs. Warnings raised while fitting (convergence, boundary) go to ``fit_warnings``.
-  **0 % and 100 %**: with counts available the proportion is the empirical one, (count + 0.5) / (denominator
-  count + 1) (Haldane-Anscombe correction, applied to every value so none is treated specially); without counts
-  it is clipped to [``clip``, 1 - ``clip``]. A ratio of counts is (count + 0.5) / (denominator count + 0.5); an
-  absolute count of 0 is set to half the population's smallest positive count.
-* :func:`interaction_contrast` -- the mixed model's mean visit x responder interaction over chosen visits (the
-  model-based version of the primary endpoint): L'b with its Satterthwaite t test and CI.
-* :func:`count_model_table` -- per population, a binomial GEE (diffcyt-like counts in their denominator,
-  logit link) of count / denominator ~ C(visit) * responder, exchangeable working correlation within patients,
-  observations weighted by the denominator count. Mancl-DeRouen bias-reduced sandwich covariance; single terms
-  and contrasts tested with Student's t on G - 1 df (G patients), the joint visit x responder test with a
-  Hotelling-type F = W (G - q) / (q G) on q and G - q df (W the Wald statistic of q terms). The sandwich absorbs
-  the overdispersion of cytometry counts between samples; benchmarks/stats_validity.py measures the type I
-  error of these tests at 18 patients (G - p df, 4 here, was far too conservative).
-* :func:`rmcorr` / :func:`rmcorr_table` -- repeated-measures correlation (Bakdash & Marusich 2017) of each
-  population's value with log platelets at the same visit (:func:`match_platelets`).
-* :func:`change_association_table` -- Spearman correlation across patients of the change in a population
-  (visit - baseline) with the change in log platelets, per visit.
-
-Log platelets are natural logs of x10^9/L, with counts below 1 set to 1.
+:func:`mixed_model_table` (a linear mixed model per population with Satterthwaite tests),
+:func:`interaction_contrast` (its mean visit x responder interaction over chosen visits), :func:`count_model_table`
+(a binomial GEE of counts with a bias-reduced sandwich), :func:`rmcorr` / :func:`rmcorr_table` (repeated-measures
+correlation with log platelets at the same visit, Bakdash & Marusich 2017) and :func:`change_association_table`
+(Spearman correlation of the change in a population with the change in log platelets). Each function's docstring
+gives its model, scale and tests. Log platelets are natural logs of x10^9/L, with counts below 1 set to 1.
 """
 
 from __future__ import annotations
@@ -122,7 +102,7 @@ def _fit_quietly(fit) -> tuple[object | None, str]:
 
 
 def fit_mixed_model(data: pd.DataFrame, visits: list[str], baseline: str, value: str = "percent_of",
-                    clip: float = 1e-4) -> tuple[object | None, str, pd.DataFrame]:
+                    *, clip: float = 1e-4) -> tuple[object | None, str, pd.DataFrame]:
     """Fit the mixed model of one population (rows of the population table with a ``responder`` 0/1 column).
 
     Returns
@@ -146,7 +126,7 @@ def _effect(row: dict, scale: str) -> dict:
             "effect_ci_high": np.exp(row["ci_high"])}
 
 
-def _row(model: str, population: str, value: str, term: str, test: dict, n_obs: int, n_patients: int,
+def _row(model: str, population: str, value: str, term: str, *, test: dict, n_obs: int, n_patients: int,
          converged: bool, messages: str) -> dict:
     row = {"model": model, "population": population, "value": value, "term": term, "estimate": np.nan,
            "std_error": np.nan, "df": np.nan, "df_numerator": np.nan, "ci_low": np.nan, "ci_high": np.nan,
@@ -158,8 +138,9 @@ def _row(model: str, population: str, value: str, term: str, test: dict, n_obs: 
     return {**row, **_effect(row, MODEL_SCALES[value])}
 
 
-def _failed_row(model: str, population: str, value: str, n_obs: int, n_patients: int, messages: str) -> dict:
-    return _row(model, population, value, "", {}, n_obs, n_patients, False, messages)
+def _failed_row(model: str, population: str, value: str, n_obs: int, *, n_patients: int, messages: str) -> dict:
+    return _row(model, population, value, "", test={}, n_obs=n_obs, n_patients=n_patients, converged=False,
+                messages=messages)
 
 
 def _unit(names: Sequence[str], term: str) -> np.ndarray:
@@ -185,30 +166,30 @@ def _mean_term(contrast_visits: Sequence[str]) -> str:
     return f"visit[mean {'+'.join(contrast_visits)}]:responder"
 
 
-def _mixed_rows(result, population: str, value: str, visits: list[str], contrast_visits: Sequence[str],
+def _mixed_rows(result, population: str, value: str, visits: list[str], *, contrast_visits: Sequence[str],
                 n_obs: int, n_patients: int, messages: str) -> list[dict]:
     name = LMM_NAME.format(scale=MODEL_SCALES[value], value=value)
     names = list(result.model.exog_names)
     derivatives = variance_derivatives(result)
     converged = bool(result.converged)
-    rows = [_row(name, population, value, _term(n), satterthwaite_t(result, _unit(names, _term(n)),
+    rows = [_row(name, population, value, _term(n), test=satterthwaite_t(result, _unit(names, _term(n)),
                                                                      derivatives=derivatives),
-                 n_obs, n_patients, converged, messages) for n in names]
+                 n_obs=n_obs, n_patients=n_patients, converged=converged, messages=messages) for n in names]
     interactions = interaction_rows(names, visits)
     if len(interactions):
         joint = satterthwaite_f(result, interactions, derivatives=derivatives)
-        rows.append(_row(name, population, value, JOINT_TERM, {**joint, "df_numerator": joint["df_numerator"]},
-                         n_obs, n_patients, converged, messages))
+        rows.append(_row(name, population, value, JOINT_TERM, test={**joint, "df_numerator": joint["df_numerator"]},
+                         n_obs=n_obs, n_patients=n_patients, converged=converged, messages=messages))
     if contrast_visits and all(f"visit[{v}]:responder" in [_term(n) for n in names] for v in contrast_visits):
         rows.append(_row(name, population, value, _mean_term(contrast_visits),
-                         satterthwaite_t(result, mean_contrast(names, contrast_visits), derivatives=derivatives),
-                         n_obs, n_patients, converged, messages))
+                         test=satterthwaite_t(result, mean_contrast(names, contrast_visits), derivatives=derivatives),
+                         n_obs=n_obs, n_patients=n_patients, converged=converged, messages=messages))
     return rows
 
 
 def mixed_model_table(populations: pd.DataFrame, visits: list[str], baseline: str, value: str = "percent_of",
-                      responses: pd.DataFrame | None = None, group_column: str = GROUP_COLUMN,
-                      clip: float = 1e-4, *, contrast_visits: Sequence[str] = ()) -> pd.DataFrame:
+                      *, responses: pd.DataFrame | None = None, group_column: str = GROUP_COLUMN,
+                      clip: float = 1e-4, contrast_visits: Sequence[str] = ()) -> pd.DataFrame:
     """Linear mixed model per population (see the module docstring); tidy fixed-effect tests.
 
     Parameters
@@ -228,6 +209,18 @@ def mixed_model_table(populations: pd.DataFrame, visits: list[str], baseline: st
         visit[V]:responder), then the joint visit x responder F test and the mean interaction over
         ``contrast_visits``; estimates on the model scale, statistic t (F for the joint row) with Satterthwaite
         df. A failed fit gives one row with NaN.
+
+    per population, a linear mixed model (statsmodels MixedLM, REML) of the value on
+      its model scale ~ C(visit) * responder with a random intercept per patient. Scales (:data:`MODEL_SCALES`):
+      percentages as logit(proportion), absolute counts and ratios as log. Every fixed term with a t test and 95 % CI
+      on Satterthwaite degrees of freedom (:mod:`cytotrial.stats.small_sample`), the joint F test of all visit x
+      responder terms, and the mean visit x responder term over the primary endpoint's visits; estimates
+      back-transformed by exp (odds ratios on the logit scale, ratios of geometric means on the log scale) with
+      their CIs. Warnings raised while fitting (convergence, boundary) go to ``fit_warnings``.
+      **0 % and 100 %**: with counts available the proportion is the empirical one, (count + 0.5) / (denominator
+      count + 1) (Haldane-Anscombe correction, applied to every value so none is treated specially); without counts
+      it is clipped to [``clip``, 1 - ``clip``]. A ratio of counts is (count + 0.5) / (denominator count + 0.5); an
+      absolute count of 0 is set to half the population's smallest positive count.
     """
     data = _model_data(populations if responses is None else add_response_groups(populations, responses),
                        value, group_column)
@@ -235,18 +228,20 @@ def mixed_model_table(populations: pd.DataFrame, visits: list[str], baseline: st
     for population, frame in data.groupby("population", sort=False):
         n_obs, n_patients = len(frame), frame["patient_id"].nunique()
         try:
-            result, messages, _ = fit_mixed_model(frame, visits, baseline, value, clip)
+            result, messages, _ = fit_mixed_model(frame, visits, baseline, value, clip=clip)
         except ValueError as exc:  # e.g. no baseline value
             result, messages = None, f"not fitted: {exc}"
         if result is None:
             rows.append(_failed_row(LMM_NAME.format(scale=MODEL_SCALES[value], value=value), population, value,
-                                    n_obs, n_patients, messages))
+                                    n_obs, n_patients=n_patients, messages=messages))
             continue
         try:
-            rows += _mixed_rows(result, population, value, visits, contrast_visits, n_obs, n_patients, messages)
+            rows += _mixed_rows(result, population, value, visits, contrast_visits=contrast_visits, n_obs=n_obs,
+                                n_patients=n_patients, messages=messages)
         except (np.linalg.LinAlgError, ValueError) as exc:
-            rows.append(_failed_row(LMM_NAME.format(scale=MODEL_SCALES[value], value=value), population, value,
-                                    n_obs, n_patients, f"{messages}; Satterthwaite df failed: {exc}".lstrip("; ")))
+            rows.append(_failed_row(LMM_NAME.format(scale=MODEL_SCALES[value], value=value), population, value, n_obs,
+                                    n_patients=n_patients,
+                                    messages=f"{messages}; Satterthwaite df failed: {exc}".lstrip("; ")))
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)
 
 
@@ -281,8 +276,8 @@ def gee_tests(result, n_patients: int, contrasts: np.ndarray, level: float = 0.9
 
 
 def count_model_table(populations: pd.DataFrame, visits: list[str], baseline: str, value: str = "percent_of",
-                      responses: pd.DataFrame | None = None, group_column: str = GROUP_COLUMN,
-                      level: float = 0.95, *, contrast_visits: Sequence[str] = ()) -> pd.DataFrame:
+                      *, responses: pd.DataFrame | None = None, group_column: str = GROUP_COLUMN,
+                      level: float = 0.95, contrast_visits: Sequence[str] = ()) -> pd.DataFrame:
     """Binomial GEE of counts in their denominator per population (see the module docstring).
 
     Returns
@@ -290,6 +285,14 @@ def count_model_table(populations: pd.DataFrame, visits: list[str], baseline: st
     DataFrame
         :data:`MODEL_COLUMNS`, estimates on the log-odds scale; statistic t with G - 1 df, F for the joint row;
         like :func:`mixed_model_table`, a joint row and a mean-interaction row over ``contrast_visits``.
+
+    per population, a binomial GEE (diffcyt-like counts in their denominator,
+      logit link) of count / denominator ~ C(visit) * responder, exchangeable working correlation within patients,
+      observations weighted by the denominator count. Mancl-DeRouen bias-reduced sandwich covariance; single terms
+      and contrasts tested with Student's t on G - 1 df (G patients), the joint visit x responder test with a
+      Hotelling-type F = W (G - q) / (q G) on q and G - q df (W the Wald statistic of q terms). The sandwich absorbs
+      the overdispersion of cytometry counts between samples; benchmarks/stats_validity.py measures the type I
+      error of these tests at 18 patients (G - p df, 4 here, was far too conservative).
     """
     counts = COUNT_COLUMNS.get(value)
     if counts is None:
@@ -305,7 +308,7 @@ def count_model_table(populations: pd.DataFrame, visits: list[str], baseline: st
         try:
             frame = _ordered_visits(frame, visits, baseline)
         except ValueError as exc:
-            rows.append(_failed_row(GEE_NAME, population, value, n_obs, g, f"not fitted: {exc}"))
+            rows.append(_failed_row(GEE_NAME, population, value, n_obs, n_patients=g, messages=f"not fitted: {exc}"))
             continue
         frame = frame.assign(proportion=frame["count"] / frame[counts])
         model = smf.gee(_formula("proportion", visits, baseline), "patient_id", frame,
@@ -313,7 +316,8 @@ def count_model_table(populations: pd.DataFrame, visits: list[str], baseline: st
                         weights=frame[counts].to_numpy(float))
         result, messages = _fit_quietly(lambda m=model: m.fit(cov_type="robust"))
         if result is None or g < 3:
-            rows.append(_failed_row(GEE_NAME, population, value, n_obs, g, messages or "fewer than 3 patients"))
+            rows.append(_failed_row(GEE_NAME, population, value, n_obs, n_patients=g,
+                                    messages=messages or "fewer than 3 patients"))
             continue
         converged = bool(getattr(result, "converged", True)) and "ConvergenceWarning" not in messages
         names = list(result.model.exog_names)
@@ -324,14 +328,15 @@ def count_model_table(populations: pd.DataFrame, visits: list[str], baseline: st
         if contrast_visits and all(f"visit[{v}]:responder" in [t for t, _ in tests] for v in contrast_visits):
             tests.append((_mean_term(contrast_visits), mean_contrast(names, contrast_visits)))
         try:
-            rows += [_row(GEE_NAME, population, value, term, gee_tests(result, g, contrast, level), n_obs, g,
-                          converged, messages) for term, contrast in tests]
+            rows += [_row(GEE_NAME, population, value, term, test=gee_tests(result, g, contrast, level), n_obs=n_obs,
+                          n_patients=g, converged=converged, messages=messages) for term, contrast in tests]
         except np.linalg.LinAlgError as exc:
-            rows.append(_failed_row(GEE_NAME, population, value, n_obs, g, f"{messages}; covariance: {exc}"))
+            rows.append(_failed_row(GEE_NAME, population, value, n_obs, n_patients=g,
+                                    messages=f"{messages}; covariance: {exc}"))
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)
 
 
-def rmcorr(data: pd.DataFrame, subject: str, x: str, y: str, level: float = 0.95) -> dict:
+def rmcorr(data: pd.DataFrame, subject: str, x: str, y: str, *, level: float = 0.95) -> dict:
     """Repeated-measures correlation of ``x`` and ``y`` (Bakdash & Marusich 2017), from the ANCOVA y ~ subject + x.
 
     r_rm = sign(slope) sqrt(SS_x / (SS_x + SS_error)) with SS_x the sum of squares of x after subject and
@@ -426,7 +431,7 @@ def rmcorr_table(populations: pd.DataFrame, platelets: pd.DataFrame, value: str 
 
 
 def change_association_table(populations: pd.DataFrame, platelets: pd.DataFrame, visits: list[str],
-                             baseline: str, value: str = "percent_of", tolerance_days: int = 3) -> pd.DataFrame:
+                             baseline: str, *, value: str = "percent_of", tolerance_days: int = 3) -> pd.DataFrame:
     """Spearman correlation across patients of (value at visit - baseline) with (log platelets at visit - baseline).
 
     p values use the t approximation (scipy ``spearmanr``, R's ``cor.test(method="spearman", exact=FALSE)``);

@@ -1,21 +1,13 @@
 """Exact nonparametric estimates and tests for small trials: Hodges-Lehmann intervals, trend tests, AUC.
 
-* :func:`hodges_lehmann_paired` / :func:`hodges_lehmann_two_sample` -- the Hodges-Lehmann estimate (median of
-  the Walsh averages, or of all pairwise differences) with the distribution-free confidence interval from order
-  statistics, as R's ``wilcox.test(conf.int = TRUE, exact = TRUE)``: the bounds are the k-th smallest and
-  largest, k from the exact null distribution of the signed-rank or Mann-Whitney statistic; the achieved
-  confidence (>= the nominal, < it only when no interval reaches it) is returned.
-* :func:`jonckheere_terpstra` -- ordered k-group trend test: exact null distribution (a q-multinomial
-  coefficient: the statistic counts between-group inversions) without ties, else statsmodels' tie-corrected
-  normal approximation.
-* :func:`cochran_armitage_exact` -- exact conditional Cochran-Armitage trend test of a response rate over ordered
-  groups (multivariate hypergeometric null), as StatXact's exact trend test.
-* :func:`auc_delong` -- area under the ROC curve of a marker between two groups with DeLong's variance and a
-  logit-scale 95 % interval.
+:func:`hodges_lehmann_paired` / :func:`hodges_lehmann_two_sample` (estimate and distribution-free interval from
+order statistics, as R's ``wilcox.test(conf.int = TRUE, exact = TRUE)``), :func:`jonckheere_terpstra` (ordered
+k-group trend test, exact without ties), :func:`cochran_armitage_exact` (exact conditional trend test of a response
+rate, as StatXact's) and :func:`auc_delong` (ROC AUC with DeLong's variance and a logit-scale 95 % interval).
 
-scipy and statsmodels have neither the HL interval, the exact JT or Cochran-Armitage distributions nor DeLong's
-interval, so these are written here; they are checked against brute-force enumeration, scipy's exact tests and
-R's published examples in tests/test_stats_nonparametric.py.
+Written here because scipy and statsmodels have neither the HL interval, the exact JT or Cochran-Armitage
+distributions nor DeLong's interval; tests/test_stats_nonparametric.py checks them against brute-force
+enumeration, scipy's exact tests and R's published examples.
 """
 
 from __future__ import annotations
@@ -101,6 +93,12 @@ def hodges_lehmann_paired(differences: Iterable[float], level: float = 0.95) -> 
     -------
     dict
         estimate, ci_low, ci_high, confidence (achieved), n; NaN when there is no difference.
+
+    the Hodges-Lehmann estimate (median of
+      the Walsh averages, or of all pairwise differences) with the distribution-free confidence interval from order
+      statistics, as R's ``wilcox.test(conf.int = TRUE, exact = TRUE)``: the bounds are the k-th smallest and
+      largest, k from the exact null distribution of the signed-rank or Mann-Whitney statistic; the achieved
+      confidence (>= the nominal, < it only when no interval reaches it) is returned.
     """
     d = _finite(differences)
     out = {"estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "confidence": np.nan, "n": int(d.size)}
@@ -166,6 +164,10 @@ def jonckheere_terpstra(groups: Sequence[Iterable[float]]) -> tuple[float, float
         J = sum over group pairs g < h of #(x_g < x_h) + 0.5 #(ties); method "exact" (no ties, every group of at
         most :data:`EXACT_MAX_N`) or "normal approx." (statsmodels, tie-corrected); NaN with fewer than two
         non-empty groups or when every value is tied.
+
+    ordered k-group trend test: exact null distribution (a q-multinomial
+      coefficient: the statistic counts between-group inversions) without ties, else statsmodels' tie-corrected
+      normal approximation.
     """
     samples = [s for s in (_finite(g) for g in groups) if s.size]
     if len(samples) < 2:

@@ -20,7 +20,7 @@ NO_COUNT_CLIP = 1e-4
 
 
 def flag_population_outliers(populations: pd.DataFrame, value: str = "percent_of", batch_z: float = 4.0,
-                             trajectory_z: float = 4.0, min_group: int = 4, *, min_visits: int = 3,
+                             trajectory_z: float = 4.0, *, min_group: int = 4, min_visits: int = 3,
                              patient_z: float = 4.0, min_patients: int = 5, min_sd: float = 0.2,
                              keep_scores: bool = False) -> pd.DataFrame:
     """Add ``outlier`` and ``outlier_reason`` to every row (sample x population) of a population table.
@@ -162,7 +162,7 @@ def _logit_scale(table: pd.DataFrame, value: str) -> np.ndarray:
         return np.log(adjusted) - np.log1p(-adjusted)
 
 
-def _robust_z(table: pd.DataFrame, y: np.ndarray, keys: list[str], min_others: int, per_group_scale: bool,
+def _robust_z(table: pd.DataFrame, y: np.ndarray, keys: list[str], min_others: int, *, per_group_scale: bool,
               min_sd: float) -> dict[str, np.ndarray]:
     """Leave-one-out robust z of every row against the other rows of its group (see the module function).
 

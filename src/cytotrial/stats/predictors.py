@@ -92,7 +92,7 @@ def _km_rows(times: pd.DataFrame, group: str) -> list[dict]:
 
 
 def time_to_response_table(populations: pd.DataFrame, responses: pd.DataFrame, baseline: str, population: str,
-                           value: str = "percent_of") -> pd.DataFrame:
+                           *, value: str = "percent_of") -> pd.DataFrame:
     """Kaplan-Meier cumulative response by baseline ``population`` at or below vs above its median, with the
     log-rank test of the two curves.
 

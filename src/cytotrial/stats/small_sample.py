@@ -1,32 +1,12 @@
 """Small-sample inference: Satterthwaite df for the mixed model, a bias-reduced sandwich for the GEE.
 
-Mixed model
------------
-
 statsmodels' MixedLM gives Wald z tests, anti-conservative with 18 patients, and has no Satterthwaite or
-Kenward-Roger option; this module adds Satterthwaite's approximation (written here because no Python library
-has it), as lmerTest computes it for lme4 (Kuznetsova et al., J Stat Softw 2017;82(13)), for a random-intercept
-model fitted by REML:
-
-* the fixed-effect covariance C(theta) = (sum_i X_i' V_i^-1 X_i)^-1 with V_i = sigma2_e I + sigma2_b J is a
-  function of the variance parameters theta = (sigma2_b, sigma2_e); its derivatives are
-  dC/dtheta_k = C (sum_i X_i' V_i^-1 dV_i/dtheta_k V_i^-1 X_i) C;
-* the covariance A of theta-hat is the inverse of the REML expected information, 1/2 tr(P dV_k P dV_l) with
-  P = V^-1 - V^-1 X C X' V^-1;
-* a contrast l'beta has df = 2 (l'Cl)^2 / (g' A g), g_k = l' dC/dtheta_k l; a q-row contrast matrix L is tested
-  with F = (L beta)'(L C L')^-1 (L beta) / q on q and 2E/(E - q) df, E = sum_m nu_m / (nu_m - 2) over the
-  eigen-directions m of L C L' (lmerTest's contestMD).
-
-In a balanced design these are the classical split-plot ANOVA tests (tests/test_stats_small_sample.py checks
-that against statsmodels OLS and the Welch-Satterthwaite formula).
-
-GEE
----
-:func:`mancl_derouen_covariance` is the bias-reduced sandwich of Mancl & DeRouen (Biometrics 2001;57:126): each
-cluster's residuals are inflated by (I - H_ii)^-1, H_ii = D_i B^-1 D_i' V_i^-1 W_i, before the meat of the
-sandwich is formed. statsmodels has it (``cov_type="bias_reduced"``) but fails when observations are weighted
-(statsmodels 0.15.0: a broadcast error in ``GEE._bc_covmat``), as the count model's are, so it is written here;
-without weights it equals statsmodels' (checked in the tests).
+Kenward-Roger option: :func:`variance_derivatives`, :func:`satterthwaite_t` and :func:`satterthwaite_f` add
+Satterthwaite's approximation as lmerTest computes it (Kuznetsova et al., J Stat Softw 2017;82(13)), written here
+because no Python library has it. :func:`mancl_derouen_covariance` is the bias-reduced sandwich of Mancl &
+DeRouen (Biometrics 2001;57:126), written here because statsmodels' (``cov_type="bias_reduced"``) fails when
+observations are weighted (statsmodels 0.15.0: a broadcast error in ``GEE._bc_covmat``), as the count model's
+are; without weights it equals statsmodels' (checked in the tests).
 """
 
 from __future__ import annotations
@@ -53,6 +33,20 @@ def variance_derivatives(result) -> VarianceDerivatives:
     ------
     ValueError
         For a model with random slopes or variance components, or one fitted by ML.
+
+    Satterthwaite's approximation, as lmerTest computes it for a random-intercept model fitted by REML:
+
+    * the fixed-effect covariance C(theta) = (sum_i X_i' V_i^-1 X_i)^-1 with V_i = sigma2_e I + sigma2_b J is a
+      function of the variance parameters theta = (sigma2_b, sigma2_e); its derivatives are
+      dC/dtheta_k = C (sum_i X_i' V_i^-1 dV_i/dtheta_k V_i^-1 X_i) C;
+    * the covariance A of theta-hat is the inverse of the REML expected information, 1/2 tr(P dV_k P dV_l) with
+      P = V^-1 - V^-1 X C X' V^-1;
+    * a contrast l'beta has df = 2 (l'Cl)^2 / (g' A g), g_k = l' dC/dtheta_k l; a q-row contrast matrix L is tested
+      with F = (L beta)'(L C L')^-1 (L beta) / q on q and 2E/(E - q) df, E = sum_m nu_m / (nu_m - 2) over the
+      eigen-directions m of L C L' (lmerTest's contestMD).
+
+    In a balanced design these are the classical split-plot ANOVA tests (tests/test_stats_small_sample.py checks
+    that against statsmodels OLS and the Welch-Satterthwaite formula).
     """
     model = result.model
     if model.k_re != 1 or model.k_vc != 0:
@@ -143,6 +137,9 @@ def mancl_derouen_covariance(result, *, bias_reduced: bool = True) -> np.ndarray
 
     Uses the fit's parameters, family, working correlation (``cov_struct.covariance_matrix``) and weights;
     ``bias_reduced=False`` gives the ordinary (Liang-Zeger) sandwich.
+
+    Bias reduction (Mancl & DeRouen): each cluster's residuals are inflated by (I - H_ii)^-1,
+    H_ii = D_i B^-1 D_i' V_i^-1 W_i, before the meat of the sandwich is formed.
     """
     model = result.model
     x = np.asarray(model.exog, float)

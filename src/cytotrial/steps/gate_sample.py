@@ -50,7 +50,7 @@ def qc_kept_events(events: ad.AnnData) -> ad.AnnData:
                       layers=layers)
 
 
-def gate_sample_files(sample_id: str, events_path: str, template_path: str, outputs: dict, overrides: dict,
+def gate_sample_files(sample_id: str, events_path: str, template_path: str, outputs: dict, *, overrides: dict,
                       pooled_path: str | None, workspace_group: str, events_per_sample: int,
                       log: logging.Logger) -> None:
     """Gate the QC-kept events of one sample and write its outputs.
@@ -58,11 +58,12 @@ def gate_sample_files(sample_id: str, events_path: str, template_path: str, outp
     ``outputs``: populations, mfi, events (AnnData), gates (JSON), review (npz) and, for an adaptive template,
     gatingml and workspace. An excluded sample (bad file) gets empty outputs that say why.
     """
-    gate_sample_events(sample_id, ad.read_h5ad(events_path), template_path, outputs, overrides, pooled_path,
-                       workspace_group, events_per_sample, log)
+    gate_sample_events(sample_id, ad.read_h5ad(events_path), template_path, outputs, overrides=overrides,
+                       pooled_path=pooled_path, workspace_group=workspace_group, events_per_sample=events_per_sample,
+                       log=log)
 
 
-def gate_sample_events(sample_id: str, events: ad.AnnData, template_path: str, outputs: dict, overrides: dict,
+def gate_sample_events(sample_id: str, events: ad.AnnData, template_path: str, outputs: dict, *, overrides: dict,
                        pooled_path: str | None, workspace_group: str, events_per_sample: int,
                        log: logging.Logger) -> None:
     """:func:`gate_sample_files` on events in memory (the preprocessed events of the same job, rule

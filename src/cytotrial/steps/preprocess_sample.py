@@ -17,24 +17,25 @@ from ..preprocess.events import fit_batch_transforms, preprocess_fcs, write_h5ad
 from ..preprocess.qc.plot import plot_event_qc, plot_excluded
 
 
-def preprocess_sample_files(sample_id: str, fcs_path: str, panel_path: str, settings: dict, study_day: int | None,
+def preprocess_sample_files(sample_id: str, fcs_path: str, panel_path: str, settings: dict, *, study_day: int | None,
                             transforms_path: str | None, matrix_path: str | None, on_bad_file: str,
                             outputs: dict, log: logging.Logger) -> None:
-    """Read, compensate, transform and quality-check one file (:func:`cytotrial.preprocess.events.preprocess_fcs`) and
-    write its outputs: ``events`` (AnnData), ``qc_row`` (TSV), ``qc_details`` (JSON), ``qc_plot`` (PNG) and
+    """Read, compensate, transform and quality-check one file (:func:`cytotrial.preprocess.events.preprocess_fcs`)
+    and write its outputs: ``events`` (AnnData), ``qc_row`` (TSV), ``qc_details`` (JSON), ``qc_plot`` (PNG) and
     ``metadata`` (de-identified, JSON).
 
     ``transforms_path``: the batch's transform parameters (rule fit_batch_transforms), None to fit them on this
     file. With ``on_bad_file: exclude`` a file that cannot be read, lacks a panel marker or has an unusable
-    spillover is excluded: every output is still written, saying why (see :mod:`cytotrial.preprocess.exclusion`); otherwise
-    the error stops the job.
+    spillover is excluded: every output is still written, saying why (see :mod:`cytotrial.preprocess.exclusion`);
+    otherwise the error stops the job.
     """
-    events = preprocess_sample(sample_id, fcs_path, panel_path, settings, study_day, transforms_path, matrix_path,
-                               on_bad_file, outputs, log)
+    events = preprocess_sample(sample_id, fcs_path, panel_path, settings, study_day=study_day,
+                               transforms_path=transforms_path, matrix_path=matrix_path, on_bad_file=on_bad_file,
+                               outputs=outputs, log=log)
     write_h5ad(events, outputs["events"])
 
 
-def preprocess_sample(sample_id: str, fcs_path: str, panel_path: str, settings: dict, study_day: int | None,
+def preprocess_sample(sample_id: str, fcs_path: str, panel_path: str, settings: dict, *, study_day: int | None,
                       transforms_path: str | None, matrix_path: str | None, on_bad_file: str, outputs: dict,
                       log: logging.Logger) -> ad.AnnData:
     """:func:`preprocess_sample_files` without writing the events: writes ``qc_row``, ``qc_details``, ``qc_plot``
@@ -42,12 +43,12 @@ def preprocess_sample(sample_id: str, fcs_path: str, panel_path: str, settings: 
     for a job that gates them next (rule process_sample)."""
     batch = json.loads(Path(transforms_path).read_text()) if transforms_path else None
     try:
-        adata, qc = preprocess_fcs(fcs_path, sample_id, Panel.from_yaml(panel_path), settings, study_day, batch,
-                                   matrix_path)
+        adata, qc = preprocess_fcs(fcs_path, sample_id, Panel.from_yaml(panel_path), settings, study_day=study_day,
+                                   batch_transforms=batch, matrix_path=matrix_path)
     except BAD_FILE_ERRORS as err:
         if on_bad_file != "exclude":
             raise
-        return write_excluded_outputs(sample_id, fcs_path, str(err), outputs, log)
+        return write_excluded_outputs(sample_id, fcs_path, str(err), outputs, log=log)
     log.info("%s: %d events x %d channels; QC kept %d (%.2f %% removed)%s", sample_id, adata.n_obs, adata.n_vars,
              qc.events_out, qc.percent_removed, f"; flags: {'; '.join(qc.flags)}" if qc.flags else "")
     write_tsv(pd.DataFrame([qc.summary_row(sample_id)]), outputs["qc_row"])
@@ -61,7 +62,7 @@ def preprocess_sample(sample_id: str, fcs_path: str, panel_path: str, settings: 
 
 
 def write_excluded_outputs(sample_id: str, fcs_path: str, reason: str, outputs: dict,
-                           log: logging.Logger) -> ad.AnnData:
+                           *, log: logging.Logger) -> ad.AnnData:
     """The outputs of a file excluded from the run (``on_bad_file: exclude``), each saying why; returns its (empty)
     events."""
     log.warning("%s: excluded from the run (on_bad_file: exclude): %s", sample_id, reason)
@@ -73,13 +74,14 @@ def write_excluded_outputs(sample_id: str, fcs_path: str, reason: str, outputs: 
     return excluded_events(sample_id, reason)
 
 
-def write_batch_transforms(batch: str, fcs_paths: list[str], panel_path: str, settings: dict, matrix_path: str | None,
-                           on_bad_file: str, output: str, log: logging.Logger) -> None:
+def write_batch_transforms(batch: str, fcs_paths: list[str], panel_path: str, settings: dict, *,
+                           matrix_path: str | None, on_bad_file: str, output: str, log: logging.Logger) -> None:
     """Fit one acquisition batch's transform parameters on its files' pooled events
-    (:func:`cytotrial.preprocess.fit_batch_transforms`) and write them as JSON, logging the files left out."""
+    (:func:`cytotrial.preprocess.events.fit_batch_transforms`) and write them as JSON, logging the files left out."""
     record = fit_batch_transforms(list(fcs_paths), Panel.from_yaml(panel_path), settings["compensation"],
-                                  settings["transform"], matrix_path,
-                                  settings["transform"].get("max_events_per_file", 50_000), on_bad_file)
+                                  settings["transform"], matrix_path=matrix_path,
+                                  max_events_per_file=settings["transform"].get("max_events_per_file", 50_000),
+                                  on_bad_file=on_bad_file)
     for bad in record["excluded"]:
         log.warning("batch %s: %s left out of the fit: %s", batch, bad["file"], bad["reason"])
     record["batch"] = batch

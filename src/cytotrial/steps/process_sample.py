@@ -16,7 +16,7 @@ from .gate_sample import gate_sample_events
 from .preprocess_sample import preprocess_sample, write_batch_transforms
 
 
-def process_sample_files(sample_id: str, fcs_path: str, panel_path: str, settings: dict, study_day: int | None,
+def process_sample_files(sample_id: str, fcs_path: str, panel_path: str, settings: dict, *, study_day: int | None,
                          transforms_path: str | None, matrix_path: str | None, on_bad_file: str, template_path: str,
                          overrides: dict, workspace_group: str, events_per_sample: int, outputs: dict,
                          log: logging.Logger) -> None:
@@ -27,10 +27,11 @@ def process_sample_files(sample_id: str, fcs_path: str, panel_path: str, setting
     gated event AnnData), gates, review and, as configured, gatingml, workspace and fcs exports as rule
     gate_sample. An excluded file (``on_bad_file: exclude``) gets every output, saying why.
     """
-    events = preprocess_sample(sample_id, fcs_path, panel_path, settings, study_day, transforms_path, matrix_path,
-                               on_bad_file, outputs, log)
-    gate_sample_events(sample_id, events, template_path, outputs, overrides, None, workspace_group,
-                       events_per_sample, log)
+    events = preprocess_sample(sample_id, fcs_path, panel_path, settings, study_day=study_day,
+                               transforms_path=transforms_path, matrix_path=matrix_path, on_bad_file=on_bad_file,
+                               outputs=outputs, log=log)
+    gate_sample_events(sample_id, events, template_path, outputs, overrides=overrides, pooled_path=None,
+                       workspace_group=workspace_group, events_per_sample=events_per_sample, log=log)
 
 
 def process_samples(samples: dict[str, dict], *, fitted_batches: dict[str, dict], panel_path: str, settings: dict,
@@ -44,10 +45,13 @@ def process_samples(samples: dict[str, dict], *, fitted_batches: dict[str, dict]
     "outputs"}, each processed by :func:`process_sample_files` exactly as a job of its own would.
     """
     for batch, fit in sorted(fitted_batches.items()):
-        write_batch_transforms(batch, fit["fcs"], panel_path, settings, matrix_path, on_bad_file, fit["output"], log)
+        write_batch_transforms(batch, fit["fcs"], panel_path, settings, matrix_path=matrix_path,
+                               on_bad_file=on_bad_file, output=fit["output"], log=log)
     for sample_id, sample in sorted(samples.items()):
         started = time.process_time()
-        process_sample_files(sample_id, sample["fcs"], panel_path, settings, sample["study_day"],
-                             sample["transforms"], matrix_path, on_bad_file, template_path, sample["overrides"],
-                             workspace_group, events_per_sample, sample["outputs"], log)
+        process_sample_files(sample_id, sample["fcs"], panel_path, settings, study_day=sample["study_day"],
+                             transforms_path=sample["transforms"], matrix_path=matrix_path, on_bad_file=on_bad_file,
+                             template_path=template_path, overrides=sample["overrides"],
+                             workspace_group=workspace_group, events_per_sample=events_per_sample,
+                             outputs=sample["outputs"], log=log)
         log.info("%s: processed in %.2f s CPU", sample_id, time.process_time() - started)

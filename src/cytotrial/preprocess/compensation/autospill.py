@@ -1,18 +1,8 @@
 """Spillover computed from single-stain controls, AutoSpill-style (Roca et al., Nat Commun 12:2890, 2021).
 
-Algorithm
----------
-1. Every control (and the unstained control) is gated on scatter: events within ``scatter_z`` robust SDs of the
-   median log FSC-A and log SSC-A, which drops doublets and debris. Events with any detector at saturation
-   (>= 99.5 % of $PnR) are dropped.
-2. Positive events of a control are those above the unstained control's 99.5th percentile in the control's
-   primary detector. The regression uses the positives plus as many of the control's own negative events (or
-   unstained events, when the control has too few negatives) to anchor the autofluorescence intercept.
-3. Round 1 regresses every detector on the primary detector of the uncompensated events with a robust (Huber,
-   iteratively reweighted least squares) line; the slopes are the initial spillover row of that dye.
-4. Every further round compensates the controls with the current matrix S, regresses every compensated detector
-   on the compensated primary (the residual slopes R, zero diagonal), and refines S <- (I + R) S with each row
-   rescaled to a diagonal of 1, until max |R| < ``tolerance`` or ``max_iterations`` rounds.
+Controls are gated on scatter, each detector is regressed robustly on the control's primary detector, and the
+matrix is refined on the compensated controls until the residual slopes vanish (the steps:
+:func:`spillover_from_controls`). Written here because AutoSpill is an R package.
 """
 
 from __future__ import annotations
@@ -105,6 +95,20 @@ def spillover_from_controls(controls: Mapping[str, ControlSource], unstained: Co
     ------
     CompensationError
         For a missing detector, a control without enough positive events, or a singular result.
+
+    Algorithm
+    ---------
+    1. Every control (and the unstained control) is gated on scatter: events within ``scatter_z`` robust SDs of the
+       median log FSC-A and log SSC-A, which drops doublets and debris. Events with any detector at saturation
+       (>= 99.5 % of $PnR) are dropped.
+    2. Positive events of a control are those above the unstained control's 99.5th percentile in the control's
+       primary detector. The regression uses the positives plus as many of the control's own negative events (or
+       unstained events, when the control has too few negatives) to anchor the autofluorescence intercept.
+    3. Round 1 regresses every detector on the primary detector of the uncompensated events with a robust (Huber,
+       iteratively reweighted least squares) line; the slopes are the initial spillover row of that dye.
+    4. Every further round compensates the controls with the current matrix S, regresses every compensated detector
+       on the compensated primary (the residual slopes R, zero diagonal), and refines S <- (I + R) S with each row
+       rescaled to a diagonal of 1, until max |R| < ``tolerance`` or ``max_iterations`` rounds.
     """
     order = list(controls) if detectors is None else list(detectors)
     if sorted(order) != sorted(controls):
@@ -115,8 +119,8 @@ def spillover_from_controls(controls: Mapping[str, ControlSource], unstained: Co
     events, n_positive = [], []
     for i, detector in enumerate(order):
         control = _gate(_load(controls[detector], order, f"{detector} control"), scatter_z)
-        selected, n_pos = _regression_events(control, blank, i, thresholds[i], min_positive_events, max_events,
-                                             _describe(controls[detector], detector))
+        selected, n_pos = _regression_events(control, blank, i, thresholds[i], min_positive=min_positive_events,
+                                             max_events=max_events, what=_describe(controls[detector], detector))
         events.append(selected)
         n_positive.append(n_pos)
     matrix, slopes, history = _refine(events, tolerance, max_iterations)
@@ -218,7 +222,7 @@ def _refine(events: list[np.ndarray], tolerance: float, max_iterations: int) -> 
     return matrix, slopes, history
 
 
-def _regression_events(values: np.ndarray, blank: np.ndarray, primary: int, threshold: float, min_positive: int,
+def _regression_events(values: np.ndarray, blank: np.ndarray, primary: int, threshold: float, *, min_positive: int,
                        max_events: int, what: str) -> tuple[np.ndarray, int]:
     """Positive events (n_pos, d) of a gated control plus as many negative ones (its own, else unstained)."""
     positive = values[values[:, primary] > threshold]

@@ -71,10 +71,10 @@ def read_matrix_file(path: str | os.PathLike, sample_detectors: Sequence[str],
         names, row_names, values = _parse_table(lines, source)
     detectors = match_detectors(names, sample_detectors, source)
     if row_names is not None:
-        values = _order_rows(values, row_names, detectors, sample_detectors, source)
+        values = _order_rows(values, row_names, detectors, sample_detectors, source=source)
     values = _as_fractions(values, source)
     check_invertible(values, source)
-    return _sample_ordered_matrix(values, detectors, names, sample_detectors, markers)
+    return _sample_ordered_matrix(values, detectors, names, sample_detectors, markers=markers)
 
 
 def normalise_name(name: str) -> str:
@@ -180,7 +180,7 @@ def _as_fractions(values: np.ndarray, source: str) -> np.ndarray:
 
 
 def _order_rows(values: np.ndarray, row_names: list[str], detectors: list[str], sample_detectors: Sequence[str],
-                source: str) -> np.ndarray:
+                *, source: str) -> np.ndarray:
     """Rows put in column order when the row names are detector names; kept as they are when none are."""
     lookup = {normalise_name(d): d for d in sample_detectors}
     row_detectors = [lookup.get(normalise_name(name)) for name in row_names]
@@ -194,7 +194,7 @@ def _order_rows(values: np.ndarray, row_names: list[str], detectors: list[str], 
 
 
 def _sample_ordered_matrix(values: np.ndarray, detectors: list[str], names: list[str],
-                           sample_detectors: Sequence[str], markers: Sequence[str | None] | None) -> fk.Matrix:
+                           sample_detectors: Sequence[str], *, markers: Sequence[str | None] | None) -> fk.Matrix:
     order = sorted(range(len(detectors)), key=lambda i: list(sample_detectors).index(detectors[i]))
     ordered = values[np.ix_(order, order)]
     if markers is not None:

@@ -104,8 +104,8 @@ def resolve_channels(spec, channel_names, is_fluorescence: np.ndarray) -> np.nda
     return np.array([names.index(c) for c in spec], dtype=np.int64)
 
 
-def run_event_qc(time_s, values, channel_names, channel_ranges, fluorescence_idx,
-                 settings: QcSettings | dict | None = None, *, linear=None) -> QcResult:
+def run_event_qc(time_s, values, channel_names, channel_ranges, *, fluorescence_idx,
+                 settings: QcSettings | dict | None = None, linear=None) -> QcResult:
     """Event QC of one sample: margin events, flow-rate anomalies, signal anomalies.
 
     Parameters
@@ -163,7 +163,7 @@ def run_event_qc(time_s, values, channel_names, channel_ranges, fluorescence_idx
                           _floor(settings.margin_floor_scatter))
         margins = find_margin_events(linear, ranges, names,
                                      resolve_channels(settings.margin_channels, names, is_fluorescence),
-                                     floors, settings.margin_top_tolerance)
+                                     floors=floors, top_tolerance=settings.margin_top_tolerance)
         keep &= ~margins.mask
         removed["margins"] = margins.n_removed
 
@@ -171,7 +171,7 @@ def run_event_qc(time_s, values, channel_names, channel_ranges, fluorescence_idx
         kept = np.flatnonzero(keep)
         flow_rate = find_flow_rate_anomalies(time_s[kept], settings.flow_rate_bin_s,
                                              settings.flow_rate_events_per_bin, settings.flow_rate_mad,
-                                             settings.flow_rate_fill_bins, settings.flow_rate_refine)
+                                             fill_bins=settings.flow_rate_fill_bins, refine=settings.flow_rate_refine)
         keep[kept[flow_rate.mask]] = False
         removed["flow_rate"] = flow_rate.n_removed
         if flow_rate.skipped:
@@ -181,11 +181,11 @@ def run_event_qc(time_s, values, channel_names, channel_ranges, fluorescence_idx
         kept = np.flatnonzero(keep)
         channels = resolve_channels(settings.signal_channels, names, is_fluorescence)
         every_channel = channels.size == len(names) and (channels == np.arange(len(names))).all()
-        signal = find_signal_anomalies(values, [names[i] for i in channels], time_s[kept],
-                                       settings.events_per_bin, settings.signal_min_bins, settings.signal_mad,
-                                       settings.signal_min_shift, settings.consecutive_bins,
-                                       settings.min_run_bins, settings.drift_min_shift, settings.signal_statistic,
-                                       rows=kept if kept.size < n else None,
+        signal = find_signal_anomalies(values, [names[i] for i in channels], time_s[kept], settings.events_per_bin,
+                                       min_bins=settings.signal_min_bins, mad=settings.signal_mad,
+                                       min_shift=settings.signal_min_shift, consecutive_bins=settings.consecutive_bins,
+                                       min_run_bins=settings.min_run_bins, drift_min_shift=settings.drift_min_shift,
+                                       statistic=settings.signal_statistic, rows=kept if kept.size < n else None,
                                        columns=None if every_channel else channels)
         keep[kept[signal.mask]] = False
         removed["signal"] = signal.n_removed

@@ -2,7 +2,8 @@
 
 Events are counted in time bins; a bin whose rate lies more than k robust SDs from the median rate is
 anomalous, short good stretches between anomalous bins are taken too, and the edges of every anomalous stretch
-are trimmed on sub-bins so that the normal events at its borders are kept.
+are trimmed on sub-bins so that the normal events at its borders are kept. Written here because flowAI is an R
+package.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def time_resolution(sorted_times: np.ndarray) -> float:
 
 
 def find_flow_rate_anomalies(time_s, bin_s: float | None = None, events_per_bin: int = 500, mad: float = 5.0,
-                             fill_bins: int = 1, refine: int = 5, min_bins: int = MIN_BINS) -> FlowRateResult:
+                             *, fill_bins: int = 1, refine: int = 5, min_bins: int = MIN_BINS) -> FlowRateResult:
     """Flow-rate anomalies of one sample.
 
     Parameters
@@ -151,7 +152,7 @@ def find_flow_rate_anomalies(time_s, bin_s: float | None = None, events_per_bin:
 
     fine_flag = np.repeat(anomalous, refine)
     if refine > 1 and anomalous.any():
-        _trim_edges(fine_flag, fine_counts / fine_widths, rate, anomalous, median, refine)
+        _trim_edges(fine_flag, fine_counts / fine_widths, rate, anomalous, median=median, refine=refine)
     starts, ends = true_runs(fine_flag)
     intervals = np.column_stack([fine_edges[starts], fine_edges[ends]]) if starts.size else np.zeros((0, 2))
 
@@ -165,7 +166,7 @@ def find_flow_rate_anomalies(time_s, bin_s: float | None = None, events_per_bin:
 
 
 def _trim_edges(fine_flag: np.ndarray, fine_rate: np.ndarray, rate: np.ndarray, anomalous: np.ndarray,
-                median: float, refine: int) -> None:
+                *, median: float, refine: int) -> None:
     """Unflag, in place, the sub-bins at the outer edges of each anomalous stretch that look normal.
 
     A sub-bin looks normal when its rate is nearer (on the square-root scale, where Poisson noise is even) the

@@ -52,7 +52,7 @@ class MarginResult:
                                            self.top_thresholds, self.bottom_thresholds, strict=True)]
 
 
-def find_margin_events(linear: np.ndarray, ranges, channel_names, channels=None, floors=None,
+def find_margin_events(linear: np.ndarray, ranges, channel_names, channels=None, *, floors=None,
                        top_tolerance: float = 0.0) -> MarginResult:
     """Events at the margins of the checked channels.
 

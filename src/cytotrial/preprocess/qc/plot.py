@@ -18,7 +18,7 @@ GAP_COLOUR = "0.6"
 
 
 def plot_event_qc(result: QcResult, time_s, path: str | os.PathLike, title: str = "",
-                  max_channels: int = 4) -> None:
+                  *, max_channels: int = 4) -> None:
     """Write the QC plot of one sample as a PNG (deterministic: no software / date metadata).
 
     Top: events / s over time (s), all events and those kept, with the stretches removed for flow rate and for
