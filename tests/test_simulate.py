@@ -361,3 +361,31 @@ def test_dirty_samples_have_short_acquisitions_heavy_debris_and_dead_cells(tmp_p
     counts, debris, dead = map(np.array, (counts, debris, dead))
     assert (counts < 0.35 * 20_000).any() and (counts > 0.9 * 20_000).sum() >= 12
     assert debris.max() > 0.15 and debris.max() <= 0.27 and dead.max() > 0.08 and dead.max() <= 0.16
+
+
+def test_patients_beyond_the_design_respond_at_their_cohorts_rate():
+    """A larger simulated trial (benchmarks/workflow_time.py --files > 126): patients beyond the 18 of the design
+    respond at their cohort's rate in the design (C: 3 of 6), and the design's patients keep their truth."""
+    import pandas as pd
+
+    from cytotrial.simulate.trial import assign_responses, trial_design
+
+    design, _ = trial_design()
+    extra = pd.DataFrame({"patient_id": [f"P{n}" for n in range(100, 700)], "cohort": "C",
+                          "dose_1e6_per_kg": 2.0, "enrolment_day": 0})
+    both = assign_responses(pd.concat([design, extra], ignore_index=True), 7)
+    alone = assign_responses(design, 7)
+    assert both[both.patient_id.isin(design.patient_id)].reset_index(drop=True).equals(alone)
+    beyond = both[~both.patient_id.isin(design.patient_id)]
+    assert len(beyond) == 600
+    # binomial(600, 0.5): sd 12.2 responders, so 300 +/- 49 is a 4-sd band
+    assert 251 <= int(beyond.responder.sum()) <= 349
+
+
+def test_simulating_a_sample_of_an_unknown_patient_is_refused(tmp_path):
+    from cytotrial.simulate.run import simulate_trial
+    from cytotrial.simulate.trial import SimulationSettings, trial_design
+
+    patients, samples = trial_design(str(tmp_path / "fcs"), patients_per_cohort=1, visits=["D0"])
+    with pytest.raises(ValueError, match=r"1 sample\(s\) of patients missing from the patient table"):
+        simulate_trial(patients.iloc[1:], samples, tmp_path, SimulationSettings(events_per_sample=1000))

@@ -246,6 +246,10 @@ def simulate_trial(patients: pd.DataFrame, samples: pd.DataFrame, out_dir: str |
     responses = assign_responses(patients, settings.seed)
     merged = samples.merge(patients, on="patient_id", validate="many_to_one").merge(
         responses[["patient_id", "responder"]], on="patient_id", validate="many_to_one")
+    if len(merged) != len(samples):
+        lost = sorted(set(samples.sample_id) - set(merged.sample_id))
+        raise ValueError(f"simulate: {len(lost)} sample(s) of patients missing from the patient table, e.g. "
+                         f"{lost[:3]}; add the patients (patient_id, cohort, dose_1e6_per_kg, enrolment_day)")
     specs = [SampleSpec(r.sample_id, r.patient_id, r.visit, r.batch, int(r.enrolment_day), float(r.dose_1e6_per_kg),
                         bool(r.responder), r.fcs, str(out / "truth")) for r in merged.itertuples()]
     jobs = [(spec, settings) for spec in specs]

@@ -113,15 +113,23 @@ def assign_responses(patients: pd.DataFrame, seed: int) -> pd.DataFrame:
     The number of responders per cohort follows :data:`COHORTS` (8 of 18 in the full design); among responders
     about a third reach complete response (>= 100 x10^9/L) and a quarter later lose response; among
     non-responders about a third receive rescue therapy and one has a single, unconfirmed high count.
-    Patients are drawn from the full design so a subset (tiny demo) keeps each patient's truth.
+    Patients are drawn from the full design so a subset (tiny demo) keeps each patient's truth. A patient beyond
+    the design (a larger simulated trial) responds with its cohort's rate in the design, from a stream of its own.
     """
     full, _ = trial_design()
     rng = rng_for(seed, 1)
     truth = []
+    rates = {cohort: n_responders / n for cohort, _, n, n_responders in COHORTS}
+    extra = patients[~patients.patient_id.isin(full.patient_id)]
+    unknown = sorted(set(extra.cohort) - set(rates))
+    if unknown:
+        raise ValueError(f"simulated patients of cohort(s) {unknown}: the simulator knows cohorts {sorted(rates)}")
     for cohort, _, _, n_responders in COHORTS:
         ids = full.loc[full.cohort == cohort, "patient_id"].tolist()
         responders = set(rng.choice(ids, size=n_responders, replace=False).tolist())
-        for pid in ids:
+        beyond = extra.loc[extra.cohort == cohort, "patient_id"].tolist()
+        responders |= {pid for pid in beyond if rng_for(seed, 9, patient_number(pid)).random() < rates[cohort]}
+        for pid in ids + beyond:
             prng = rng_for(seed, 2, patient_number(pid))
             responder = pid in responders
             complete = responder and prng.random() < 0.4
