@@ -268,27 +268,46 @@ import pandas as pd
 sheet = pd.read_csv(config["samples"], sep="\\t")
 log = logging.getLogger("work")
 try:
+    from cytotrial.steps.gate_sample import gate_sample_files
+    from cytotrial.steps.preprocess_sample import preprocess_sample_files
     from cytotrial.steps.process_sample import process_sample_files
-except ImportError:
-    process_sample_files = None
-from cytotrial.steps.gate_sample import gate_sample_files
-from cytotrial.steps.preprocess_sample import preprocess_sample_files
+except ImportError:  # a checkout from before the package layout of issue 20 (--workflow)
+    from cytotrial.gating.sample import gate_sample_files
+    from cytotrial.preprocess_sample import preprocess_sample_files
+    try:
+        from cytotrial.process_sample import process_sample_files
+    except ImportError:  # before issue 18: two jobs a sample
+        process_sample_files = None
+import inspect
+
+
+def call(function, head, keywords):  # keyword-only parameters by keyword; an older checkout's in the same order
+    kinds = [p.kind for p in inspect.signature(function).parameters.values()]
+    return function(*head, **keywords) if inspect.Parameter.KEYWORD_ONLY in kinds else \
+        function(*head, *keywords.values())
+
+
+panel, template = str(repo / "config/panel.yaml"), str(repo / "config/gating/default.yaml")
 times = []
 for row in sheet.head(files).itertuples():
     out = Path(tempfile.mkdtemp())
     outputs = {k: str(out / f"{k}.{x}") for k, x in [("qc_row", "tsv"), ("qc_details", "json"), ("qc_plot", "png"),
                ("metadata", "json"), ("populations", "tsv"), ("gates", "json"), ("review", "npz"), ("mfi", "tsv"),
                ("events", "h5ad"), ("gatingml", "xml"), ("workspace", "wsp"), ("fcs", "fcs")]}
-    args = (row.sample_id, row.fcs, str(repo / "config/panel.yaml"), settings, int(row.study_day),
-            str(project / f"results/transforms/{row.batch}.json"), None, "exclude")
+    head = (row.sample_id, row.fcs, panel, settings)
+    common = {"study_day": int(row.study_day), "transforms_path": str(project / f"results/transforms/{row.batch}.json"),
+              "matrix_path": None, "on_bad_file": "exclude"}
     start = time.process_time()
     if process_sample_files is not None:
-        process_sample_files(*args, str(repo / "config/gating/default.yaml"), {}, "All Samples", 10000, outputs, log)
+        call(process_sample_files, head, {**common, "template_path": template, "overrides": {},
+                                          "workspace_group": "All Samples", "events_per_sample": 10000,
+                                          "outputs": outputs, "log": log})
     else:
         pre = {**outputs, "events": str(out / "pre.h5ad")}
-        preprocess_sample_files(*args, pre, log)
-        gate_sample_files(row.sample_id, pre["events"], str(repo / "config/gating/default.yaml"), outputs, {}, None,
-                          "All Samples", 10000, log)
+        call(preprocess_sample_files, head, {**common, "outputs": pre, "log": log})
+        call(gate_sample_files, (row.sample_id, pre["events"], template, outputs),
+             {"overrides": {}, "pooled_path": None, "workspace_group": "All Samples", "events_per_sample": 10000,
+              "log": log})
     times.append(time.process_time() - start)
 print(json.dumps(times))
 """
@@ -334,6 +353,7 @@ def main(argv=None) -> int:
         print(f"snakemake failed; project kept in {project}")
         return 1
     print(f"load average at end: {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}", flush=True)
+    print(f"snakemake run: wall {wall:.0f} s, CPU {cpu:.0f} s (user+sys of all processes)", flush=True)
 
     jobs = job_counts(result.stdout + result.stderr)
     per_rule = rule_benchmarks(project)

@@ -19,8 +19,8 @@ MIN_EVENTS = 10
 
 
 def _compiled_fits():
-    """The compiled loops (:mod:`cytotrial.gating.compiled_fits`), imported on first use: importing numba takes ~0.3 s
-    and ~50 MB, which jobs that only read a template or gating results need not pay."""
+    """The compiled loops (:mod:`cytotrial.gating.compiled_fits`), imported on first use: jobs that only read a template
+    or gating results need not import numba (benchmarks/results/sample_profile.json gives its cost)."""
     from . import compiled_fits
 
     return compiled_fits

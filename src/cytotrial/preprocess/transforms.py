@@ -79,9 +79,9 @@ def channel_transform(params: dict) -> Callable[[np.ndarray, np.ndarray], None]:
     definitions.
 
     Logicle uses :class:`cytotrial.preprocess.logicle.FastLogicle`, a table of flowutils' own values that gives the same
-    float32 results ~20x faster; linear and arcsinh use flowkit's transforms."""
+    float32 results faster (benchmarks/results/logicle_speed.json); linear and arcsinh use flowkit's transforms."""
     if params["transform"] == "logicle":
-        from .logicle import FastLogicle  # here, not at the top: it imports numba (~0.3 s, ~50 MB)
+        from .logicle import FastLogicle  # here, not at the top: it imports numba, which jobs without logicle skip
 
         return FastLogicle(params["t"], params["w"], params["m"], params["a"]).apply_into
     if params["transform"] == "linear":  # flowkit's LinearTransform: (x + a) / (t + a), the same operations
