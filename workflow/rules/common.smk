@@ -289,10 +289,10 @@ def batch_transforms_mem_mb(wildcards, input, attempt):
     return int(max(1000, SAMPLE_BASE_MB + SAMPLE_MB_PER_FCS_MB * largest + 30 * len(input.fcs)) * attempt)
 
 
-# Samples are preprocessed and gated several to a job, rule process_samples (one per unit: the samples of a batch, or
+# Samples are preprocessed and gated several to a job, in rules process_samples_<unit> (the samples of a batch, or
 # of a patient when the sheet has no batches, at most processing.samples_per_job), so Python starts and imports the
 # library once a unit; a batch whose samples are all in one unit has its transforms fitted in that job, others by
-# rule fit_batch_transforms. Batch-pooled gates (pool: batch) are fitted on the preprocessed events of every
+# fit_batch_transforms. Batch-pooled gates (`pool: batch`) are fitted on the preprocessed events of every
 # sample of the batch, so with them a sample is preprocessed (rule preprocess_sample), the batch's gates fitted
 # (fit_pooled_gates), then the sample gated (gate_sample). On a cluster the per-unit (per-sample) jobs are in
 # group "sample" (the profile's group-components puts several in one cluster job); gate_sample waits outside it.
