@@ -200,7 +200,7 @@ def batch_of(wildcards):
 
 
 def fcs_of_batch(wildcards):
-    return sorted(SAMPLES.loc[SAMPLES.batch == wildcards.batch, "fcs"])
+    return sorted(SAMPLES.loc[SAMPLES.batch.astype(str) == str(wildcards.batch), "fcs"])
 
 
 def samples_of_batch(batch):

@@ -73,12 +73,11 @@ else:  # several samples to a job (a unit: see common.smk), each read, cleaned, 
             params:
                 samples={s: {"fcs": SAMPLES.loc[s, "fcs"],
                              "study_day": study_day_of(SimpleNamespace(sample=s)),
-                             "transforms": f"results/transforms/{SAMPLES.loc[s, 'batch']}.json"
-                             if TRANSFORM_SCOPE == "batch" else None,
+                             "transforms": batch_transforms_of(SimpleNamespace(sample=s)) or None,
                              # editing one sample's overrides re-runs the job of its unit only
                              "overrides": OVERRIDES.get(s, {}),
                              "outputs": sample_outputs(s)} for s in spec["samples"]},
-                fitted_batches={b: {"fcs": sorted(SAMPLES.loc[SAMPLES.batch.astype(str) == b, "fcs"]),
+                fitted_batches={b: {"fcs": fcs_of_batch(SimpleNamespace(batch=b)),
                                     "output": f"results/transforms/{b}.json"} for b in spec["fitted_batches"]},
                 settings=preprocess_settings(),
                 on_bad_file=ON_BAD_FILE,
