@@ -311,14 +311,18 @@ BATCHES_FITTED_IN_UNITS = {b for unit in PROCESSING_UNITS.values() for b in unit
 BATCHES_FITTED_ALONE = sorted(set(SAMPLES.batch.astype(str)) - BATCHES_FITTED_IN_UNITS)
 
 
+# a sample's files by name: those preprocessing writes (rule preprocess_sample, beside its temporary events) and
+# those gating writes (rule gate_sample); rule process_samples writes both
+PREPROCESS_OUTPUTS = {"qc_row": "results/qc/{sample}.tsv", "qc_details": "results/qc/{sample}.json",
+                      "qc_plot": "results/qc/{sample}.png", "metadata": "results/metadata/{sample}.json"}
+GATE_OUTPUTS = {"populations": "results/populations/{sample}.tsv", "gates": "results/gates/{sample}.json",
+                "review": "results/gates/{sample}.review.npz", "mfi": "results/populations/{sample}.mfi.tsv",
+                "events": "results/anndata/events/{sample}.h5ad", **GATE_EXPORTS, **EXPORTS}
+
+
 def sample_outputs(sample):
-    """The files rule process_samples (or preprocess_sample and gate_sample) writes for one sample, by name."""
-    names = {"qc_row": "results/qc/{sample}.tsv", "qc_details": "results/qc/{sample}.json",
-             "qc_plot": "results/qc/{sample}.png", "metadata": "results/metadata/{sample}.json",
-             "populations": "results/populations/{sample}.tsv", "gates": "results/gates/{sample}.json",
-             "review": "results/gates/{sample}.review.npz", "mfi": "results/populations/{sample}.mfi.tsv",
-             "events": "results/anndata/events/{sample}.h5ad", **GATE_EXPORTS, **EXPORTS}
-    return {name: path.format(sample=sample) for name, path in names.items()}
+    """The files rule process_samples writes for one sample, by name."""
+    return {name: path.format(sample=sample) for name, path in {**PREPROCESS_OUTPUTS, **GATE_OUTPUTS}.items()}
 
 
 def rule_suffixes(names):

@@ -27,13 +27,7 @@ if POOLED_GATES:  # gates fitted on the pooled events of each batch (pool: batch
             template=config["gating_template"],
             pooled=pooled_gates_of,
         output:
-            populations="results/populations/{sample}.tsv",
-            gates="results/gates/{sample}.json",
-            review="results/gates/{sample}.review.npz",
-            mfi="results/populations/{sample}.mfi.tsv",
-            events="results/anndata/events/{sample}.h5ad",
-            **GATE_EXPORTS,
-            **EXPORTS,
+            **GATE_OUTPUTS,
         params:
             # passed as a parameter, so that editing one sample's overrides re-gates that sample only
             overrides=lambda wildcards: OVERRIDES.get(wildcards.sample, {}),

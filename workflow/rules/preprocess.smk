@@ -55,10 +55,7 @@ if POOLED_GATES:  # the pooled fit needs every sample's preprocessed events: pre
             matrix=compensation_matrix_file,
         output:
             events=temp("results/events/{sample}.h5ad"),
-            qc_row="results/qc/{sample}.tsv",
-            qc_details="results/qc/{sample}.json",
-            qc_plot="results/qc/{sample}.png",
-            metadata="results/metadata/{sample}.json",
+            **PREPROCESS_OUTPUTS,
         params:
             settings=preprocess_settings(),
             study_day=study_day_of,
