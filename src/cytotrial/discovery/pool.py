@@ -6,6 +6,7 @@ import os
 import zlib
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 
@@ -36,13 +37,14 @@ def pool_gated_events(paths: list[str | os.PathLike], parent: str, max_cells: in
     AnnData
         pooled events x channels (X gating units), obs: sample_id, population memberships, ``sample_info``.
     """
-    paths = [p for p in sorted(map(str, paths)) if not ad.read_h5ad(p, backed="r").uns.get("excluded")]
+    paths = [p for p in sorted(map(str, paths)) if not _excluded_reason(p)]
     if not paths:
         raise DiscoveryError("no event files to pool (all samples excluded)")
     per_sample = max(1, int(max_cells) // len(paths))  # excluded samples do not count
-    parts, skipped = [], []
+    parts, skipped, populations = [], [], None
     for path in paths:
         events = ad.read_h5ad(path)
+        populations = events.uns["populations"] if populations is None else populations
         sample_id = str(events.uns["sample_id"])
         if parent not in events.obs.columns:
             raise DiscoveryError(f"{path}: population '{parent}' is not gated in the events (populations: "
@@ -65,7 +67,14 @@ def pool_gated_events(paths: list[str | os.PathLike], parent: str, max_cells: in
         for column in info.columns:
             pooled.obs[column] = info[column].to_numpy()
     pooled.uns["parent"] = parent
-    pooled.uns["populations"] = dict(ad.read_h5ad(paths[0]).uns["populations"])
+    pooled.uns["populations"] = dict(populations)
     pooled.uns["skipped"] = skipped
     pooled.uns["cells_per_sample"] = per_sample
     return pooled
+
+
+def _excluded_reason(path: str) -> str:
+    """``uns['excluded']`` of an event file (its reason for being excluded; "" if it is not), read alone: reading
+    the whole file to learn this would cost as much again as pooling it."""
+    with h5py.File(path, "r") as handle:
+        return str(ad.io.read_elem(handle["uns/excluded"])) if "excluded" in handle.get("uns", {}) else ""
