@@ -14,7 +14,7 @@ import numpy as np
 from ..export import export_excluded_events, export_sample_events
 from ..gating.engine import apply_template
 from ..gating.template import GatingTemplate
-from ..gating.flowjo import export_flowjo_workspace
+from ..gating.flowjo import export_flowjo_workspace, workspace_sample
 from ..gating.gatingml_export import export_gatingml
 from ..gating.plan_engine import AnnDataEvents, StaticTemplate, apply_plan, load_gating_template
 from ..gating.review import review_events
@@ -101,7 +101,9 @@ def gate_sample_events(sample_id: str, events: ad.AnnData, template: str | Gatin
         with atomic_path(outputs["gatingml"], suffix=".xml") as tmp:
             export_gatingml(realised, events.var, events.uns.get("spillover") or None, tmp)
         with warnings.catch_warnings(record=True):
-            left_out = export_flowjo_workspace(outputs["gatingml"], AnnDataEvents(events).flowkit_sample(kept),
+            source = AnnDataEvents(events)
+            left_out = export_flowjo_workspace(outputs["gatingml"], workspace_sample(source.id, source.pnn,
+                                                                                     int(kept.sum())),
                                                outputs["workspace"])
         if left_out:
             log.info("%s: FlowJo workspace without %s (Boolean gates and their children: see the GatingML file)",
