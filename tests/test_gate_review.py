@@ -358,3 +358,31 @@ def test_gate_geometry_from_realised_records():
     ellipse = {"mean": [0.5, 0.4], "covariance": [[1, 0], [0, 1]], "distance_squared": 5.99}
     assert gate_geometry({"method": "cluster", "ellipse": ellipse}) == ellipse
     assert gate_geometry({"method": "boolean", "op": "and", "of": ["CD4", "CD8"]}) == {}
+
+
+def test_axis_ticks_sit_where_flowkit_puts_the_original_values():
+    """Decade ticks of a logicle (x) and an asinh (y) axis at the positions flowkit's transforms give the values
+    0, 10^2, 10^3, ...; scatter ticks every 50k of the range, as value / range (worked by hand)."""
+    import json
+
+    import flowkit as fk
+
+    from cytotrial.report.review_figures import axis_ticks_in_original_units
+
+    logicle = {"transform": "logicle", "t": 262144.0, "w": 0.8, "m": 4.5, "a": 0.0}
+    asinh = {"transform": "asinh", "t": 262144.0, "m": 4.5, "a": 0.2}
+    first = ReviewPanel(sample_id="s", label="s", x=np.zeros(1), y=np.zeros(1), x_name="CD4", y_name="CD8",
+                        method="cuts")
+    arrays = {"CD4__xtransform": np.array(json.dumps(logicle)), "CD4__ytransform": np.array(json.dumps(asinh))}
+    ticks = axis_ticks_in_original_units("CD4", {"s": ({}, arrays)}, first)
+    values = np.array([[0.0], [1e2], [1e3], [1e4], [1e5]])
+    expected_x = fk.transforms.LogicleTransform(param_t=262144.0, param_w=0.8, param_m=4.5, param_a=0.0).apply(values)
+    expected_y = fk.transforms.AsinhTransform(param_t=262144.0, param_m=4.5, param_a=0.2).apply(values)
+    assert [label for _, label in ticks["CD4"]] == ["0", "1e2", "1e3", "1e4", "1e5"]
+    np.testing.assert_array_equal([p for p, _ in ticks["CD4"]], expected_x.ravel())
+    np.testing.assert_array_equal([p for p, _ in ticks["CD8"]], expected_y.ravel())
+    scatter = {"CD4__xtransform": np.array(json.dumps({"transform": "linear", "t": 262144.0, "a": 0.0}))}
+    first.y_name = None
+    ticks = axis_ticks_in_original_units("CD4", {"s": ({}, scatter)}, first)
+    assert ticks["CD4"] == [(0.0, "0"), (50_000 / 262144, "50k"), (100_000 / 262144, "100k"),
+                            (150_000 / 262144, "150k"), (200_000 / 262144, "200k"), (250_000 / 262144, "250k")]
