@@ -88,7 +88,7 @@ def _rate_panel(ax, result: QcResult, t: np.ndarray) -> None:
     ax.set_ylabel("events / s")
     ax.set_ylim(bottom=0)
     ax.legend(handles=[line_all, line_kept, *handles], fontsize=7, loc="lower left", ncols=2)
-    ax.set_title("flow rate", fontsize=9, loc="left")
+    ax.set_title("flow rate", fontsize=9, loc="left", y=1.0)  # y given: no automatic placement
 
 
 def _signal_spans(result: QcResult) -> list[tuple[float, float]]:
@@ -124,7 +124,7 @@ def _signal_panel(ax, result: QcResult, max_channels: int = 4) -> None:
     if marked:
         handles.append(ax.plot([], [], ls="none", marker="x", color="k", label="bin outside range")[0])
     ax.set_ylabel(f"bin {sig.statistic} (transformed)")
-    ax.set_title(f"signal: {sig.statistic}s of bins of {sig.events_per_bin} events", fontsize=9, loc="left")
+    ax.set_title(f"signal: {sig.statistic}s of bins of {sig.events_per_bin} events", fontsize=9, loc="left", y=1.0)
     ax.legend(handles=handles, fontsize=7, loc="upper left")
 
 
