@@ -169,7 +169,8 @@ def plot_gate_review(population: str, parent: str, panels: list[ReviewPanel | No
     title_text, details = _header_lines(population, parent, drawn, title)
     header = (title_text, [part for line in details for part in textwrap.wrap(line, chars) or [""]])
     footer = [part for line in _footer_lines(drawn) for part in textwrap.wrap(line, chars, subsequent_indent="  ")]
-    fig, canvas, boxes = _figure(rows, columns, HEADER_IN + LINE_IN * len(header[1]), FOOTER_IN + LINE_IN * len(footer))
+    fig, canvas, boxes = _figure(rows, columns, HEADER_IN + LINE_IN * len(header[1]),
+                                 FOOTER_IN + LINE_IN * len(footer))
     limits = _shared_limits(drawn)
     for index, panel in enumerate(cells):
         if panel is None:
@@ -210,12 +211,17 @@ class PanelFrame:
         self.clip = TransformedBbox(Bbox([[x0, y0], [x1, y1]]), canvas.transData)
 
     def add(self, artist, kind: str = "patches", *, clip: bool = True):
-        """Add a patch, line or collection drawn in gating units."""
+        """Add a patch or line drawn in gating units."""
         artist.set_transform(self.transform)
         if clip:
             artist.set_clip_box(self.clip)
         artist.set_gid(f"{self.gid}:{kind}")
         return self.canvas.figure.add_artist(artist)  # on the figure: neither data limits nor a clip path to set
+
+    def tick_mark(self, xs: list[float], ys: list[float]) -> None:
+        """A tick mark outside the frame, in inches on the canvas."""
+        self.canvas.figure.add_artist(Line2D(xs, ys, color="k", lw=0.8, transform=self.canvas.transData,
+                                             gid=f"{self.gid}:tickmarks"))
 
     def text(self, x: float, y: float, text: str, kind: str, **style):
         """Text at (x, y) in the panel's axes fraction (0-1)."""
@@ -469,14 +475,12 @@ def _ticks(frame: PanelFrame, panel: ReviewPanel, axis_ticks: dict, left: bool, 
             x0, y0, x1, y1 = frame.box
             if axis == "x":
                 x = x0 + fraction * (x1 - x0)
-                frame.canvas.figure.add_artist(Line2D([x, x], [y0, y0 - TICK_IN], color="k", lw=0.8,
-                                                      transform=frame.canvas.transData, gid=f"{frame.gid}:tickmarks"))
+                frame.tick_mark([x, x], [y0, y0 - TICK_IN])
                 frame.text(fraction, -(TICK_IN + TICK_PAD_IN) / (y1 - y0), label, "ticks", ha="center", va="top",
                            fontsize=6)
             else:
                 y = y0 + fraction * (y1 - y0)
-                frame.canvas.figure.add_artist(Line2D([x0, x0 - TICK_IN], [y, y], color="k", lw=0.8,
-                                                      transform=frame.canvas.transData, gid=f"{frame.gid}:tickmarks"))
+                frame.tick_mark([x0, x0 - TICK_IN], [y, y])
                 frame.text(-(TICK_IN + TICK_PAD_IN) / (x1 - x0), fraction, label, "ticks", ha="right", va="center",
                            fontsize=6)
 
