@@ -6,8 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-# every core of this machine (snakemake --cores all); more jobs than cores made the demo slower: on 2 cores
-# --cores 8 took 384 s of CPU for the samples' jobs that --cores 2 did in 211 s. `make demo CORES=4` to choose.
+# every core of this machine (snakemake --cores all): more jobs at once than cores made the demo slower
+# (README, quick start). `make demo CORES=4` to choose.
 CORES ?= all
 
 .PHONY: demo demo-small test test-slow lint clean
