@@ -6,7 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-CORES ?= 8
+# every core of this machine (snakemake --cores all): more jobs at once than cores made the demo slower
+# (README, quick start). `make demo CORES=4` to choose.
+CORES ?= all
 
 .PHONY: demo demo-small test test-slow lint clean
 

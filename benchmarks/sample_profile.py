@@ -60,7 +60,7 @@ def _job(fcs: str, transforms: str, out: Path):
 
     return lambda: process_sample_files("P01_W4", fcs, str(REPO / "config" / "panel.yaml"), _settings(), study_day=28,
                                         transforms_path=transforms, matrix_path=None, on_bad_file="exclude",
-                                        template_path=str(REPO / "config" / "gating" / "default.yaml"), overrides={},
+                                        template=str(REPO / "config" / "gating" / "default.yaml"), overrides={},
                                         workspace_group="All Samples", events_per_sample=10_000, outputs=_outputs(out),
                                         log=logging.getLogger("sample_profile"))
 

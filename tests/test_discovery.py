@@ -48,6 +48,23 @@ def test_pool_is_balanced_bounded_and_order_independent(event_files):
         pool_gated_events(event_files, "basophils", max_cells=2000)
 
 
+def test_pooled_events_are_the_files_events(event_files):
+    """Every pooled event carries the values, memberships and channels anndata's own reader gives that event of
+    its file (the pool reads the files element by element)."""
+    pooled = pool_gated_events(event_files, "lymphocytes", max_cells=2000)
+    for path in event_files:
+        whole = ad.read_h5ad(path)
+        names = [n for n in pooled.obs_names if n.startswith(f"{whole.uns['sample_id']}-")]
+        assert len(names) == 500
+        np.testing.assert_array_equal(pooled[names].X, whole[names].X)
+        np.testing.assert_array_equal(pooled[names].layers["compensated"], whole[names].layers["compensated"])
+        columns = [c for c in whole.obs.columns if c != "sample_id"]
+        pd.testing.assert_frame_equal(pooled[names].obs[columns], whole[names].obs[columns])
+    first = ad.read_h5ad(sorted(map(str, event_files))[0])  # channels and populations: of the first file
+    pd.testing.assert_frame_equal(pooled.var, first.var)
+    assert pooled.uns["populations"] == dict(first.uns["populations"])
+
+
 def test_clusters_recover_the_gated_lineages(event_files):
     pooled = pool_gated_events(event_files, "lymphocytes", max_cells=4000)
     markers = ["CD3", "CD4", "CD8", "CD19", "CD56", "CD16", "CD45RA", "CCR7"]

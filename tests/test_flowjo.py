@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from lxml import etree
 
-from cytotrial.gating.flowjo import export_flowjo_workspace, load_flowjo_template
+from cytotrial.gating.flowjo import export_flowjo_workspace, load_flowjo_template, workspace_sample
 from cytotrial.gating.gatingml import GatingMLError, evaluate_plan, export_gatingml, load_gatingml
 from cytotrial.preprocess.transforms import transform_from_params
 
@@ -328,3 +328,20 @@ def test_unexportable_compensation_is_refused(tmp_path):
         fk.export_gatingml(strategy, handle)
     with pytest.raises(GatingMLError, match=r"'raw' uses 'channel_A' with compensation 'uncompensated'"):
         export_flowjo_workspace(path, fk.Sample(str(LINE_FCS)), tmp_path / "raw.wsp")
+
+
+@pytest.mark.parametrize("n_events", [1, 9, 10, 99, 1_000, 12_345, 184_683])
+def test_a_workspace_sample_has_the_keywords_of_the_events_sample(tmp_path, n_events):
+    """The workflow writes a sample's workspace from workspace_sample (its events are not converted): the
+    workspace is byte for byte the one written from flowkit's Sample of the real events, whatever the number of
+    events (the keywords' offsets grow a digit at 10, 100, ... events)."""
+    gatingml, _ = _round_trip_input(tmp_path)
+    channels = ["FSC-A", "FSC-H", "SSC-A", "FL1-A", "FL2-A", "FL3-A"]
+    events = np.random.default_rng(n_events).normal(500.0, 200.0, size=(n_events, len(channels)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_flowjo_workspace(gatingml, fk.Sample(events, sample_id="P01.fcs", channel_labels=channels),
+                                tmp_path / "theirs.wsp")
+        export_flowjo_workspace(gatingml, workspace_sample("P01.fcs", channels, n_events), tmp_path / "ours.wsp")
+    assert (tmp_path / "ours.wsp").read_bytes() == (tmp_path / "theirs.wsp").read_bytes()
+    assert f'name="$TOT" value="{n_events}"' in (tmp_path / "ours.wsp").read_text()

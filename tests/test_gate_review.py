@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from matplotlib.patches import Ellipse, Rectangle
 
-from cytotrial.report.gate_review import ReviewPanel, gate_geometry, plot_gate_review
+from cytotrial.report.gate_review import ReviewPanel, gate_geometry, panel_artists, plot_gate_review
 from cytotrial.simulate.trial import trial_design
 from cytotrial.stats.outliers import flag_population_outliers
 
@@ -166,27 +166,44 @@ def _panels(n_patients: int = 18, n_events: int = 5000) -> list[ReviewPanel | No
     return panels
 
 
-def _cut_lines(ax) -> tuple[list[float], list[float]]:
-    """x of the vertical and y of the horizontal lines drawn on ``ax`` (the dashed cuts), from the artists."""
+def _limits(arts) -> tuple[tuple[float, float], tuple[float, float]]:
+    """A panel's x and y limits (gating units), read from its drawn frame."""
+    (frame,) = arts["frame"]
+    (x0, y0), (x1, y1) = _patch_points(frame).min(axis=0), _patch_points(frame).max(axis=0)
+    return (x0, x1), (y0, y1)
+
+
+def _cut_lines(arts) -> tuple[list[float], list[float]]:
+    """x of the vertical and y of the horizontal lines drawn across a panel (the dashed cuts), from the artists."""
+    (left, right), (low, high) = _limits(arts)
     vertical, horizontal = [], []
-    for line in ax.lines:
+    for line in arts["lines"]:
         xs, ys = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
-        if xs.size == 2 and xs[0] == xs[1] and list(ys) == [0, 1]:  # axvline: y from 0 to 1 in axes units
+        if xs.size == 2 and xs[0] == xs[1] and np.allclose(ys, [low, high]):  # spans the panel's height
             vertical.append(float(xs[0]))
-        elif ys.size == 2 and ys[0] == ys[1] and list(xs) == [0, 1]:
+        elif ys.size == 2 and ys[0] == ys[1] and np.allclose(xs, [left, right]):
             horizontal.append(float(ys[0]))
     return vertical, horizontal
 
 
-def _outlines(ax, kind) -> list:
-    """The gate's outlined patches (no face) of one kind (Rectangle, Ellipse, Polygon) on ``ax``."""
-    return [p for p in ax.patches if isinstance(p, kind) and p.get_fill() is False or
-            isinstance(p, kind) and p.get_facecolor()[3] == 0]
+def _outlines(arts, kind) -> list:
+    """The gate's outlined patches (no face) of one kind (Rectangle, Ellipse, Polygon) of a panel."""
+    return [p for p in arts["patches"] if isinstance(p, kind) and (p.get_fill() is False or
+                                                                  p.get_facecolor()[3] == 0)]
 
 
 def _patch_points(patch) -> np.ndarray:
     """The outline of a patch in data coordinates (its path through its own transform)."""
     return patch.get_patch_transform().transform(patch.get_path().vertices)
+
+
+def _on_figure(artist) -> np.ndarray:
+    """Where a patch lies on the figure (pixels): its path through its full transform."""
+    return artist.get_transform().transform(artist.get_path().vertices)
+
+
+def _title(arts, side: str) -> str:
+    return next((t.get_text() for t in arts["titles"] if t.get_ha() == side), "")
 
 
 def test_gate_review_figure_is_a_deterministic_png(tmp_path):
@@ -203,25 +220,38 @@ def test_gate_review_figure_is_a_deterministic_png(tmp_path):
 
 def test_gate_review_has_a_titled_panel_per_sample_in_patient_rows(tmp_path):
     panels = _panels()
-    fig = plot_gate_review("CD4", "T", panels, tmp_path / "a.png", columns=7, title="demo")
-    assert len(fig.axes) == 126  # 18 patients x 7 visits
-    rows = {round(ax.get_position().y0, 6) for ax in fig.axes}
-    assert len(rows) == 18 and len({round(ax.get_position().x0, 6) for ax in fig.axes}) == 7
-    texts = [t.get_text() for t in fig.texts]
+    ticks = {"CD4": [(0.2, "0"), (0.6, "10^3"), (0.8, "10^4")]}
+    fig = plot_gate_review("CD4", "T", panels, tmp_path / "a.png", columns=7, title="demo", axis_ticks=ticks)
+    arts = [panel_artists(fig, index) for index in range(len(panels))]
+    framed = [i for i, a in enumerate(arts) if a["frame"]]
+    assert len(framed) == 125 and 20 not in framed  # 18 patients x 7 visits, one empty cell
+    corners = {i: _on_figure(arts[i]["frame"][0]).min(axis=0) for i in framed}  # lower left, pixels
+    assert len({round(c[1], 3) for c in corners.values()}) == 18  # a row per patient
+    assert len({round(c[0], 3) for c in corners.values()}) == 7  # a column per visit
+    assert all(corners[i][0] < corners[i + 1][0] for i in framed if i % 7 != 6 and i + 1 in corners)
+    assert all(corners[i][1] > corners[i + 7][1] for i in framed if i + 7 in corners)  # patients top to bottom
+    texts = [t.get_text() for t in fig.texts if not t.get_gid()]
     assert texts[0] == "Gate review: CD4 (of T)"
     assert texts[1].startswith("demo - 125 samples, 1 flagged as outliers, 1 missing\n")
     assert "also gated on (not shown): CD3 above cut" in texts[1]
     assert texts[-2:] == ["CD4", "CD8"]  # the shared axis labels (no axis_labels given: the dims)
     assert "Flagged outliers:\nP01 W8 (P01_W8): batch run012: 30.1% vs 6.02% median of 5 others (z=+5.3)" in texts
-    for index, (ax, panel) in enumerate(zip(fig.axes, panels)):
-        if panel is None:  # an empty grid cell keeps the visits aligned
-            assert index == 20 and not ax.axison and ax.get_title(loc="left") == ""
+    for index, (a, panel) in enumerate(zip(arts, panels)):
+        if panel is None:  # an empty grid cell keeps the visits aligned: nothing drawn in it
+            assert index == 20 and not any(a.values())
             continue
-        assert ax.axison and ax.get_title(loc="left") == panel.label
-        assert ax.get_title(loc="right") == ("missing" if panel.status == "missing" else "48.3%")
-        assert ax.get_xlim()[0] < ax.get_xlim()[1]
-    assert [t.get_text() for t in fig.axes[3].texts] == ["parent 'T' has 3 events"]
-    assert all(s.get_edgecolor()[:3] == (208 / 255, 0.0, 0.0) for s in fig.axes[10].spines.values())
+        assert _title(a, "left") == panel.label
+        assert _title(a, "right") == ("missing" if panel.status == "missing" else "48.3%")
+        (left, right), (low, high) = _limits(a)
+        assert left < right and low < high
+        bottom = all(panels[j] is None for j in range(index + 7, len(panels), 7))  # no panel below it
+        x_ticks = [t.get_text() for t in a["ticks"] if t.get_va() == "top"]  # x ticks: bottom panels only
+        assert x_ticks == ["0", "10^3", "10^4"] if bottom and panel.x_name == "CD4" else bool(x_ticks) == bottom
+        assert bool([t for t in a["ticks"] if t.get_ha() == "right"]) == (index % 7 == 0 and panel.y is not None)
+    assert [t.get_text() for t in arts[3]["texts"]] == ["parent 'T' has 3 events"]
+    assert arts[3]["background"] and not arts[4]["background"]  # the missing panel is greyed
+    assert arts[10]["frame"][0].get_edgecolor()[:3] == (208 / 255, 0.0, 0.0)
+    assert arts[11]["frame"][0].get_edgecolor()[:3] == (0.0, 0.0, 0.0)
 
 
 def test_each_gate_is_drawn_where_its_geometry_says(tmp_path):
@@ -230,33 +260,36 @@ def test_each_gate_is_drawn_where_its_geometry_says(tmp_path):
     panels = _panels(n_patients=3, n_events=400)  # patients 0-2: every kind of gate at least once
     fig = plot_gate_review("CD4", "T", panels, tmp_path / "a.png")
     kinds_seen = set()
-    for ax, panel in zip(fig.axes, panels):
+    for index, panel in enumerate(panels):
         if panel is None or panel.status != "ok":
             continue
         kinds_seen.add(panel.method)
-        vertical, horizontal = _cut_lines(ax)
+        arts = panel_artists(fig, index)
+        (left, right), (low, high) = _limits(arts)
+        assert all(a.get_clip_box() is not None for a in arts["patches"] + arts["lines"])  # clipped to the panel
+        vertical, horizontal = _cut_lines(arts)
         if panel.method == "cuts" and panel.y is not None:  # CD4 above 0.45, CD8 below 0.6 (CD3 not shown)
             assert (vertical, horizontal) == ([0.45], [0.6])
-            (box,) = _outlines(ax, Rectangle)
+            (box,) = _outlines(arts, Rectangle)
             (x0, y0), (x1, y1) = _patch_points(box).min(axis=0), _patch_points(box).max(axis=0)
-            assert x0 == pytest.approx(0.45) and x1 == pytest.approx(ax.get_xlim()[1])
-            assert y0 == pytest.approx(ax.get_ylim()[0]) and y1 == pytest.approx(0.6)
+            assert x0 == pytest.approx(0.45) and x1 == pytest.approx(right)
+            assert y0 == pytest.approx(low) and y1 == pytest.approx(0.6)
         elif panel.method == "cuts":  # a histogram with one cut
             assert (vertical, horizontal) == ([0.45], [])
         elif panel.method == "cluster":
-            (ellipse,) = _outlines(ax, Ellipse)
+            (ellipse,) = _outlines(arts, Ellipse)
             points = _patch_points(ellipse)[:-1:3] - np.array(panel.geometry["mean"])  # on-curve Bezier points
             assert len(points) >= 8
             inverse = np.linalg.inv(np.array(panel.geometry["covariance"]))
             distance2 = np.einsum("ij,jk,ik->i", points, inverse, points)
             np.testing.assert_allclose(distance2, 5.99, rtol=1e-9)
         elif panel.method == "boundary":
-            (box,) = _outlines(ax, Rectangle)
+            (box,) = _outlines(arts, Rectangle)
             lower, upper = _patch_points(box).min(axis=0), _patch_points(box).max(axis=0)
-            np.testing.assert_allclose(lower, [max(0.0, ax.get_xlim()[0]), max(0.0, ax.get_ylim()[0])])
-            np.testing.assert_allclose(upper, [min(0.99, ax.get_xlim()[1]), min(0.99, ax.get_ylim()[1])])
+            np.testing.assert_allclose(lower, [max(0.0, left), max(0.0, low)])
+            np.testing.assert_allclose(upper, [min(0.99, right), min(0.99, high)])
         elif panel.method == "singlets":
-            edges = [line for line in ax.lines if len(line.get_xdata()) == 2]
+            edges = [line for line in arts["lines"] if len(line.get_xdata()) == 2]
             assert len(edges) == 2
             g = panel.geometry
             for line, sign in zip(edges, (-1, 1)):
@@ -269,6 +302,25 @@ def test_each_gate_is_drawn_where_its_geometry_says(tmp_path):
     assert kinds_seen == {"cuts", "singlets", "cluster", "boundary"}
 
 
+def test_a_panel_is_drawn_inside_its_frame(tmp_path):
+    """A panel's gating units map onto its frame on the figure: the cut line's pixels lie at the cut's fraction
+    of the frame's width, and the density image fills the frame."""
+    panels = _panels(n_patients=2, n_events=400)
+    fig = plot_gate_review("CD4", "T", panels, tmp_path / "a.png")
+    arts = panel_artists(fig, 0)  # a 2-D cut: CD4 above 0.45
+    (left, right), _ = _limits(arts)
+    frame = _on_figure(arts["frame"][0])
+    (line,) = [l for l in arts["lines"] if l.get_xdata()[0] == l.get_xdata()[1]]
+    pixels = line.get_transform().transform(np.column_stack([line.get_xdata(), line.get_ydata()]))
+    fraction = (pixels[0, 0] - frame[:, 0].min()) / np.ptp(frame[:, 0])
+    assert fraction == pytest.approx((0.45 - left) / (right - left))
+    np.testing.assert_allclose(pixels[:, 1], [frame[:, 1].min(), frame[:, 1].max()])
+    (image,) = arts["image"]
+    x0, x1, y0, y1 = image.get_extent()
+    corners = image.axes.transData.transform([[x0, y0], [x1, y1]])
+    np.testing.assert_allclose(corners, [frame.min(axis=0), frame.max(axis=0)])
+
+
 def test_a_realised_gate_record_is_drawn_at_its_cut(tmp_path):
     """From a gates JSON record to the drawn figure: the dashed line lies at the record's cut."""
     record = {"population": "T", "method": "cuts",
@@ -277,18 +329,18 @@ def test_a_realised_gate_record_is_drawn_at_its_cut(tmp_path):
     panel = ReviewPanel(sample_id="P01_D0", label="P01 D0", x=rng.normal(0.5, 0.2, 500), y=None, x_name="CD3",
                         y_name=None, method="cuts", geometry=gate_geometry(record), percent_of_parent=61.34)
     fig = plot_gate_review("T", "lymphocytes", [panel], tmp_path / "t.png", columns=1)
-    (ax,) = fig.axes
-    assert _cut_lines(ax) == ([0.4123], [])
-    assert (ax.get_title(loc="left"), ax.get_title(loc="right")) == ("P01 D0", "61.3%")
+    arts = panel_artists(fig, 0)
+    assert _cut_lines(arts) == ([0.4123], [])
+    assert (_title(arts, "left"), _title(arts, "right")) == ("P01 D0", "61.3%")
 
 
 def test_gate_review_handles_no_panels_and_a_short_last_row(tmp_path):
     fig = plot_gate_review("T", "lymphocytes", [], tmp_path / "empty.png")
-    assert [ax.axison for ax in fig.axes] == [False] * 7  # one empty row
+    assert not any(panel_artists(fig, 0).values())
     panels = [p for p in _panels(n_patients=2, n_events=200) if p is not None][:9]
     fig = plot_gate_review("T", "lymphocytes", panels, tmp_path / "short.png", columns=7, title="tiny")
-    assert [ax.axison for ax in fig.axes] == [True] * 9 + [False] * 5
-    assert [ax.get_title(loc="left") for ax in fig.axes[:9]] == [p.label for p in panels]
+    assert [bool(panel_artists(fig, i)["frame"]) for i in range(14)] == [True] * 9 + [False] * 5
+    assert [_title(panel_artists(fig, i), "left") for i in range(9)] == [p.label for p in panels]
     assert (tmp_path / "empty.png").stat().st_size > 0 and (tmp_path / "short.png").stat().st_size > 0
 
 
@@ -306,3 +358,31 @@ def test_gate_geometry_from_realised_records():
     ellipse = {"mean": [0.5, 0.4], "covariance": [[1, 0], [0, 1]], "distance_squared": 5.99}
     assert gate_geometry({"method": "cluster", "ellipse": ellipse}) == ellipse
     assert gate_geometry({"method": "boolean", "op": "and", "of": ["CD4", "CD8"]}) == {}
+
+
+def test_axis_ticks_sit_where_flowkit_puts_the_original_values():
+    """Decade ticks of a logicle (x) and an asinh (y) axis at the positions flowkit's transforms give the values
+    0, 10^2, 10^3, ...; scatter ticks every 50k of the range, as value / range (worked by hand)."""
+    import json
+
+    import flowkit as fk
+
+    from cytotrial.report.review_figures import axis_ticks_in_original_units
+
+    logicle = {"transform": "logicle", "t": 262144.0, "w": 0.8, "m": 4.5, "a": 0.0}
+    asinh = {"transform": "asinh", "t": 262144.0, "m": 4.5, "a": 0.2}
+    first = ReviewPanel(sample_id="s", label="s", x=np.zeros(1), y=np.zeros(1), x_name="CD4", y_name="CD8",
+                        method="cuts")
+    arrays = {"CD4__xtransform": np.array(json.dumps(logicle)), "CD4__ytransform": np.array(json.dumps(asinh))}
+    ticks = axis_ticks_in_original_units("CD4", {"s": ({}, arrays)}, first)
+    values = np.array([[0.0], [1e2], [1e3], [1e4], [1e5]])
+    expected_x = fk.transforms.LogicleTransform(param_t=262144.0, param_w=0.8, param_m=4.5, param_a=0.0).apply(values)
+    expected_y = fk.transforms.AsinhTransform(param_t=262144.0, param_m=4.5, param_a=0.2).apply(values)
+    assert [label for _, label in ticks["CD4"]] == ["0", "1e2", "1e3", "1e4", "1e5"]
+    np.testing.assert_array_equal([p for p, _ in ticks["CD4"]], expected_x.ravel())
+    np.testing.assert_array_equal([p for p, _ in ticks["CD8"]], expected_y.ravel())
+    scatter = {"CD4__xtransform": np.array(json.dumps({"transform": "linear", "t": 262144.0, "a": 0.0}))}
+    first.y_name = None
+    ticks = axis_ticks_in_original_units("CD4", {"s": ({}, scatter)}, first)
+    assert ticks["CD4"] == [(0.0, "0"), (50_000 / 262144, "50k"), (100_000 / 262144, "100k"),
+                            (150_000 / 262144, "150k"), (200_000 / 262144, "200k"), (250_000 / 262144, "250k")]

@@ -48,7 +48,7 @@ def test_one_job_per_sample_writes_what_the_two_jobs_write(small_trial, tmp_path
                                 log=log)
         gate_sample_files(sample_id, str(events), template, two, overrides={}, pooled_path=None,
                           workspace_group="All Samples", events_per_sample=1000, log=log)
-        process_sample_files(sample_id, fcs, panel, SETTINGS, **arguments, template_path=template, overrides={},
+        process_sample_files(sample_id, fcs, panel, SETTINGS, **arguments, template=template, overrides={},
                              workspace_group="All Samples", events_per_sample=1000, outputs=one, log=log)
         for key in one:
             assert filecmp.cmp(two[key], one[key], shallow=False), (sample_id, key)
@@ -81,7 +81,7 @@ def test_a_unit_job_writes_what_one_job_per_sample_and_the_batch_fit_write(small
         alone = outputs_in(tmp_path / f"{sample_id}_alone")
         process_sample_files(sample_id, design.loc[sample_id, "fcs"], panel, SETTINGS, study_day=28,
                              transforms_path=str(tmp_path / "batch.json"), matrix_path=None, on_bad_file="exclude",
-                             template_path=template, overrides={}, workspace_group="All Samples",
+                             template=template, overrides={}, workspace_group="All Samples",
                              events_per_sample=1000, outputs=alone, log=log)
         for key in alone:
             assert filecmp.cmp(alone[key], samples[sample_id]["outputs"][key], shallow=False), (sample_id, key)

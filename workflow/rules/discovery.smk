@@ -16,7 +16,8 @@ rule discover_clusters:
     params:
         settings=config.get("discovery", {}),
         units=config["transform"]["fluorescence"],
-    threads: 2
+    threads: 1  # UMAP, Leiden and FlowSOM run on one core here: a second one only kept other jobs waiting
+    priority: 10  # the longest trial-level job: started first, the other trial-level jobs fill the cores beside it
     resources:
         mem_mb=4000,
     conda:

@@ -6,6 +6,7 @@ import os
 import zlib
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 
@@ -36,13 +37,14 @@ def pool_gated_events(paths: list[str | os.PathLike], parent: str, max_cells: in
     AnnData
         pooled events x channels (X gating units), obs: sample_id, population memberships, ``sample_info``.
     """
-    paths = [p for p in sorted(map(str, paths)) if not ad.read_h5ad(p, backed="r").uns.get("excluded")]
+    paths = [p for p in sorted(map(str, paths)) if not _excluded_reason(p)]
     if not paths:
         raise DiscoveryError("no event files to pool (all samples excluded)")
     per_sample = max(1, int(max_cells) // len(paths))  # excluded samples do not count
-    parts, skipped = [], []
+    parts, skipped, populations = [], [], None
     for path in paths:
-        events = ad.read_h5ad(path)
+        events = _read_events(path, with_populations=populations is None)
+        populations = events.uns["populations"] if populations is None else populations
         sample_id = str(events.uns["sample_id"])
         if parent not in events.obs.columns:
             raise DiscoveryError(f"{path}: population '{parent}' is not gated in the events (populations: "
@@ -65,7 +67,25 @@ def pool_gated_events(paths: list[str | os.PathLike], parent: str, max_cells: in
         for column in info.columns:
             pooled.obs[column] = info[column].to_numpy()
     pooled.uns["parent"] = parent
-    pooled.uns["populations"] = dict(ad.read_h5ad(paths[0]).uns["populations"])
+    pooled.uns["populations"] = dict(populations)
     pooled.uns["skipped"] = skipped
     pooled.uns["cells_per_sample"] = per_sample
     return pooled
+
+
+def _excluded_reason(path: str) -> str:
+    """``uns['excluded']`` of an event file (its reason for being excluded; "" if it is not), read alone: reading
+    the whole file to learn this would cost as much again as pooling it."""
+    with h5py.File(path, "r") as handle:
+        return str(ad.io.read_elem(handle["uns/excluded"])) if "excluded" in handle.get("uns", {}) else ""
+
+
+def _read_events(path: str, *, with_populations: bool) -> ad.AnnData:
+    """An event file (:func:`cytotrial.quantify.event_anndata`) as ``ad.read_h5ad`` reads it, but of ``uns`` only the
+    sample id, the missing populations and (``with_populations``) the population tree: its per-channel transform
+    parameters are half the cost of reading a file, and a pool drops them."""
+    keys = ["sample_id", "missing_populations"] + (["populations"] if with_populations else [])
+    with h5py.File(path, "r") as handle:
+        parts = {key: ad.io.read_elem(handle[key]) for key in ("X", "obs", "var", "layers")}
+        uns = {key: ad.io.read_elem(handle["uns"][key]) for key in keys if key in handle["uns"]}
+    return ad.AnnData(**parts, uns=uns)

@@ -77,12 +77,6 @@ class AnnDataEvents:
     def file_compensated(self, source: str, gate_id: str) -> np.ndarray:
         return np.asarray(self.adata.layers["compensated"], dtype=np.float64)
 
-    def flowkit_sample(self, rows: np.ndarray | None = None) -> fk.Sample:
-        """The raw events (those where ``rows`` is True, if given) as a flowkit Sample (channel names $PnN), e.g.
-        for writing a FlowJo workspace."""
-        raw = self.raw("flowkit", "")
-        return fk.Sample(raw if rows is None else raw[rows], sample_id=self.id, channel_labels=self.pnn)
-
     def raw(self, source: str, gate_id: str) -> np.ndarray:
         """Uncompensated values: the compensated values times the spillover the preprocessing removed."""
         if self._raw is None:

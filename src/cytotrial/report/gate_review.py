@@ -17,8 +17,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.patches import Ellipse, Polygon, Rectangle
+from matplotlib.lines import Line2D
+from matplotlib.patches import Ellipse, Polygon, Rectangle, StepPatch
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import Affine2D, Bbox, TransformedBbox
 
 from ..gating.static import either_cut_polygon
 
@@ -38,6 +40,9 @@ FOOTER_WIDTH_CHARS = 170
 LEFT_IN = 0.75
 RIGHT_IN = 0.15
 DPI = 90
+TITLE_PAD_IN = 0.035  # panel title baseline above the frame
+TICK_IN = 2 / 72  # tick marks, and the gap to their labels (2 pt, 1 pt)
+TICK_PAD_IN = 1 / 72
 
 
 @dataclass
@@ -150,6 +155,11 @@ def plot_gate_review(population: str, parent: str, panels: list[ReviewPanel | No
         dim -> [(position in gating units, label)], e.g. decades of the original scale on a logicle axis.
     title
         Extra line under the title (e.g. the trial or template name).
+
+    The panels share one matplotlib Axes (a canvas in inches; an Axes per panel costs more than the rest of
+    the figure): each panel's artists are drawn in its gating units through the panel's own transform and
+    clipped to its frame, and carry ``gid`` "panel <i>" (i: the panel's index in ``panels``), so that they can
+    be read back per panel (:func:`panel_artists`).
     """
     cells = list(panels)
     columns = max(1, int(columns))
@@ -159,19 +169,65 @@ def plot_gate_review(population: str, parent: str, panels: list[ReviewPanel | No
     title_text, details = _header_lines(population, parent, drawn, title)
     header = (title_text, [part for line in details for part in textwrap.wrap(line, chars) or [""]])
     footer = [part for line in _footer_lines(drawn) for part in textwrap.wrap(line, chars, subsequent_indent="  ")]
-    fig = _figure(rows, columns, HEADER_IN + LINE_IN * len(header[1]), FOOTER_IN + LINE_IN * len(footer))
+    fig, canvas, boxes = _figure(rows, columns, HEADER_IN + LINE_IN * len(header[1]),
+                                 FOOTER_IN + LINE_IN * len(footer))
     limits = _shared_limits(drawn)
-    axes = fig.subplots(rows, columns, squeeze=False, gridspec_kw={"hspace": 0.3, "wspace": 0.1})
-    for index, ax in enumerate(axes.flat):
-        panel = cells[index] if index < len(cells) else None
+    for index, panel in enumerate(cells):
         if panel is None:
-            ax.set_axis_off()
             continue
-        _draw_panel(ax, panel, limits)
-        _ticks(ax, panel, axis_ticks or {}, left=index % columns == 0, bottom=_is_bottom(index, cells, columns))
+        frame = PanelFrame(canvas, boxes[index], *_panel_limits(panel, limits), gid=f"panel {index}")
+        _draw_panel(frame, panel)
+        _ticks(frame, panel, axis_ticks or {}, left=index % columns == 0, bottom=_is_bottom(index, cells, columns))
     _draw_text(fig, header, footer, drawn, axis_labels=axis_labels or {})
     fig.savefig(path, format="png", metadata={"Software": None})
     return fig
+
+
+def panel_artists(fig: Figure, index: int) -> dict[str, list]:
+    """The artists drawn for panel ``index`` of a review figure, by kind: 'frame' (the panel's outline, a
+    Rectangle from its x and y limits), 'background' (a missing panel's grey), 'image', 'patches' (gate shapes
+    and histograms), 'lines' (cuts, band edges), 'texts' (notes inside), 'titles' (left: label, right: % of
+    parent), 'ticks' and 'tickmarks'. Patches and lines are in the panel's gating units (an artist's data; its
+    transform maps them onto the figure); texts, tick marks and the image in inches on the canvas."""
+    kinds: dict[str, list] = {k: [] for k in ("frame", "background", "image", "patches", "lines", "texts", "titles",
+                                              "ticks", "tickmarks")}
+    for artist in [*fig.get_children(), *(a for ax in fig.axes for a in ax.get_children())]:
+        gid = artist.get_gid() or ""
+        if gid.split(":")[0] == f"panel {index}":
+            kinds[gid.split(":")[1] if ":" in gid else "patches"].append(artist)
+    return kinds
+
+
+class PanelFrame:
+    """One panel's place on the shared canvas: ``box`` (x0, y0, x1, y1) in inches shows the panel's ``xlim`` x
+    ``ylim`` (gating units); ``transform`` maps gating units onto the canvas and ``clip`` is the box."""
+
+    def __init__(self, canvas, box: tuple[float, float, float, float], xlim, ylim, *, gid: str):
+        self.canvas, self.box, self.xlim, self.ylim, self.gid = canvas, box, tuple(xlim), tuple(ylim), gid
+        x0, y0, x1, y1 = box
+        scale_x, scale_y = (x1 - x0) / (xlim[1] - xlim[0]), (y1 - y0) / (ylim[1] - ylim[0])
+        self.to_box = Affine2D().scale(scale_x, scale_y).translate(x0 - xlim[0] * scale_x, y0 - ylim[0] * scale_y)
+        self.transform = self.to_box + canvas.transData
+        self.clip = TransformedBbox(Bbox([[x0, y0], [x1, y1]]), canvas.transData)
+
+    def add(self, artist, kind: str = "patches", *, clip: bool = True):
+        """Add a patch or line drawn in gating units."""
+        artist.set_transform(self.transform)
+        if clip:
+            artist.set_clip_box(self.clip)
+        artist.set_gid(f"{self.gid}:{kind}")
+        return self.canvas.figure.add_artist(artist)  # on the figure: neither data limits nor a clip path to set
+
+    def tick_mark(self, xs: list[float], ys: list[float]) -> None:
+        """A tick mark outside the frame, in inches on the canvas."""
+        self.canvas.figure.add_artist(Line2D(xs, ys, color="k", lw=0.8, transform=self.canvas.transData,
+                                             gid=f"{self.gid}:tickmarks"))
+
+    def text(self, x: float, y: float, text: str, kind: str, **style):
+        """Text at (x, y) in the panel's axes fraction (0-1)."""
+        x0, y0, x1, y1 = self.box
+        return self.canvas.figure.text(x0 + x * (x1 - x0), y0 + y * (y1 - y0), text, gid=f"{self.gid}:{kind}",
+                                       transform=self.canvas.transData, **style)
 
 
 def _chars_per_line(width_in: float, fontsize: float = 8.5) -> int:
@@ -179,14 +235,26 @@ def _chars_per_line(width_in: float, fontsize: float = 8.5) -> int:
     return max(30, int((width_in - 0.3) * 72 / (0.55 * fontsize)))
 
 
-def _figure(rows: int, columns: int, header_in: float, footer_in: float) -> Figure:
+def _figure(rows: int, columns: int, header_in: float, footer_in: float):
+    """The figure, its one canvas Axes (data units: inches from the lower left corner, no axis drawn) and the
+    panels' boxes (x0, y0, x1, y1, inches) in reading order, spaced as a subplot grid (wspace 0.1, hspace 0.3)."""
     width = LEFT_IN + columns * PANEL_WIDTH_IN + RIGHT_IN
     height = header_in + rows * PANEL_HEIGHT_IN + footer_in
     fig = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(fig)
-    fig.subplots_adjust(left=LEFT_IN / width, right=1 - RIGHT_IN / width, top=1 - header_in / height,
-                        bottom=footer_in / height)
-    return fig
+    canvas = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    canvas.set_axis_off()
+    canvas.set_xlim(0.0, width)
+    canvas.set_ylim(0.0, height)
+    cell_w = (width - LEFT_IN - RIGHT_IN) / (columns + 0.1 * (columns - 1))
+    cell_h = (height - header_in - footer_in) / (rows + 0.3 * (rows - 1))
+    boxes = []
+    for index in range(rows * columns):
+        row, column = divmod(index, columns)
+        x0 = LEFT_IN + column * cell_w * 1.1
+        y1 = height - header_in - row * cell_h * 1.3
+        boxes.append((x0, y1 - cell_h, x0 + cell_w, y1))
+    return fig, canvas, boxes
 
 
 def _is_bottom(index: int, cells: list, columns: int) -> bool:
@@ -225,62 +293,66 @@ def _gate_positions(panel: ReviewPanel, dim: str) -> list[float]:
     return []
 
 
-def _draw_panel(ax, panel: ReviewPanel, limits: dict) -> None:
+def _panel_limits(panel: ReviewPanel, limits: dict) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The panel's x and y limits: the shared limits of its dims; 0-1.1 for a histogram's scaled counts."""
+    return limits.get(panel.x_name, (0.0, 1.0)), (limits.get(panel.y_name, (0.0, 1.0)) if panel.y is not None
+                                                  else (0.0, 1.1))
+
+
+def _draw_panel(frame: PanelFrame, panel: ReviewPanel) -> None:
     missing = panel.status != "ok"
+    if missing:
+        frame.add(Rectangle((frame.xlim[0], frame.ylim[0]), frame.xlim[1] - frame.xlim[0],
+                            frame.ylim[1] - frame.ylim[0], facecolor=MISSING_FACE, edgecolor="none"), "background")
     x = np.asarray(panel.x, dtype=float).ravel()
-    xlim = limits.get(panel.x_name, (0.0, 1.0))
     if panel.y is None:
-        _histogram(ax, x, xlim, missing)
+        _histogram(frame, x, missing)
     else:
-        ylim = limits.get(panel.y_name, (0.0, 1.0))
-        _density(ax, x, np.asarray(panel.y, dtype=float).ravel(), xlim, ylim=ylim, missing=missing)
+        _density(frame, x, np.asarray(panel.y, dtype=float).ravel(), missing=missing)
     if not missing and panel.geometry:
-        _draw_gate(ax, panel, xlim, limits.get(panel.y_name, (0.0, 1.1)) if panel.y is not None else (0.0, 1.1))
-    _annotate(ax, panel)
+        _draw_gate(frame, panel)
+    _annotate(frame, panel)
 
 
-def _density(ax, x: np.ndarray, y: np.ndarray, xlim, *, ylim, missing: bool) -> None:
+def _density(frame: PanelFrame, x: np.ndarray, y: np.ndarray, *, missing: bool) -> None:
     """2-D histogram of the events, log colour scale normalised per panel (empty bins left blank)."""
     ok = np.isfinite(x) & np.isfinite(y)
-    counts, _, _ = np.histogram2d(x[ok], y[ok], bins=BINS_2D, range=(xlim, ylim))
+    counts, _, _ = np.histogram2d(x[ok], y[ok], bins=BINS_2D, range=(frame.xlim, frame.ylim))
     masked = np.ma.masked_less(counts.T, 1)
     if masked.count():
-        ax.imshow(masked, origin="lower", extent=(*xlim, *ylim), aspect="auto", interpolation="nearest",
-                  cmap="Greys" if missing else DENSITY_CMAP, norm=LogNorm(1, max(2.0, float(counts.max()))),
-                  alpha=0.5 if missing else 1.0)
-    ax.set_xlim(xlim)
-    ax.set_ylim(ylim)
+        x0, y0, x1, y1 = frame.box
+        frame.canvas.imshow(masked, origin="lower", extent=(x0, x1, y0, y1), aspect="auto", interpolation="nearest",
+                            cmap="Greys" if missing else DENSITY_CMAP, norm=LogNorm(1, max(2.0, float(counts.max()))),
+                            alpha=0.5 if missing else 1.0, gid=f"{frame.gid}:image")
 
 
-def _histogram(ax, x: np.ndarray, xlim, missing: bool) -> None:
+def _histogram(frame: PanelFrame, x: np.ndarray, missing: bool) -> None:
     """Histogram of the events scaled to a peak of 1."""
     x = x[np.isfinite(x)]
-    counts, edges = np.histogram(x, bins=BINS_1D, range=xlim)
+    counts, edges = np.histogram(x, bins=BINS_1D, range=frame.xlim)
     heights = counts / counts.max() if counts.max() > 0 else counts.astype(float)
     colour = "0.6" if missing else "#3b528b"
-    ax.stairs(heights, edges, fill=True, color=colour, alpha=0.35, linewidth=0)
-    ax.stairs(heights, edges, color=colour, linewidth=0.8)
-    ax.set_xlim(xlim)
-    ax.set_ylim(0.0, 1.1)
+    frame.add(StepPatch(heights, edges, fill=True, color=colour, alpha=0.35, linewidth=0))
+    frame.add(StepPatch(heights, edges, fill=False, color=colour, linewidth=0.8))
 
 
-def _draw_gate(ax, panel: ReviewPanel, xlim, ylim) -> None:
+def _draw_gate(frame: PanelFrame, panel: ReviewPanel) -> None:
     geometry, has_y = panel.geometry, panel.y is not None
     if panel.method == "singlets" and has_y:
-        _draw_band(ax, geometry, panel.x_name, xlim, ylim=ylim)
+        _draw_band(frame, geometry, panel.x_name)
     elif panel.method in ("cluster", "ellipse") and has_y and "mean" in geometry:
-        _draw_ellipse(ax, geometry)
+        _draw_ellipse(frame, geometry)
     elif panel.method in ("polygon", "mixture") and has_y and geometry.get("vertices"):
         for face, edge in ((GATE_COLOUR, "none"), ("none", GATE_COLOUR)):
-            ax.add_patch(Polygon(geometry["vertices"], closed=True, facecolor=face, edgecolor=edge,
-                                 alpha=0.12 if face != "none" else 1.0, lw=1.3))
+            frame.add(Polygon(geometry["vertices"], closed=True, facecolor=face, edgecolor=edge,
+                              alpha=0.12 if face != "none" else 1.0, lw=1.3))
     elif panel.method in ("boundary", "rectangle"):
         everything = (-np.inf, np.inf)
-        _draw_box(ax, geometry.get(panel.x_name, everything),
-                  geometry.get(panel.y_name, everything) if has_y else everything, xlim, ylim=ylim, lines=False)
+        _draw_box(frame, geometry.get(panel.x_name, everything),
+                  geometry.get(panel.y_name, everything) if has_y else everything, lines=False)
     elif panel.method == "cuts":
-        _draw_box(ax, _kept_interval(geometry.get(panel.x_name)),
-                  _kept_interval(geometry.get(panel.y_name) if has_y else None), xlim, ylim=ylim, lines=True,
+        _draw_box(frame, _kept_interval(geometry.get(panel.x_name)),
+                  _kept_interval(geometry.get(panel.y_name) if has_y else None), lines=True,
                   cut_x=panel.x_name in geometry, cut_y=has_y and panel.y_name in geometry)
 
 
@@ -291,24 +363,27 @@ def _kept_interval(cut: tuple[str, float] | None) -> tuple[float, float]:
     return (float(value), np.inf) if keep == "above" else (-np.inf, float(value))
 
 
-def _draw_box(ax, xs, ys, xlim, *, ylim, lines: bool, cut_x: bool = False, cut_y: bool = False) -> None:
-    """Shade and outline the kept rectangle (clipped to the axes); with ``lines`` the cuts span the axes."""
-    x0, x1 = max(xs[0], xlim[0]), min(xs[1], xlim[1])
-    y0, y1 = max(ys[0], ylim[0]), min(ys[1], ylim[1])
+def _draw_box(frame: PanelFrame, xs, ys, *, lines: bool, cut_x: bool = False, cut_y: bool = False) -> None:
+    """Shade and outline the kept rectangle (clipped to the panel); with ``lines`` the cuts span the panel."""
+    (left, right), (low, high) = frame.xlim, frame.ylim
+    x0, x1 = max(xs[0], left), min(xs[1], right)
+    y0, y1 = max(ys[0], low), min(ys[1], high)
     if lines:
         if cut_x:
-            ax.axvline(xs[0] if np.isfinite(xs[0]) else xs[1], color="k", lw=0.7, ls=(0, (3, 2)))
+            x = xs[0] if np.isfinite(xs[0]) else xs[1]
+            frame.add(Line2D([x, x], [low, high], color="k", lw=0.7, ls=(0, (3, 2))), "lines")
         if cut_y:
-            ax.axhline(ys[0] if np.isfinite(ys[0]) else ys[1], color="k", lw=0.7, ls=(0, (3, 2)))
+            y = ys[0] if np.isfinite(ys[0]) else ys[1]
+            frame.add(Line2D([left, right], [y, y], color="k", lw=0.7, ls=(0, (3, 2))), "lines")
     if x1 > x0 and y1 > y0:
-        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=GATE_COLOUR, alpha=0.12, edgecolor="none"))
-        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor="none", edgecolor=GATE_COLOUR, lw=1.3))
+        frame.add(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=GATE_COLOUR, alpha=0.12, edgecolor="none"))
+        frame.add(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor="none", edgecolor=GATE_COLOUR, lw=1.3))
 
 
-def _draw_band(ax, geometry: dict, x_name: str, xlim, *, ylim) -> None:
+def _draw_band(frame: PanelFrame, geometry: dict, x_name: str) -> None:
     """Singlet band between two lines: y = intercept + slope x +/- half_width, or y = r x for the two ratio
     limits (through the origin); the band is shaded."""
-    xs = np.array([min(0.0, xlim[0]), xlim[1]])
+    xs = np.array([min(0.0, frame.xlim[0]), frame.xlim[1]])
     if "slope" in geometry:
         centre = float(geometry["intercept"]) + float(geometry["slope"]) * xs
         edges = [centre - float(geometry["half_width"]), centre + float(geometry["half_width"])]
@@ -319,42 +394,44 @@ def _draw_band(ax, geometry: dict, x_name: str, xlim, *, ylim) -> None:
         edges = [r * xs for r in slopes]
     if not np.all(np.isfinite(edges)):
         return
-    ax.fill_between(xs, edges[0], edges[1], color=GATE_COLOUR, alpha=0.12, linewidth=0)
+    band = np.column_stack([np.r_[xs, xs[::-1]], np.r_[edges[0], edges[1][::-1]]])
+    frame.add(Polygon(band, closed=True, facecolor=GATE_COLOUR, alpha=0.12, edgecolor="none"))
     for edge in edges:
-        ax.plot(xs, edge, color=GATE_COLOUR, lw=1.3)
-    ax.set_xlim(xlim)
-    ax.set_ylim(ylim)
+        frame.add(Line2D(xs, edge, color=GATE_COLOUR, lw=1.3), "lines")
 
 
-def _draw_ellipse(ax, geometry: dict) -> None:
+def _draw_ellipse(frame: PanelFrame, geometry: dict) -> None:
     """Cluster gate: the ellipse {z : (z - mean)' inv(covariance) (z - mean) <= distance_squared}."""
     values, vectors = np.linalg.eigh(np.asarray(geometry["covariance"], dtype=float)[:2, :2])
     radius = np.sqrt(float(geometry["distance_squared"]) * np.clip(values, 0, None))
     angle = float(np.degrees(np.arctan2(vectors[1, 1], vectors[0, 1])))
     centre = tuple(float(v) for v in geometry["mean"][:2])
     for face, edge in ((GATE_COLOUR, "none"), ("none", GATE_COLOUR)):
-        ax.add_patch(Ellipse(centre, 2 * radius[1], 2 * radius[0], angle=angle, facecolor=face, edgecolor=edge,
-                             alpha=0.12 if face != "none" else 1.0, lw=1.3))
+        frame.add(Ellipse(centre, 2 * radius[1], 2 * radius[0], angle=angle, facecolor=face, edgecolor=edge,
+                          alpha=0.12 if face != "none" else 1.0, lw=1.3))
 
 
-def _annotate(ax, panel: ReviewPanel) -> None:
-    """Label (left) and % of parent (right) above the panel; missing reason or outlier reason inside."""
+def _annotate(frame: PanelFrame, panel: ReviewPanel) -> None:
+    """Label (left) and % of parent (right) above the panel; missing reason or outlier reason inside; the
+    panel's frame (red and thick for a flagged outlier)."""
     missing = panel.status != "ok"
     colour = OUTLIER_COLOUR if panel.outlier else ("0.45" if missing else "k")
-    ax.set_title(panel.label, loc="left", fontsize=8, pad=2.5, color=colour,
-                 fontweight="bold" if panel.outlier else "normal")
+    weight = "bold" if panel.outlier else "normal"
     percent = panel.percent_of_parent
     value = "missing" if missing or not np.isfinite(percent) else _format_percent(percent)
-    ax.set_title(value, loc="right", fontsize=8, pad=2.5, color=colour,
-                 fontweight="bold" if panel.outlier else "normal")
+    pad = TITLE_PAD_IN / (frame.box[3] - frame.box[1])
+    frame.text(0.0, 1.0 + pad, panel.label, "titles", ha="left", va="baseline", fontsize=8, color=colour,
+               fontweight=weight)
+    frame.text(1.0, 1.0 + pad, value, "titles", ha="right", va="baseline", fontsize=8, color=colour,
+               fontweight=weight)
     if missing:
-        ax.set_facecolor(MISSING_FACE)
-        _inside_note(ax, panel.reason or "missing", "0.25", va="center", y=0.5)
+        _inside_note(frame, panel.reason or "missing", "0.25", va="center", y=0.5)
     elif panel.outlier:
-        for spine in ax.spines.values():
-            spine.set_edgecolor(OUTLIER_COLOUR)
-            spine.set_linewidth(2.4)
-        _inside_note(ax, _short_reason(panel.outlier_reason), OUTLIER_COLOUR, va="top", y=0.97)
+        _inside_note(frame, _short_reason(panel.outlier_reason), OUTLIER_COLOUR, va="top", y=0.97)
+    outlier = panel.outlier and not missing
+    frame.add(Rectangle((frame.xlim[0], frame.ylim[0]), frame.xlim[1] - frame.xlim[0], frame.ylim[1] - frame.ylim[0],
+                        facecolor="none", edgecolor=OUTLIER_COLOUR if outlier else "k", lw=2.4 if outlier else 0.8),
+              "frame", clip=False)
 
 
 def _format_percent(percent: float) -> str:
@@ -374,31 +451,38 @@ def _short_reason(reason: str) -> str:
     return "\n".join(parts)
 
 
-def _inside_note(ax, text: str, colour: str, va: str, *, y: float) -> None:
+def _inside_note(frame: PanelFrame, text: str, colour: str, va: str, *, y: float) -> None:
     wrapped = "\n".join(line for paragraph in text.split("\n")
                          for line in textwrap.wrap(paragraph, width=30, max_lines=3, placeholder=" ..."))
-    ax.text(0.5, y, wrapped, transform=ax.transAxes, ha="center", va=va, fontsize=7, color=colour,
-            linespacing=1.05, bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.85,
-                                    "edgecolor": "none"})
+    frame.text(0.5, y, wrapped, "texts", ha="center", va=va, fontsize=7, color=colour, linespacing=1.05,
+               bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
 
 
-def _ticks(ax, panel: ReviewPanel, axis_ticks: dict, left: bool, *, bottom: bool) -> None:
-    """Ticks and their labels only on the outer panels (the axes are shared: inner panels get none, which also
-    spares drawing thousands of tick marks); custom tick positions/labels per dim where given."""
-    ax.tick_params(labelsize=6, length=2, pad=1)
-    for axis, name, outer in ((ax.xaxis, panel.x_name, bottom),
-                              (ax.yaxis, panel.y_name if panel.y is not None else None, left)):
-        if not outer:
-            axis.set_ticks([])
-        elif name in axis_ticks:
-            low, high = sorted(axis.get_view_interval())
-            ticks = [t for t in axis_ticks[name] if low <= t[0] <= high]  # set_ticks would widen the view
-            axis.set_ticks([t[0] for t in ticks], [t[1] for t in ticks])
-        elif name is not None:
-            axis.set_major_locator(MaxNLocator(nbins=3, prune="both"))
+def _ticks(frame: PanelFrame, panel: ReviewPanel, axis_ticks: dict, left: bool, *, bottom: bool) -> None:
+    """Ticks and their labels only on the outer panels (bottom of each column, left of each row): custom
+    positions and labels per dim where given, else about three round values inside the limits."""
+    for axis, name, outer in (("x", panel.x_name, bottom), ("y", panel.y_name if panel.y is not None else None, left)):
+        if not outer or name is None:
+            continue
+        low, high = frame.xlim if axis == "x" else frame.ylim
+        if name in axis_ticks:
+            ticks = [t for t in axis_ticks[name] if low <= t[0] <= high]
         else:
-            axis.set_ticks([])
-    ax.tick_params(labelbottom=bottom, labelleft=left and panel.y is not None)
+            ticks = [(v, f"{v:g}") for v in MaxNLocator(nbins=3, prune="both").tick_values(low, high)
+                     if low <= v <= high]
+        for position, label in ticks:
+            fraction = (position - low) / (high - low)
+            x0, y0, x1, y1 = frame.box
+            if axis == "x":
+                x = x0 + fraction * (x1 - x0)
+                frame.tick_mark([x, x], [y0, y0 - TICK_IN])
+                frame.text(fraction, -(TICK_IN + TICK_PAD_IN) / (y1 - y0), label, "ticks", ha="center", va="top",
+                           fontsize=6)
+            else:
+                y = y0 + fraction * (y1 - y0)
+                frame.tick_mark([x0, x0 - TICK_IN], [y, y])
+                frame.text(-(TICK_IN + TICK_PAD_IN) / (x1 - x0), fraction, label, "ticks", ha="right", va="center",
+                           fontsize=6)
 
 
 def _header_lines(population: str, parent: str, panels: list[ReviewPanel], title: str) -> tuple[str, list[str]]:

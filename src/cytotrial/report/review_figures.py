@@ -9,7 +9,6 @@ import os
 import numpy as np
 import pandas as pd
 
-from ..preprocess.transforms import transform_from_params
 from .gate_review import ReviewPanel, gate_geometry, plot_gate_review
 
 
@@ -130,8 +129,21 @@ def axis_ticks_in_original_units(population: str, reviews: dict, first) -> dict[
             values = np.arange(0, top + 1, 50_000.0)
             ticks[name] = [(v / top, f"{v / 1000:.0f}k" if v else "0") for v in values]
             continue
-        transform = transform_from_params(params)
         values = np.array([0.0] + [10.0 ** k for k in range(2, 7) if 10.0 ** k <= float(params["t"]) * 1.01])
-        positions = transform.apply(values.reshape(-1, 1)).ravel()
+        positions = _fluorescence_positions(values, params)
         ticks[name] = [(float(p), "0" if v == 0 else f"1e{int(np.log10(v))}") for p, v in zip(positions, values)]
     return ticks
+
+
+def _fluorescence_positions(values: np.ndarray, params: dict) -> np.ndarray:
+    """``values`` on a recorded logicle or asinh axis: flowutils' transforms, as flowkit's Transform.apply
+    calls them (flowkit itself is not imported: its import would cost this job more than a figure)."""
+    import flowutils
+
+    column = np.asarray(values, dtype=float).reshape(-1, 1)
+    if params["transform"] == "logicle":
+        return flowutils.transforms.logicle(column, None, t=params["t"], m=params["m"], w=params["w"],
+                                            a=params["a"]).ravel()
+    if params["transform"] == "asinh":
+        return flowutils.transforms.asinh(column, None, t=params["t"], m=params["m"], a=params["a"]).ravel()
+    raise ValueError(f"unknown transform {params['transform']!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import numpy as np
 
 from ..export import export_excluded_events, export_sample_events
 from ..gating.engine import apply_template
-from ..gating.flowjo import export_flowjo_workspace
+from ..gating.template import GatingTemplate
+from ..gating.flowjo import export_flowjo_workspace, workspace_sample
 from ..gating.gatingml_export import export_gatingml
 from ..gating.plan_engine import AnnDataEvents, StaticTemplate, apply_plan, load_gating_template
 from ..gating.review import review_events
@@ -63,11 +65,13 @@ def gate_sample_files(sample_id: str, events_path: str, template_path: str, outp
                        log=log)
 
 
-def gate_sample_events(sample_id: str, events: ad.AnnData, template_path: str, outputs: dict, *, overrides: dict,
+def gate_sample_events(sample_id: str, events: ad.AnnData, template: str | GatingTemplate | StaticTemplate,
+                       outputs: dict, *, overrides: dict,
                        pooled_path: str | None, workspace_group: str, events_per_sample: int,
                        log: logging.Logger) -> None:
     """:func:`gate_sample_files` on events in memory (the preprocessed events of the same job, rule
-    process_sample, or those read from the file of rule preprocess_sample)."""
+    process_sample, or those read from the file of rule preprocess_sample). ``template``: the gating template
+    (:func:`cytotrial.gating.plan_engine.load_gating_template`), or its file."""
     if excluded_reason(events):
         log.warning("%s: excluded: %s", sample_id, excluded_reason(events))
         write_excluded_gating_outputs(sample_id, excluded_reason(events), outputs)
@@ -76,7 +80,8 @@ def gate_sample_events(sample_id: str, events: ad.AnnData, template_path: str, o
         return
     kept = events.obs["qc_keep"].to_numpy()  # gate only the events that passed the event QC (root mask)
     log.info("%s: gating %d of %d events (event QC)", sample_id, int(kept.sum()), events.n_obs)
-    template = load_gating_template(template_path, workspace_group)
+    if isinstance(template, (str, os.PathLike)):
+        template = load_gating_template(template, workspace_group)
     if isinstance(template, StaticTemplate):
         result = apply_plan(events, template, root=kept)
     else:
@@ -96,7 +101,9 @@ def gate_sample_events(sample_id: str, events: ad.AnnData, template_path: str, o
         with atomic_path(outputs["gatingml"], suffix=".xml") as tmp:
             export_gatingml(realised, events.var, events.uns.get("spillover") or None, tmp)
         with warnings.catch_warnings(record=True):
-            left_out = export_flowjo_workspace(outputs["gatingml"], AnnDataEvents(events).flowkit_sample(kept),
+            source = AnnDataEvents(events)
+            left_out = export_flowjo_workspace(outputs["gatingml"], workspace_sample(source.id, source.pnn,
+                                                                                     int(kept.sum())),
                                                outputs["workspace"])
         if left_out:
             log.info("%s: FlowJo workspace without %s (Boolean gates and their children: see the GatingML file)",

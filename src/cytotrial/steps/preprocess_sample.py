@@ -35,15 +35,16 @@ def preprocess_sample_files(sample_id: str, fcs_path: str, panel_path: str, sett
     write_h5ad(events, outputs["events"])
 
 
-def preprocess_sample(sample_id: str, fcs_path: str, panel_path: str, settings: dict, *, study_day: int | None,
+def preprocess_sample(sample_id: str, fcs_path: str, panel: Panel | str, settings: dict, *, study_day: int | None,
                       transforms_path: str | None, matrix_path: str | None, on_bad_file: str, outputs: dict,
                       log: logging.Logger) -> ad.AnnData:
     """:func:`preprocess_sample_files` without writing the events: writes ``qc_row``, ``qc_details``, ``qc_plot``
     and ``metadata`` and returns the events (an excluded file's: no events, the reason in ``uns['excluded']``),
-    for a job that gates them next (rule process_sample)."""
+    for a job that gates them next (rule process_sample). ``panel``: the panel, or its YAML file."""
     batch = json.loads(Path(transforms_path).read_text()) if transforms_path else None
     try:
-        adata, qc = preprocess_fcs(fcs_path, sample_id, Panel.from_yaml(panel_path), settings, study_day=study_day,
+        adata, qc = preprocess_fcs(fcs_path, sample_id, panel if isinstance(panel, Panel) else Panel.from_yaml(panel),
+                                   settings, study_day=study_day,
                                    batch_transforms=batch, matrix_path=matrix_path)
     except BAD_FILE_ERRORS as err:
         if on_bad_file != "exclude":
