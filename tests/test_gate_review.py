@@ -249,7 +249,8 @@ def test_gate_review_has_a_titled_panel_per_sample_in_patient_rows(tmp_path):
         assert x_ticks == ["0", "10^3", "10^4"] if bottom and panel.x_name == "CD4" else bool(x_ticks) == bottom
         assert bool([t for t in a["ticks"] if t.get_ha() == "right"]) == (index % 7 == 0 and panel.y is not None)
     assert [t.get_text() for t in arts[3]["texts"]] == ["parent 'T' has 3 events"]
-    assert arts[3]["background"] and not arts[4]["background"]  # the missing panel is greyed
+    assert arts[3]["background"] and not arts[4]["background"]  # the missing panel is greyed, under the image of
+    assert arts[3]["background"][0].get_zorder() < fig.axes[0].get_zorder()  # its events (drawn by the canvas)
     assert arts[10]["frame"][0].get_edgecolor()[:3] == (208 / 255, 0.0, 0.0)
     assert arts[11]["frame"][0].get_edgecolor()[:3] == (0.0, 0.0, 0.0)
 

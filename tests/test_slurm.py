@@ -72,8 +72,9 @@ def test_cluster_runs_a_job_step(cluster, tmp_path):
 @pytest.mark.slurm
 def test_tiny_demo_on_slurm_equals_the_local_run(cluster, tmp_path):
     local, remote = tmp_path / "local", tmp_path / "slurm"
-    samples = make_tiny_demo(local)
-    make_tiny_demo(remote)
+    small_units = {"processing": {"samples_per_job": 4}}  # the 12 samples in 3 units, so that Slurm groups them
+    samples = make_tiny_demo(local, **small_units)
+    make_tiny_demo(remote, **small_units)
     start = time.monotonic()
     snakemake(local, "--cores", "2")
     local_seconds = time.monotonic() - start

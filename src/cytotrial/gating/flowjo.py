@@ -15,13 +15,13 @@ gates below them) are left out with a warning.
 from __future__ import annotations
 
 import copy
-from array import array
 import dataclasses
 import io
 import os
 import tempfile
 import uuid
 import warnings
+from array import array
 
 import flowio
 import flowkit as fk

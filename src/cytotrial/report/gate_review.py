@@ -303,7 +303,8 @@ def _draw_panel(frame: PanelFrame, panel: ReviewPanel) -> None:
     missing = panel.status != "ok"
     if missing:
         frame.add(Rectangle((frame.xlim[0], frame.ylim[0]), frame.xlim[1] - frame.xlim[0],
-                            frame.ylim[1] - frame.ylim[0], facecolor=MISSING_FACE, edgecolor="none"), "background")
+                            frame.ylim[1] - frame.ylim[0], facecolor=MISSING_FACE, edgecolor="none",
+                            zorder=-1), "background")  # under the canvas and so under the events' image
     x = np.asarray(panel.x, dtype=float).ravel()
     if panel.y is None:
         _histogram(frame, x, missing)
