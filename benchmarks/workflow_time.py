@@ -288,7 +288,9 @@ def call(function, head, keywords):  # keyword-only parameters by keyword; an ol
 
 
 panel, template = str(repo / "config/panel.yaml"), str(repo / "config/gating/default.yaml")
-if "template" in inspect.signature(process_sample_files or preprocess_sample_files).parameters:
+named = ("template" if process_sample_files is not None and
+         "template" in inspect.signature(process_sample_files).parameters else "template_path")
+if named == "template":
     # a job reads the panel and the template once for all its samples (issue 18): so does this loop
     from cytotrial.gating.plan_engine import load_gating_template
     from cytotrial.io.panel import Panel
@@ -304,7 +306,6 @@ for row in sheet.head(files).itertuples():
               "matrix_path": None, "on_bad_file": "exclude"}
     start = time.process_time()
     if process_sample_files is not None:
-        named = "template" if "template" in inspect.signature(process_sample_files).parameters else "template_path"
         call(process_sample_files, head, {**common, named: template, "overrides": {},
                                           "workspace_group": "All Samples", "events_per_sample": 10000,
                                           "outputs": outputs, "log": log})

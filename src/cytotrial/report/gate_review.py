@@ -206,8 +206,8 @@ class PanelFrame:
         self.canvas, self.box, self.xlim, self.ylim, self.gid = canvas, box, tuple(xlim), tuple(ylim), gid
         x0, y0, x1, y1 = box
         scale_x, scale_y = (x1 - x0) / (xlim[1] - xlim[0]), (y1 - y0) / (ylim[1] - ylim[0])
-        self.to_box = Affine2D().scale(scale_x, scale_y).translate(x0 - xlim[0] * scale_x, y0 - ylim[0] * scale_y)
-        self.transform = self.to_box + canvas.transData
+        to_box = Affine2D().scale(scale_x, scale_y).translate(x0 - xlim[0] * scale_x, y0 - ylim[0] * scale_y)
+        self.transform = to_box + canvas.transData
         self.clip = TransformedBbox(Bbox([[x0, y0], [x1, y1]]), canvas.transData)
 
     def add(self, artist, kind: str = "patches", *, clip: bool = True):

@@ -43,8 +43,7 @@ def preprocess_sample(sample_id: str, fcs_path: str, panel: Panel | str, setting
     for a job that gates them next (rule process_sample). ``panel``: the panel, or its YAML file."""
     batch = json.loads(Path(transforms_path).read_text()) if transforms_path else None
     try:
-        adata, qc = preprocess_fcs(fcs_path, sample_id, panel if isinstance(panel, Panel) else Panel.from_yaml(panel),
-                                   settings, study_day=study_day,
+        adata, qc = preprocess_fcs(fcs_path, sample_id, _panel(panel), settings, study_day=study_day,
                                    batch_transforms=batch, matrix_path=matrix_path)
     except BAD_FILE_ERRORS as err:
         if on_bad_file != "exclude":
@@ -75,11 +74,12 @@ def write_excluded_outputs(sample_id: str, fcs_path: str, reason: str, outputs: 
     return excluded_events(sample_id, reason)
 
 
-def write_batch_transforms(batch: str, fcs_paths: list[str], panel_path: str, settings: dict, *,
+def write_batch_transforms(batch: str, fcs_paths: list[str], panel: Panel | str, settings: dict, *,
                            matrix_path: str | None, on_bad_file: str, output: str, log: logging.Logger) -> None:
     """Fit one acquisition batch's transform parameters on its files' pooled events
-    (:func:`cytotrial.preprocess.events.fit_batch_transforms`) and write them as JSON, logging the files left out."""
-    record = fit_batch_transforms(list(fcs_paths), Panel.from_yaml(panel_path), settings["compensation"],
+    (:func:`cytotrial.preprocess.events.fit_batch_transforms`) and write them as JSON, logging the files left out.
+    ``panel``: the panel, or its YAML file."""
+    record = fit_batch_transforms(list(fcs_paths), _panel(panel), settings["compensation"],
                                   settings["transform"], matrix_path=matrix_path,
                                   max_events_per_file=settings["transform"].get("max_events_per_file", 50_000),
                                   on_bad_file=on_bad_file)
@@ -88,3 +88,8 @@ def write_batch_transforms(batch: str, fcs_paths: list[str], panel_path: str, se
     record["batch"] = batch
     log.info("batch %s: %d files, %d events", batch, record["files"], record["events_used"])
     write_json(record, output)
+
+
+def _panel(panel: Panel | str) -> Panel:
+    """The panel itself, or read from its YAML file (a job of several samples reads it once and passes it on)."""
+    return panel if isinstance(panel, Panel) else Panel.from_yaml(panel)

@@ -52,7 +52,7 @@ def process_samples(samples: dict[str, dict], *, fitted_batches: dict[str, dict]
     """
     panel, template = Panel.from_yaml(panel_path), load_gating_template(template_path, workspace_group)
     for batch, fit in sorted(fitted_batches.items()):
-        write_batch_transforms(batch, fit["fcs"], panel_path, settings, matrix_path=matrix_path,
+        write_batch_transforms(batch, fit["fcs"], panel, settings, matrix_path=matrix_path,
                                on_bad_file=on_bad_file, output=fit["output"], log=log)
     for sample_id, sample in sorted(samples.items()):
         started = time.process_time()

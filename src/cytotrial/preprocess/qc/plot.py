@@ -36,9 +36,10 @@ def plot_event_qc(result: QcResult, time_s, path: str | os.PathLike, title: str 
     t = np.asarray(time_s, dtype=np.float64)
     fig = Figure(figsize=(9, 6), dpi=100)
     FigureCanvasAgg(fig)
-    title_lines = 1 + bool(title) + bool(result.flags)  # fixed margins (in inches): a constrained layout costs
-    fig.subplots_adjust(left=0.8 / 9, right=1 - 0.15 / 9, bottom=0.5 / 6,  # more than the rest of the figure
-                        top=1 - (0.25 + 0.17 * title_lines) / 6, hspace=0.25)
+    # fixed margins in inches, the top one for the title's lines (a constrained layout cost more than the figure)
+    title_lines = 1 + bool(title) + bool(result.flags)
+    fig.subplots_adjust(left=0.8 / 9, right=1 - 0.15 / 9, bottom=0.5 / 6, top=1 - (0.25 + 0.17 * title_lines) / 6,
+                        hspace=0.25)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(1, 1))
     _rate_panel(top, result, t)
     _signal_panel(bottom, result, max_channels)
